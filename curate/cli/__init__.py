@@ -1,0 +1,42 @@
+"""The ``curate`` command line: one click group, one module per subcommand.
+
+Subcommand modules import heavy libraries (torch, fiftyone) inside the command body so that
+``curate --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+#: subcommand name -> "module:attribute" (imported lazily when the command runs or --help is shown)
+COMMANDS: dict[str, str] = {
+    "inspect": "curate.cli.inspect_cmd:inspect",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands live in their own modules and are imported on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dmue-curate")
+def main() -> None:
+    """Find ambiguous and mislabeled faces in facial-expression datasets.
+
+    \b
+    Examples:
+      curate inspect ../shared/data/ferplus/labels.csv --path-column path --label-column fer2013_label
+      curate run ../shared/data/ferplus-mini/labels.csv --label-column fer2013_label --out runs/mini
+    """

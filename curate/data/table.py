@@ -1,0 +1,80 @@
+"""The LabelTable: one pandas DataFrame row per image, the contract every reader returns.
+
+Columns (in this order, always present):
+
+============  ======  ==============================================================
+column        dtype   meaning
+============  ======  ==============================================================
+sample_id     str     unique, stable id (relative path or source row id)
+filepath      str     absolute path of the image file
+label         int64   class index into ``classes`` (0..C-1); -1 = unlabeled
+label_name    str     ``classes[label]`` ("" when unlabeled)
+split         str     e.g. "train", "val", "test", or the source's own split names
+============  ======  ==============================================================
+
+Optional columns: ``votes_<class_name>`` (int, annotator votes per class, one column per
+class in ``classes`` order) and any extra source columns, kept unchanged.
+
+``df.attrs["classes"]`` holds the ordered class-name list (length C); ``df.attrs["source"]``
+the path the table was read from; ``df.attrs["format"]`` the reader's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+BASE_COLUMNS = ("sample_id", "filepath", "label", "label_name", "split")
+VOTE_PREFIX = "votes_"
+
+#: FER2013 coding: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral.
+FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def make_table(
+    sample_id: Sequence[str],
+    filepath: Sequence[str],
+    label: Sequence[int],
+    classes: Sequence[str],
+    split: Sequence[str] | str = "train",
+    *,
+    source: str = "",
+    fmt: str = "",
+    extra: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Build a LabelTable from parallel sequences; ``extra`` columns are appended as they are."""
+    classes = [str(c) for c in classes]
+    labels = pd.Series(list(label), dtype="int64")
+    n = len(labels)
+    names = [classes[i] if i >= 0 else "" for i in labels]
+    df = pd.DataFrame(
+        {
+            "sample_id": pd.Series(list(sample_id), dtype="object").astype(str),
+            "filepath": pd.Series(list(filepath), dtype="object").astype(str),
+            "label": labels,
+            "label_name": names,
+            "split": [split] * n if isinstance(split, str) else list(split),
+        }
+    )
+    if extra is not None:
+        extra = extra.reset_index(drop=True)
+        for col in extra.columns:
+            if col not in df.columns:
+                df[col] = extra[col].to_numpy()
+    df.attrs.update(classes=classes, source=str(source), format=fmt)
+    return df
+
+
+def classes_of(df: pd.DataFrame) -> list[str]:
+    """The ordered class-name list of a LabelTable."""
+    try:
+        return list(df.attrs["classes"])
+    except KeyError:
+        raise ValueError("not a LabelTable: df.attrs['classes'] is missing") from None
+
+
+def vote_columns(df: pd.DataFrame) -> list[str]:
+    """Names of the ``votes_<class>`` columns in class order, or [] when the table has no votes."""
+    cols = [VOTE_PREFIX + c for c in classes_of(df)]
+    return cols if all(c in df.columns for c in cols) else []
