@@ -13,6 +13,10 @@ import click
 #: subcommand name -> "module:attribute" (imported lazily when the command runs or --help is shown)
 COMMANDS: dict[str, str] = {
     "inspect": "curate.cli.inspect_cmd:inspect",
+    "train": "curate.cli.train_cmd:train",
+    "score": "curate.cli.score_cmd:score",
+    "run": "curate.cli.run_cmd:run",
+    "backbones": "curate.cli.backbones_cmd:backbones",
 }
 
 

@@ -1,0 +1,40 @@
+"""``curate run``: the main job - train, score, neighbours, flags - in one command."""
+
+from __future__ import annotations
+
+import click
+
+from curate.cli.options import load_table, reader_options
+from curate.cli.train_cmd import split_kwargs
+from curate.cli.train_options import resolve_config, train_options
+
+
+@click.command("run")
+@click.argument("dataset")
+@reader_options
+@train_options
+@click.option("--top", default=10, show_default=True, help="How many flagged faces to list at the end.")
+def run(dataset: str, top: int, **kwargs) -> None:
+    """Train DMUE on DATASET, score every face (label distribution, uncertainty, mislabel and
+    ambiguity scores, suggested label, faiss neighbours, verdict) and write RUN_DIR/scores.parquet.
+    Re-running resumes training where it stopped.
+
+    \b
+    Examples:
+      curate run ../shared/data/ferplus-mini/labels.csv --label-column fer2013_label --out runs/mini
+      curate run faces/ --format imagefolder --backbone resnet18 --epochs 15 --out runs/faces
+    """
+    from curate.jobs import run_job
+    from curate.report import top_flagged
+
+    reader, opts = split_kwargs(kwargs)
+    out = opts.pop("out")
+    table = load_table(dataset, **reader)
+    cfg = resolve_config({"dataset": dataset, **reader}, **opts)
+    try:
+        result = run_job(table, cfg, out, log=click.echo)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"scores: {result.scores.path}")
+    click.echo("verdicts: " + ", ".join(f"{k} {v}" for k, v in result.scores.verdict_counts.items()))
+    click.echo(top_flagged(result.scores.path, top))

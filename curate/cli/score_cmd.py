@@ -1,0 +1,53 @@
+"""``curate score``: score a dataset with a trained model, headless (no FiftyOne)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from curate.cli.options import load_table, reader_options
+
+
+@click.command("score")
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.argument("dataset")
+@reader_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output scores.parquet.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the records as CSV (vectors as JSON lists).")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, ...")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+def score(model: Path, dataset: str, out: Path, csv_out: Path | None, batch_size: int, device: str,
+          force: bool, **reader) -> None:
+    """Score every face of DATASET with MODEL (a run directory from `curate train`/`curate run`, or
+    its exported model.pt) and write the per-face records to --out.
+
+    \b
+    Examples:
+      curate score runs/mini ../shared/data/ferplus-mini/labels.csv --label-column fer2013_label --out mini.parquet
+      curate score runs/mini/model.pt new_batch/ --format imagefolder --out new.parquet --csv new.csv
+    """
+    from curate.jobs import score_job
+    from curate.records import read_scores, write_csv
+
+    if out.exists() and not force:
+        raise click.ClickException(f"{out} exists; pass --force to overwrite it")
+    if not out.parent.is_dir():
+        raise click.ClickException(f"output folder {out.parent} does not exist")
+    probe = out.parent / f".{out.name}.probe"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise click.ClickException(f"cannot write into {out.parent}: {exc.strerror}") from exc
+    table = load_table(dataset, **reader)
+    try:
+        result = score_job(model, table, out, batch_size=batch_size, device=device)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if csv_out:
+        write_csv(read_scores(out), csv_out)
+    click.echo(f"scored {result.rows} faces -> {out}")
+    click.echo("verdicts: " + ", ".join(f"{k} {v}" for k, v in result.verdict_counts.items()))

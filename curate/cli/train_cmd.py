@@ -1,0 +1,44 @@
+"""``curate train``: train DMUE on a dataset into a run directory."""
+
+from __future__ import annotations
+
+import click
+
+from curate.cli.options import load_table, reader_options
+from curate.cli.train_options import resolve_config, train_options
+
+READER_KEYS = ("format", "path_column", "label_column", "split_column", "id_column", "classes", "splits",
+               "ferplus_csv", "on_bad", "skip_report")
+
+
+def split_kwargs(kwargs: dict) -> tuple[dict, dict]:
+    """(reader options, training options) from a command's keyword arguments."""
+    reader = {k: kwargs.pop(k) for k in READER_KEYS if k in kwargs}
+    return reader, kwargs
+
+
+@click.command("train")
+@click.argument("dataset")
+@reader_options
+@train_options
+def train(dataset: str, **kwargs) -> None:
+    """Train DMUE on DATASET; write checkpoints, training dynamics, the exported target model and
+    the resolved config (readable again with --config) into --out. Re-running resumes.
+
+    \b
+    Examples:
+      curate train ../shared/data/ferplus-mini/labels.csv --label-column fer2013_label --out runs/mini
+      curate train faces/ --format imagefolder --backbone resnet18 --epochs 20 --out runs/r18
+      curate train faces/ --config runs/r18/config.yaml --epochs 30 --out runs/r18-long
+    """
+    from curate.jobs import train_job
+
+    reader, opts = split_kwargs(kwargs)
+    out = opts.pop("out")
+    table = load_table(dataset, **reader)
+    cfg = resolve_config({"dataset": dataset, **reader}, **opts)
+    try:
+        paths = train_job(table, cfg, out, log=click.echo)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"run directory: {paths.root}\nexported model: {paths.model}")

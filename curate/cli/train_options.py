@@ -1,0 +1,63 @@
+"""Options shared by ``curate train`` and ``curate run``: the config file and its overrides."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_OPTIONS = (
+    click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                 help="Run directory (created; an existing one is resumed)."),
+    click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                 help="A config.yaml written by an earlier run; the flags below override it."),
+    click.option("--backbone", help="Backbone name (see `curate backbones`), e.g. resnet18, mobilenet_v2, fer_cnn."),
+    click.option("--weights", type=click.Path(exists=True, dir_okay=False),
+                 help="Local pretrained backbone weights (state dict or checkpoint). Nothing is downloaded."),
+    click.option("--epochs", type=click.IntRange(min=1)),
+    click.option("--batch-size", type=click.IntRange(min=2)),
+    click.option("--image-size", type=click.IntRange(min=16), help="Square input size in pixels [default: 48]."),
+    click.option("--small-input/--no-small-input", default=None, help="Lighter stem for small (e.g. 48x48) faces."),
+    click.option("--ramp-a", type=float, help="Width of DMUE's ramp-up/down schedule in epochs."),
+    click.option("--faithful", is_flag=True, default=False,
+                 help="Switch on every quirk of the official DMUE code (see docs)."),
+    click.option("--device", help="auto, cpu, cuda, cuda:1, ... [default: auto]."),
+    click.option("--workers", "num_workers", type=click.IntRange(min=0), help="Data-loader worker processes."),
+    click.option("--seed", type=int),
+    click.option("--deterministic", is_flag=True, default=None, help="Bit-reproducible training (slower)."),
+)  # fmt: skip
+
+
+def train_options(command: F) -> F:
+    """Add the run-directory, config and training override options."""
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def resolve_config(data: dict[str, Any], *, config_file: Path | None, backbone: str | None,
+                   weights: str | None, epochs: int | None, batch_size: int | None,
+                   image_size: int | None, small_input: bool | None, ramp_a: float | None,
+                   faithful: bool, device: str | None, num_workers: int | None, seed: int | None,
+                   deterministic: bool | None, defaults: dict[str, Any] | None = None):
+    """Defaults < ``defaults`` < config file < flags, as one RunConfig."""
+    from curate.run_config import RunConfig, override
+    from dmue_core.config import DMUEConfig
+
+    try:
+        cfg = RunConfig.load(config_file) if config_file else RunConfig.from_dict(defaults or {})
+        if faithful:
+            cfg.model = DMUEConfig.faithful(cfg.model.num_classes)
+        cfg.data = {**cfg.data, **{k: v for k, v in data.items() if v not in (None, (), "")}}
+        if image_size is not None:
+            cfg.image_size = image_size
+        override(cfg, "model", backbone=backbone, weights=weights, small_input=small_input, ramp_a=ramp_a)
+        override(cfg, "train", epochs=epochs, batch_size=batch_size, device=device,
+                 num_workers=num_workers, seed=seed, deterministic=deterministic)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return cfg

@@ -1,0 +1,134 @@
+"""Verdicts from scores: ``ok``, ``ambiguous`` or ``likely_mislabeled``, with the reasons that fired.
+
+Inputs (N faces, C classes): ``given`` (N,) int given labels, ``label_distribution`` (N, C) rows
+summing to 1, ``mislabel_score`` and ``ambiguity_score`` (N,) in [0, 1], ``knn_disagreement`` (N,)
+in [0, 1].
+
+The rule (confident-learning style, per class):
+
+1. Per-class confidence threshold ``t_k`` = mean of ``label_distribution[:, k]`` over faces given
+   class k (cleanlab's per-class threshold).
+2. A face given class y is *confidently another class* when some k != y has
+   ``label_distribution[i, k] >= t_k`` and k is its argmax. The share of such faces among those given
+   y is the estimated noise rate ``r_y``.
+3. ``likely_mislabeled``: the faces given y whose ``mislabel_score`` is in the top ``r_y`` share of
+   class y (threshold = the (1 - r_y) quantile of class y's scores), unless a threshold is given.
+4. ``ambiguous`` (among the rest): ``ambiguity_score >= ambiguity_threshold``, or the two most likely
+   classes are close (second >= ``top2_ratio`` x first).
+
+Reasons: ``mislabel_score>=T`` (with T), ``confident:<class>`` (step 2 fired), ``knn>=0.6`` (the
+neighbours mostly carry another label), ``ambiguity>=T``, ``top2:<a>|<b>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FlagRule:
+    """Thresholds of the verdict rule. ``None`` = derived from the data as the module docstring says."""
+
+    mislabel_threshold: float | Mapping[str, float] | None = None
+    ambiguity_threshold: float = 0.6
+    top2_ratio: float = 0.6
+    knn_threshold: float = 0.6
+    #: thresholds actually used, per class name (filled by ``decide``)
+    resolved: dict[str, float] = field(default_factory=dict)
+    #: estimated noise rate per class name (filled by ``decide``)
+    noise_rate: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def per_class_thresholds(given: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """(C,) mean predicted probability of class k over faces given k (1.0 for classes with no faces)."""
+    C = dist.shape[1]
+    t = np.ones(C, dtype=np.float64)
+    for k in range(C):
+        m = given == k
+        if m.any():
+            t[k] = dist[m, k].mean()
+    return t
+
+
+def confident_other(given: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """(N,) int: the class a face is confidently in instead of its given label, or -1."""
+    t = per_class_thresholds(given, dist)
+    top = dist.argmax(axis=1)
+    conf = (top != given) & (dist[np.arange(len(given)), top] >= t[top])
+    return np.where(conf, top, -1)
+
+
+def estimated_noise_rate(given: np.ndarray, dist: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) share of faces given class y that are confidently another class."""
+    other = confident_other(given, dist)
+    rate = np.zeros(num_classes)
+    for y in range(num_classes):
+        m = given == y
+        if m.any():
+            rate[y] = (other[m] >= 0).mean()
+    return rate
+
+
+def decide(
+    given: np.ndarray,
+    label_distribution: np.ndarray,
+    mislabel_score: np.ndarray,
+    ambiguity_score: np.ndarray,
+    knn_disagreement: np.ndarray,
+    classes: Sequence[str],
+    rule: FlagRule | None = None,
+) -> tuple[np.ndarray, np.ndarray, FlagRule]:
+    """Return (verdict (N,) str, reasons (N,) str, the rule with its resolved thresholds)."""
+    rule = rule or FlagRule()
+    given = np.asarray(given)
+    dist = np.asarray(label_distribution, dtype=np.float64)
+    n, C = dist.shape
+    if len(classes) != C:
+        raise ValueError(f"{len(classes)} class names for {C}-class distributions")
+    rate = estimated_noise_rate(given, dist, C)
+    other = confident_other(given, dist)
+
+    thresholds = np.full(C, np.inf)  # no estimated noise in a class -> flag nothing there
+    for y in range(C):
+        name = classes[y]
+        m = given == y
+        if isinstance(rule.mislabel_threshold, Mapping):
+            if name in rule.mislabel_threshold:
+                thresholds[y] = float(rule.mislabel_threshold[name])
+                continue
+        elif rule.mislabel_threshold is not None:
+            thresholds[y] = float(rule.mislabel_threshold)
+            continue
+        if m.any() and rate[y] > 0:
+            thresholds[y] = float(np.quantile(mislabel_score[m], 1.0 - rate[y]))
+    rule.resolved = {classes[y]: float(thresholds[y]) for y in range(C) if np.isfinite(thresholds[y])}
+    rule.noise_rate = {classes[y]: float(rate[y]) for y in range(C)}
+
+    mis = mislabel_score >= thresholds[given]
+    order = np.sort(dist, axis=1)
+    top2 = order[:, -2] >= rule.top2_ratio * order[:, -1]
+    amb = ~mis & ((ambiguity_score >= rule.ambiguity_threshold) | top2)
+
+    verdict = np.where(mis, "likely_mislabeled", np.where(amb, "ambiguous", "ok")).astype(object)
+    reasons = np.empty(n, dtype=object)
+    top_two = np.argsort(dist, axis=1)[:, -2:]
+    for i in range(n):
+        r = []
+        if mis[i]:
+            r.append(f"mislabel_score>={thresholds[given[i]]:.3f}")
+        if other[i] >= 0:
+            r.append(f"confident:{classes[other[i]]}")
+        if knn_disagreement[i] >= rule.knn_threshold:
+            r.append(f"knn>={rule.knn_threshold:g}")
+        if ambiguity_score[i] >= rule.ambiguity_threshold:
+            r.append(f"ambiguity>={rule.ambiguity_threshold:g}")
+        if top2[i]:
+            r.append(f"top2:{classes[top_two[i, 1]]}|{classes[top_two[i, 0]]}")
+        reasons[i] = ";".join(r)
+    return verdict, reasons, rule

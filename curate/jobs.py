@@ -1,0 +1,97 @@
+"""The jobs behind the commands: train DMUE on a LabelTable, score a table, the whole run.
+
+Each job writes into a run directory (``curate.runs``) and can be re-run: training resumes from
+its last checkpoint (a finished training is not repeated), scoring rewrites its file atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from curate.data.table import classes_of
+from curate.data.torch_dataset import FaceDataset, train_transform
+from curate.run_config import RunConfig
+from curate.runs import RunPaths, load_model, write_json
+from curate.scoring.pipeline import ScoreResult, score_table
+from dmue_core.config import DMUEConfig
+from dmue_core.export import save_target_model
+from dmue_core.model import DMUE
+from dmue_core.trainer import train
+
+Log = Callable[[str], Any]
+
+
+def prepare_run_dir(run_dir: Path, cfg: RunConfig, classes: list[str]) -> RunPaths:
+    """Create the run directory and write its config and class list; refuse to mix runs."""
+    paths = RunPaths(Path(run_dir))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    if paths.classes.exists():
+        import json
+
+        old = json.loads(paths.classes.read_text())
+        if old != list(classes):
+            raise ValueError(f"{paths.root} holds a run on classes {old}, not {list(classes)}; use another --out")
+    write_json(paths.classes, list(classes))
+    cfg.save(paths.config)
+    return paths
+
+
+def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print,
+              progress: bool = True) -> RunPaths:
+    """Train DMUE on every labelled row of ``table``; export the target model to ``model.pt``."""
+    classes = classes_of(table)
+    if len(table) == 0:
+        raise ValueError("the dataset is empty: nothing to train on")
+    if (table["label"] < 0).any():
+        raise ValueError(f"{int((table['label'] < 0).sum())} rows have no label; training needs labels")
+    counts = table["label"].value_counts()
+    missing = [classes[c] for c in range(len(classes)) if c not in counts.index]
+    if missing:
+        raise ValueError(f"classes with no training faces: {missing}; drop them with --classes or add faces")
+    cfg.model = DMUEConfig.from_dict({**cfg.model.to_dict(), "num_classes": len(classes)})
+    paths = prepare_run_dir(run_dir, cfg, classes)
+    dataset = FaceDataset(table, image_size=cfg.image_size, transform=train_transform(cfg.image_size),
+                          preload=True)
+    model = DMUE(cfg.model)
+    t0 = time.time()
+    result = train(model, dataset, cfg.train, paths.root, resume=True, progress=progress)
+    log(f"trained {cfg.model.backbone} DMUE for {cfg.train.epochs} epochs on {len(table)} faces "
+        f"in {time.time() - t0:.0f} s ({result})")
+    save_target_model(model, paths.model)
+    return paths
+
+
+def score_job(source: Path, table: pd.DataFrame, out: Path, *, cfg: RunConfig | None = None,
+              batch_size: int = 256, device: str = "cpu", progress: bool = True) -> ScoreResult:
+    """Score ``table`` with the model in ``source`` (run directory or exported model file)."""
+    loaded = load_model(source)
+    run_cfg = cfg
+    if run_cfg is None and Path(source).is_dir():
+        run_cfg = RunConfig.load(RunPaths(Path(source)).config)
+    score_cfg = run_cfg.score if run_cfg else None
+    rule = run_cfg.flag_rule() if run_cfg else None
+    return score_table(
+        loaded.model, table, out, image_size=loaded.image_size, score_cfg=score_cfg, rule=rule,
+        model_classes=loaded.classes, batch_size=batch_size, device=device, progress=progress,
+        metadata={"model": str(loaded.source), "dataset": table.attrs.get("source", "")},
+    )  # fmt: skip
+
+
+@dataclass
+class RunResult:
+    paths: RunPaths
+    scores: ScoreResult
+
+
+def run_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print,
+            progress: bool = True) -> RunResult:
+    """The main job: train, score (neighbours, flags) and write ``RUN_DIR/scores.parquet``."""
+    paths = train_job(table, cfg, run_dir, log=log, progress=progress)
+    scores = score_job(paths.root, table, paths.scores, cfg=cfg, progress=progress)
+    return RunResult(paths, scores)

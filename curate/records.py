@@ -1,0 +1,197 @@
+"""The per-sample record: ``scores.parquet``, one row per image.
+
+=====================  ==================  ==================================================
+column                 type                contract
+=====================  ==================  ==================================================
+sample_id              string              the LabelTable's ``sample_id``
+filepath               string              absolute image path
+split                  string              the LabelTable's ``split``
+given_label            int32               class index of the label the dataset came with
+target_probs           list<float32>[C]    target-branch softmax, sums to 1
+latent_distribution    list<float32>[C]    DMUE's mined distribution, 0 at given_label, sums to 1
+label_distribution     list<float32>[C]    the distribution the tool believes, sums to 1
+uncertainty            float32             batch-free pairwise uncertainty sigma in (0, 1)
+mislabel_score         float32             [0, 1], higher = more likely mislabeled
+ambiguity_score        float32             [0, 1], higher = more ambiguous
+suggested_label        int32               argmax of label_distribution
+knn_disagreement       float32             [0, 1], share of the k neighbours with another label
+neighbors              list<string>[k]     sample_ids of the k nearest neighbours
+verdict                string              ok | ambiguous | likely_mislabeled
+reasons                string              ";"-joined signals that fired ("" when none)
+=====================  ==================  ==================================================
+
+Class names and provenance live in the parquet schema metadata (key ``curate``, JSON:
+``{"classes": [...], "model": ..., "created": ..., ...}``). Embeddings go to a side file
+``<stem>.embeddings.npy`` (float16 or float32, rows in the parquet's row order, memory-mappable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+VERDICTS = ("ok", "ambiguous", "likely_mislabeled")
+META_KEY = b"curate"
+
+SCALAR_COLUMNS = {
+    "sample_id": pa.string(),
+    "filepath": pa.string(),
+    "split": pa.string(),
+    "given_label": pa.int32(),
+    "uncertainty": pa.float32(),
+    "mislabel_score": pa.float32(),
+    "ambiguity_score": pa.float32(),
+    "suggested_label": pa.int32(),
+    "knn_disagreement": pa.float32(),
+    "verdict": pa.string(),
+    "reasons": pa.string(),
+}
+VECTOR_COLUMNS = ("target_probs", "latent_distribution", "label_distribution")
+COLUMNS = (
+    "sample_id", "filepath", "split", "given_label", "target_probs", "latent_distribution",
+    "label_distribution", "uncertainty", "mislabel_score", "ambiguity_score", "suggested_label",
+    "knn_disagreement", "neighbors", "verdict", "reasons",
+)
+
+
+def schema(num_classes: int, metadata: dict[str, Any]) -> pa.Schema:
+    """The arrow schema of a scores file with C = ``num_classes`` and ``metadata`` stored as JSON."""
+    fields = []
+    for name in COLUMNS:
+        if name in VECTOR_COLUMNS:
+            fields.append(pa.field(name, pa.list_(pa.float32(), num_classes)))
+        elif name == "neighbors":
+            fields.append(pa.field(name, pa.list_(pa.string())))
+        else:
+            fields.append(pa.field(name, SCALAR_COLUMNS[name]))
+    return pa.schema(fields, metadata={META_KEY: json.dumps(metadata).encode()})
+
+
+def to_arrow(df: pd.DataFrame, sch: pa.Schema) -> pa.Table:
+    """Convert a chunk of records (vector columns as (n, C) arrays or lists) to an arrow table."""
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"score records are missing columns: {missing}")
+    arrays = []
+    for field in sch:
+        col = df[field.name]
+        if pa.types.is_fixed_size_list(field.type):
+            mat = np.asarray(np.stack(col.to_numpy()), dtype=np.float32)
+            arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(mat.ravel()), field.type.list_size))
+        else:
+            arrays.append(pa.array(col.tolist(), type=field.type))
+    return pa.Table.from_arrays(arrays, schema=sch)
+
+
+class ScoresWriter:
+    """Streams record chunks into one parquet file, atomically: the target appears only on ``close()``.
+
+    Use as a context manager; an exception inside the block removes the temporary file and leaves
+    any existing target untouched.
+    """
+
+    def __init__(self, path: str | Path, num_classes: int, metadata: dict[str, Any]):
+        self.path = Path(path)
+        self.schema = schema(num_classes, metadata)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._writer = pq.ParquetWriter(self._tmp, self.schema)
+        self.rows = 0
+
+    def write(self, chunk: pd.DataFrame) -> None:
+        self._writer.write_table(to_arrow(chunk, self.schema))
+        self.rows += len(chunk)
+
+    def close(self) -> Path:
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ScoresWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_scores(path: str | Path, records: pd.DataFrame | Iterable[pd.DataFrame], num_classes: int,
+                 metadata: dict[str, Any]) -> Path:
+    """Write records (one DataFrame or an iterable of chunks) to ``path`` atomically."""
+    chunks = [records] if isinstance(records, pd.DataFrame) else records
+    with ScoresWriter(path, num_classes, metadata) as w:
+        for chunk in chunks:
+            w.write(chunk)
+    return Path(path)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``curate`` metadata (classes, model, ...) of a scores file."""
+    meta = pq.read_schema(path).metadata or {}
+    if META_KEY not in meta:
+        raise ValueError(f"{path}: not a curate scores file (no '{META_KEY.decode()}' metadata)")
+    return json.loads(meta[META_KEY])
+
+
+def read_scores(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a scores file; vector columns come back as numpy arrays per row, classes in ``df.attrs``."""
+    meta = read_metadata(path)
+    df = pq.read_table(path, columns=columns).to_pandas()
+    df.attrs.update(meta)
+    return df
+
+
+def vectors(df: pd.DataFrame, column: str) -> np.ndarray:
+    """A vector column as one (N, C) float32 array."""
+    return np.asarray(np.stack(df[column].to_numpy()), dtype=np.float32)
+
+
+def embeddings_path(scores_path: str | Path) -> Path:
+    """The side file holding the embeddings of a scores file."""
+    p = Path(scores_path)
+    return p.with_name(p.stem + ".embeddings.npy")
+
+
+def save_embeddings(scores_path: str | Path, emb: np.ndarray, *, dtype: str = "float16") -> Path:
+    """Save (N, D) embeddings beside the scores file, atomically; returns the path."""
+    target = embeddings_path(scores_path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    with os.fdopen(fd, "wb") as fh:
+        np.save(fh, np.asarray(emb, dtype=dtype))
+    os.replace(tmp, target)
+    return target
+
+
+def load_embeddings(scores_path: str | Path) -> np.ndarray:
+    """Memory-map the embeddings side file of a scores file."""
+    return np.load(embeddings_path(scores_path), mmap_mode="r")
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write records as CSV (vector and list columns as JSON lists), atomically."""
+    path = Path(path)
+    out = df.copy()
+    for col in (*VECTOR_COLUMNS, "neighbors"):
+        if col in out.columns:
+            out[col] = [json.dumps(np.asarray(v).tolist()) for v in out[col]]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", newline="") as fh:
+        out.to_csv(fh, index=False)
+    os.replace(tmp, path)
+    return path

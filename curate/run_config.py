@@ -1,0 +1,101 @@
+"""The resolved configuration of a run, saved as ``RUN_DIR/config.yaml`` and readable by ``--config``.
+
+Sections: ``data`` (the dataset path and reader options), ``image_size``, ``model``
+(``dmue_core.config.DMUEConfig``), ``train`` (``dmue_core.config.TrainConfig``), ``score``
+(``curate.scoring.scores.ScoreConfig``) and ``flags`` (``curate.flags.FlagRule`` thresholds).
+Command-line flags override the file; the file overrides the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from curate.flags import FlagRule
+from curate.scoring.scores import ScoreConfig
+from dmue_core.config import DMUEConfig, TrainConfig
+
+FLAG_KEYS = ("mislabel_threshold", "ambiguity_threshold", "top2_ratio", "knn_threshold")
+
+
+def _dataclass_from(cls: type, values: dict[str, Any], section: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"config section '{section}': unknown keys {unknown} (known: {sorted(known)})")
+    return cls(**values)
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to reproduce a run."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    image_size: int = 48
+    model: DMUEConfig = field(default_factory=lambda: DMUEConfig(num_classes=7))
+    train: TrainConfig = field(default_factory=TrainConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    flags: dict[str, Any] = field(default_factory=dict)
+
+    def flag_rule(self) -> FlagRule:
+        return _dataclass_from(FlagRule, self.flags, "flags")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": dict(self.data),
+            "image_size": self.image_size,
+            "model": self.model.to_dict(),
+            "train": self.train.to_dict(),
+            "score": self.score.to_dict(),
+            "flags": dict(self.flags),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        unknown = sorted(set(d) - {"data", "image_size", "model", "train", "score", "flags"})
+        if unknown:
+            raise ValueError(f"config: unknown sections {unknown}")
+        flags = dict(d.get("flags") or {})
+        bad = sorted(set(flags) - set(FLAG_KEYS))
+        if bad:
+            raise ValueError(f"config section 'flags': unknown keys {bad} (known: {list(FLAG_KEYS)})")
+        return cls(
+            data=dict(d.get("data") or {}),
+            image_size=int(d.get("image_size", 48)),
+            model=DMUEConfig.from_dict({"num_classes": 7, **(d.get("model") or {})}),
+            train=TrainConfig.from_dict(d.get("train") or {}),
+            score=_dataclass_from(ScoreConfig, d.get("score") or {}, "score"),
+            flags=flags,
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write YAML atomically."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            yaml.safe_dump(self.to_dict(), fh, sort_keys=False)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        try:
+            d = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read config {path}: {exc}") from exc
+        return cls.from_dict(d)
+
+
+def override(cfg: RunConfig, section: str, **values: Any) -> None:
+    """Set the given non-None values on a config section (``model``, ``train``, ``score``) in place."""
+    target = getattr(cfg, section)
+    for key, value in values.items():
+        if value is not None:
+            if not hasattr(target, key):
+                raise ValueError(f"{section} has no setting '{key}'")
+            setattr(target, key, value)

@@ -1,0 +1,197 @@
+"""Score a LabelTable with a trained model and write ``scores.parquet`` (see ``curate.records``).
+
+Memory: the embeddings go to a disk-backed memmap and records are written in chunks, so only
+(N, C)-sized arrays and the (N, k) neighbour lists are held in memory.
+
+Batch-free uncertainty: DMUE's pairwise uncertainty compares a face's embedding with the mean
+embedding of each class *inside a training batch*. At scoring time the class means are taken over
+the whole scored dataset (the mean of L2-normalised embeddings per given class), so a face's scores
+do not depend on which faces share its batch or on the batch size.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from curate import neighbors, records
+from curate.data.table import classes_of
+from curate.data.torch_dataset import FaceDataset, eval_transform
+from curate.flags import FlagRule, decide
+from curate.scoring.infer import iterate_outputs
+from curate.scoring.scores import ScoreConfig, compute_scores
+
+WRITE_CHUNK = 50_000
+
+
+@dataclass
+class ScoreResult:
+    """What ``score_table`` wrote and decided."""
+
+    path: Path
+    rows: int
+    verdict_counts: dict[str, int]
+    rule: FlagRule
+
+
+def model_num_classes(model: nn.Module) -> int:
+    """C of a DMUE model or of a plain classifier (its last linear layer's outputs)."""
+    if hasattr(model, "cfg") and hasattr(model.cfg, "num_classes"):
+        return int(model.cfg.num_classes)
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not last:
+        raise ValueError("cannot tell the model's class count: it has no linear classifier")
+    return int(last[-1].out_features)
+
+
+def check_compatible(model: nn.Module, table: pd.DataFrame, model_classes: list[str] | None) -> None:
+    """Raise ValueError before any work when the model cannot score this table."""
+    classes = classes_of(table)
+    if len(table) == 0:
+        raise ValueError("the dataset is empty: nothing to score")
+    if model_classes is not None and list(model_classes) != list(classes):
+        raise ValueError(
+            f"the model was trained on classes {list(model_classes)} but the dataset has {list(classes)}; "
+            "pass --classes in the model's order, or score with a model trained on these classes"
+        )
+    c_model = model_num_classes(model)
+    if c_model != len(classes):
+        raise ValueError(f"the model predicts {c_model} classes but the dataset has {len(classes)}: {classes}")
+    unlabeled = int((table["label"] < 0).sum())
+    if unlabeled:
+        raise ValueError(f"{unlabeled} rows have no given label; scoring needs the given labels to judge them")
+
+
+def class_means(emb: np.ndarray, labels: np.ndarray, num_classes: int, *, chunk: int = 65_536) -> np.ndarray:
+    """(C, D) float32 mean of the L2-normalised embeddings of each class (zeros for an absent class)."""
+    sums = np.zeros((num_classes, emb.shape[1]), dtype=np.float64)
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    for s in range(0, len(emb), chunk):
+        e = np.asarray(emb[s : s + chunk], dtype=np.float64)
+        e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        np.add.at(sums, labels[s : s + chunk], e)
+    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+
+
+def _latent_fallback(probs: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """For plain models without auxiliary branches: the target distribution with the given class
+    zeroed and renormalised (a documented stand-in for DMUE's mined distribution)."""
+    lat = probs.copy()
+    lat[np.arange(len(given)), given] = 0.0
+    return lat / np.maximum(lat.sum(axis=1, keepdims=True), 1e-12)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def score_table(
+    model: nn.Module,
+    table: pd.DataFrame,
+    out: str | Path,
+    *,
+    image_size: int = 48,
+    score_cfg: ScoreConfig | None = None,
+    rule: FlagRule | None = None,
+    model_classes: list[str] | None = None,
+    batch_size: int = 256,
+    device: str = "cpu",
+    progress: bool = True,
+    metadata: dict[str, Any] | None = None,
+    embeddings_dtype: str = "float16",
+) -> ScoreResult:
+    """Score every row of ``table`` and write ``out`` (parquet) plus its embeddings side file."""
+    score_cfg = score_cfg or ScoreConfig()
+    check_compatible(model, table, model_classes)
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise ValueError(f"output folder {out.parent} does not exist")
+    classes = classes_of(table)
+    C, N = len(classes), len(table)
+    given = table["label"].to_numpy(dtype=np.int64)
+    dataset = FaceDataset(table, image_size=image_size, transform=eval_transform(image_size))
+
+    logits = np.zeros((N, C), dtype=np.float32)
+    latent = np.zeros((N, C), dtype=np.float32)
+    has_aux = False
+    with tempfile.TemporaryDirectory(prefix=".curate-score-", dir=out.parent) as tmp:
+        emb: np.ndarray | None = None
+        for chunk in iterate_outputs(model, dataset, batch_size=batch_size, device=device, progress=progress):
+            if emb is None:
+                emb = np.lib.format.open_memmap(Path(tmp) / "emb.npy", mode="w+", dtype=np.float32,
+                                                shape=(N, chunk.emb.shape[1]))
+            emb[chunk.idx] = chunk.emb
+            logits[chunk.idx] = chunk.logits
+            if chunk.latent is not None:
+                has_aux = True
+                latent[chunk.idx] = chunk.latent
+        assert emb is not None
+        probs = _softmax(logits)
+        if not has_aux:
+            latent = _latent_fallback(probs, given)
+        sigma = _uncertainty(model, emb, given, C)
+        knn = neighbors.knn(emb, k=min(score_cfg.k, N - 1))
+        knn_labels = given[knn.indices]
+        scores = compute_scores(given, probs, latent, sigma, knn_labels, score_cfg)
+        verdict, reasons, rule = decide(
+            given, scores["label_distribution"], scores["mislabel_score"], scores["ambiguity_score"],
+            scores["knn_disagreement"], classes, rule,
+        )  # fmt: skip
+        meta = {
+            "classes": classes,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "score_config": score_cfg.to_dict(),
+            "flag_rule": rule.to_dict(),
+            "latent_source": "dmue_aux_branch" if has_aux else "target_fallback",
+            **(metadata or {}),
+        }
+        ids = table["sample_id"].astype(str).to_numpy()
+        with records.ScoresWriter(out, C, meta) as writer:
+            for s in range(0, N, WRITE_CHUNK):
+                sl = slice(s, min(s + WRITE_CHUNK, N))
+                writer.write(pd.DataFrame({
+                    "sample_id": ids[sl],
+                    "filepath": table["filepath"].astype(str).to_numpy()[sl],
+                    "split": table["split"].astype(str).to_numpy()[sl],
+                    "given_label": given[sl],
+                    "target_probs": list(probs[sl]),
+                    "latent_distribution": list(latent[sl]),
+                    "label_distribution": list(scores["label_distribution"][sl]),
+                    "uncertainty": sigma[sl],
+                    "mislabel_score": scores["mislabel_score"][sl],
+                    "ambiguity_score": scores["ambiguity_score"][sl],
+                    "suggested_label": scores["suggested_label"][sl],
+                    "knn_disagreement": scores["knn_disagreement"][sl],
+                    "neighbors": [list(ids[row]) for row in knn.indices[sl]],
+                    "verdict": verdict[sl],
+                    "reasons": reasons[sl],
+                }))  # fmt: skip
+        records.save_embeddings(out, emb, dtype=embeddings_dtype)
+    counts = {v: int((verdict == v).sum()) for v in records.VERDICTS}
+    return ScoreResult(path=out, rows=N, verdict_counts=counts, rule=rule)
+
+
+@torch.no_grad()
+def _uncertainty(model: nn.Module, emb: np.ndarray, given: np.ndarray, num_classes: int,
+                 *, chunk: int = 65_536) -> np.ndarray:
+    """(N,) batch-free sigma from whole-dataset class means; NaN-free. Plain models: 1 - nothing known = 0.5."""
+    if not hasattr(model, "uncertainty_from_stats"):
+        return np.full(len(given), 0.5, dtype=np.float32)
+    means = torch.from_numpy(class_means(emb, given, num_classes))
+    device = next(model.parameters()).device
+    out = np.empty(len(given), dtype=np.float32)
+    for s in range(0, len(given), chunk):
+        e = torch.from_numpy(np.asarray(emb[s : s + chunk], dtype=np.float32)).to(device)
+        y = torch.from_numpy(given[s : s + chunk]).to(device)
+        out[s : s + chunk] = model.uncertainty_from_stats(e, y, means.to(device)).float().cpu().numpy()
+    return out
