@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -77,6 +78,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if "fiftyone" in sys.modules:  # else FiftyOne's exit hook waits 30 s for the stopped server
+        from fiftyone.core.odm import database
+
+        database._disconnect()
     if _mongod is not None and _mongod.poll() is None:
         _mongod.terminate()
         try:

@@ -21,6 +21,7 @@ the path the table was read from; ``df.attrs["format"]`` the reader's name.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import pandas as pd
@@ -78,3 +79,21 @@ def vote_columns(df: pd.DataFrame) -> list[str]:
     """Names of the ``votes_<class>`` columns in class order, or [] when the table has no votes."""
     cols = [VOTE_PREFIX + c for c in classes_of(df)]
     return cols if all(c in df.columns for c in cols) else []
+
+
+def validate_table(df: pd.DataFrame) -> None:
+    """Raise ``ValueError`` when ``df`` breaks the LabelTable contract described above."""
+    classes = classes_of(df)
+    if tuple(df.columns[: len(BASE_COLUMNS)]) != BASE_COLUMNS:
+        raise ValueError(f"a LabelTable starts with columns {BASE_COLUMNS}, not {tuple(df.columns[:5])}")
+    if df["label"].dtype != "int64":
+        raise ValueError(f"column 'label' must be int64, not {df['label'].dtype}")
+    if ((df["label"] < -1) | (df["label"] >= len(classes))).any():
+        raise ValueError(f"labels must lie in -1..{len(classes) - 1}")
+    expected = pd.Series([*classes, ""], dtype=object).iloc[df["label"].to_numpy()].to_numpy()
+    if (df["label_name"].astype(object).to_numpy() != expected).any():
+        raise ValueError("column 'label_name' does not match classes[label]")
+    if df["sample_id"].duplicated().any():
+        raise ValueError("column 'sample_id' has repeated ids")
+    if not df["filepath"].map(os.path.isabs).all():
+        raise ValueError("column 'filepath' must hold absolute paths")

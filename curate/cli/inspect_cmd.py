@@ -1,0 +1,44 @@
+"""``curate inspect``: class histogram, splits and every problem of a dataset."""
+
+from __future__ import annotations
+
+import click
+
+from curate.cli.options import load_table, reader_options
+
+
+@click.command("inspect")
+@click.argument("dataset")
+@reader_options
+@click.option(
+    "--check-images/--no-check-images",
+    default=True,
+    show_default=True,
+    help="Open and decode every image to find missing, empty or corrupt files.",
+)
+def inspect(dataset: str, check_images: bool, **reader: object) -> None:
+    """Print the class histogram per split and every problem found in DATASET.
+
+    DATASET is a class-folder tree, a CSV/TSV image list, a FERPlus labels.csv, a Kaggle
+    fer2013.csv, RAF-DB's list_patition_label.txt, an AffectNet CSV, or fiftyone:NAME.
+    Bad rows are skipped and listed (--on-bad error stops at the first one instead).
+    Exit code: 0 when there are no errors (warnings allowed), 1 when errors were found.
+
+    \b
+    Examples:
+      curate inspect ../shared/data/ferplus-mini/labels.csv
+      curate inspect ../shared/data/ferplus/labels.csv --no-check-images --split Training
+      curate inspect ../shared/data/ferplus/labels.csv --path-column path --label-column fer2013_label
+      curate inspect photos/ --classes angry,happy,sad --skip-report skipped.csv
+      curate inspect fiftyone:my-faces --label-column ground_truth
+    """
+    from curate.data import SkipReport
+    from curate.data.inspect import format_report, inspect_table
+
+    report = SkipReport()
+    reader["on_bad"] = reader["on_bad"] or "skip"
+    table = load_table(dataset, report=report, **reader)
+    result = inspect_table(table, report, check_images=check_images)
+    click.echo(format_report(result))
+    if result.errors:
+        raise SystemExit(1)

@@ -1,0 +1,142 @@
+"""Reader options shared by every command that reads a dataset, and ``load_table``.
+
+This module imports no pandas at import time so that ``curate --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from curate.data.errors import SkipReport
+
+F = TypeVar("F", bound=Callable[..., object])
+
+#: "auto" and ``curate.data.FORMATS`` (spelled out here to keep pandas out of ``--help``).
+FORMAT_CHOICES = ("auto", "imagefolder", "csv", "ferplus", "fer2013", "rafdb", "affectnet", "fiftyone")
+
+#: Keyword arguments that :func:`reader_options` adds to a command (all passed to :func:`load_table`).
+READER_KEYS = (
+    "format", "path_column", "label_column", "split_column", "id_column",
+    "classes", "splits", "ferplus_csv", "on_bad", "skip_report",
+)  # fmt: skip
+
+_OPTIONS = (
+    click.option(
+        "--format",
+        "format",
+        type=click.Choice(FORMAT_CHOICES),
+        default="auto",
+        show_default=True,
+        help="Dataset format; auto detects it from the path and the CSV header.",
+    ),
+    click.option(
+        "--path-column",
+        metavar="NAME",
+        help="CSV column with the image path (default: path, filepath, file, image, ...).",
+    ),
+    click.option(
+        "--label-column",
+        metavar="NAME",
+        help="CSV column with the label, a class name or id (FiftyOne: the Classification field).",
+    ),
+    click.option(
+        "--split-column",
+        metavar="NAME",
+        help="CSV column with the split (default: 'split' when present; FiftyOne: the split field).",
+    ),
+    click.option(
+        "--id-column",
+        metavar="NAME",
+        help="CSV column with a unique sample id (default: the path as written).",
+    ),
+    click.option("--classes", metavar="A,B,...", help="Comma-separated class names, in label-id order."),
+    click.option(
+        "--split", "splits", multiple=True, metavar="NAME", help="Keep only this split (repeatable)."
+    ),
+    click.option(
+        "--ferplus-csv",
+        type=click.Path(exists=True, dir_okay=False),
+        help="FERPlus fer2013new.csv whose votes join a fer2013.csv by row.",
+    ),
+    click.option(
+        "--on-bad",
+        type=click.Choice(["error", "skip"]),
+        default=None,
+        help="Bad row or image: stop with an error, or skip and report it [default: error; inspect: skip].",
+    ),
+    click.option(
+        "--skip-report",
+        type=click.Path(dir_okay=False, writable=True),
+        metavar="FILE",
+        help="Write skipped items and reader warnings to this CSV.",
+    ),
+)
+
+
+def reader_options(command: F) -> F:
+    """Add the reader options (passed to the command as keyword arguments for :func:`load_table`)."""
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def load_table(
+    dataset: str,
+    *,
+    format: str = "auto",
+    path_column: str | None = None,
+    label_column: str | None = None,
+    split_column: str | None = None,
+    id_column: str | None = None,
+    classes: str | None = None,
+    splits: Sequence[str] = (),
+    ferplus_csv: str | None = None,
+    on_bad: str | None = None,
+    skip_report: str | None = None,
+    report: SkipReport | None = None,
+) -> pd.DataFrame:
+    """Read ``dataset`` with the reader options; a DataError becomes a ``click.ClickException``.
+
+    Skipped items go to ``report``, or, when none is given, are summarised on stderr; with
+    ``skip_report`` they are also written to that CSV. ``splits`` keeps only those splits
+    (each must exist).
+    """
+    from curate.data import DataError, SkipReport, read_dataset
+
+    echo_summary = report is None
+    report = report if report is not None else SkipReport()
+    try:
+        df = read_dataset(
+            dataset,
+            format=format,
+            on_bad=on_bad or "error",
+            report=report,
+            path_column=path_column,
+            label_column=label_column,
+            split_column=split_column,
+            id_column=id_column,
+            classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+            ferplus_csv=ferplus_csv,
+        )
+    except DataError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if skip_report:
+            report.to_csv(skip_report)
+    if echo_summary and report.items:
+        click.echo(report.summary(), err=True)
+    if splits:
+        unknown = sorted(set(splits) - set(df["split"]))
+        if unknown:
+            known = ", ".join(dict.fromkeys(df["split"]))
+            raise click.ClickException(
+                f"{dataset}: split(s) {', '.join(unknown)} not found (splits: {known}). Fix --split."
+            )
+        df = df[df["split"].isin(splits)].reset_index(drop=True)
+    return df

@@ -1,0 +1,1 @@
+"""One reader module per dataset format; each returns a LabelTable (see ``curate.data.table``)."""
