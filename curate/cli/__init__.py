@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "score": "curate.cli.score_cmd:score",
     "run": "curate.cli.run_cmd:run",
     "backbones": "curate.cli.backbones_cmd:backbones",
+    "demo": "curate.cli.demo_cmd:demo",
 }
 
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import click
 
-from curate.cli.options import load_table, reader_options
+from curate.cli.options import READER_KEYS, load_table, reader_options
 from curate.cli.train_options import resolve_config, train_options
-
-READER_KEYS = ("format", "path_column", "label_column", "split_column", "id_column", "classes", "splits",
-               "ferplus_csv", "on_bad", "skip_report")
 
 
 def split_kwargs(kwargs: dict) -> tuple[dict, dict]:

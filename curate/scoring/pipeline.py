@@ -118,7 +118,7 @@ def score_table(
         raise ValueError(f"output folder {out.parent} does not exist")
     classes = classes_of(table)
     C, N = len(classes), len(table)
-    given = table["label"].to_numpy(dtype=np.int64)
+    given = table["label"].to_numpy(dtype=np.int64, copy=True)
     dataset = FaceDataset(table, image_size=image_size, transform=eval_transform(image_size))
 
     logits = np.zeros((N, C), dtype=np.float32)

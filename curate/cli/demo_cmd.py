@@ -1,0 +1,60 @@
+"""``curate demo``: the main job end to end on the built-in synthetic dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("demo")
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where the demo data and run go (a second demo reuses them).")
+@click.option("--faces", default=2000, show_default=True, type=click.IntRange(min=100))
+@click.option("--noise-rate", default=0.3, show_default=True, type=click.FloatRange(0, 0.9))
+@click.option("--epochs", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--backbone", default="fer_cnn", show_default=True)
+def demo(out: Path, faces: int, noise_rate: float, epochs: int, backbone: str) -> None:
+    """Generate synthetic expression faces with known label noise, train DMUE, score every face,
+    and report how well the mislabel and ambiguity scores find the injected noise.
+
+    \b
+    Example:
+      curate demo                       # about 2-4 minutes on 2 CPU cores
+      curate demo --faces 5000 --epochs 12 --out runs/demo-big
+    """
+    import numpy as np
+
+    from curate import metrics
+    from curate.data.synthetic import generate
+    from curate.jobs import run_job
+    from curate.records import read_scores
+    from curate.report import top_flagged
+    from curate.run_config import RunConfig
+
+    click.echo(f"[1/3] synthetic dataset: {faces} faces, {noise_rate:.0%} label noise -> {out / 'data'}")
+    table = generate(faces, out / "data", seed=0, noise_rate=noise_rate)
+    cfg = RunConfig.from_dict({
+        "data": {"dataset": "synthetic", "faces": faces, "noise_rate": noise_rate},
+        "model": {"backbone": backbone, "small_input": True, "ramp_a": max(1.0, epochs / 3)},
+        "train": {"epochs": epochs, "batch_size": 64, "num_workers": 0, "ckpt_every": 0},
+    })  # fmt: skip
+    click.echo(f"[2/3] train DMUE ({backbone}, {epochs} epochs) and score -> {out / 'run'}")
+    result = run_job(table, cfg, out / "run", log=click.echo)
+    scores = read_scores(result.scores.path)
+    truth = table.set_index("sample_id").loc[scores["sample_id"]]
+    noisy = truth["is_noisy"].to_numpy(dtype=bool)
+    click.echo("[3/3] what the scores found (against the generator's ground truth):")
+    rep = metrics.detection_report(noisy, scores["mislabel_score"].to_numpy(), (scores["verdict"] == "likely_mislabeled").to_numpy(),
+                                   ks=(100,))  # fmt: skip
+    click.echo(f"  mislabel_score: AUROC {rep['auroc']:.3f}, AP {rep['ap']:.3f}, precision@100 {rep['p@100']:.2f}; "
+               f"flag precision {rep['flag_precision']:.2f} at recall {rep['flag_recall']:.2f}")
+    rho = metrics.spearman(scores["ambiguity_score"].to_numpy(), truth["ambiguity"].to_numpy())
+    click.echo(f"  ambiguity_score vs true ambiguity: Spearman {rho:.3f}")
+    flagged = (scores["verdict"] == "likely_mislabeled").to_numpy() & noisy
+    if flagged.any():
+        acc = np.mean(scores["suggested_label"].to_numpy()[flagged] == truth["true_label"].to_numpy()[flagged])
+        click.echo(f"  suggested label correct on {acc:.0%} of the truly noisy faces it flagged")
+    click.echo(top_flagged(result.scores.path, 5))
+    click.echo(f"\nscores: {result.scores.path}\n"
+               "not yet in this version: loading into FiftyOne, the review App and the cleaned-label export.")

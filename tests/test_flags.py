@@ -1,0 +1,64 @@
+"""The verdict rule: per-class thresholds from estimated noise rates, overrides, reasons."""
+
+import numpy as np
+import pytest
+
+from curate.flags import FlagRule, decide, estimated_noise_rate, per_class_thresholds
+
+CLASSES = ["a", "b", "c"]
+
+
+def _case():
+    # 6 faces given "a": 2 of them the model confidently puts in "b"; 3 given "b", 3 given "c", all clean.
+    given = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    dist = np.array(
+        [[0.9, 0.05, 0.05]] * 4 + [[0.1, 0.85, 0.05]] * 2 + [[0.05, 0.9, 0.05]] * 3 + [[0.05, 0.05, 0.9]] * 3
+    )
+    mis = 1 - dist[np.arange(12), given]
+    amb = np.zeros(12)
+    knn = np.zeros(12)
+    return given, dist, mis, amb, knn
+
+
+def test_thresholds_and_noise_rate_by_hand():
+    given, dist, *_ = _case()
+    t = per_class_thresholds(given, dist)
+    assert t[0] == pytest.approx((0.9 * 4 + 0.1 * 2) / 6)
+    # b's threshold: mean p_b over faces given b = 0.9 -> the two "a" faces at 0.85 are below it
+    assert estimated_noise_rate(given, dist, 3)[0] == 0.0
+    dist[4:6] = [0.05, 0.92, 0.03]
+    assert estimated_noise_rate(given, dist, 3)[0] == pytest.approx(2 / 6)
+
+
+def test_decide_flags_top_share_of_each_class():
+    given, dist, mis, amb, knn = _case()
+    dist[4:6] = [0.05, 0.92, 0.03]
+    mis = 1 - dist[np.arange(12), given]
+    verdict, reasons, rule = decide(given, dist, mis, amb, knn, CLASSES)
+    assert list(np.flatnonzero(verdict == "likely_mislabeled")) == [4, 5]
+    assert "confident:b" in reasons[4]
+    assert rule.noise_rate["a"] == pytest.approx(2 / 6)
+    assert "b" not in rule.resolved  # no estimated noise in b: nothing flagged there
+
+
+def test_explicit_threshold_overrides_rule():
+    given, dist, mis, amb, knn = _case()
+    verdict, _, rule = decide(given, dist, mis, amb, knn, CLASSES, FlagRule(mislabel_threshold=0.5))
+    assert set(np.flatnonzero(verdict == "likely_mislabeled")) == {4, 5}
+    assert rule.resolved == {"a": 0.5, "b": 0.5, "c": 0.5}
+    verdict, _, _ = decide(given, dist, mis, amb, knn, CLASSES, FlagRule(mislabel_threshold={"a": 0.95}))
+    assert (verdict == "likely_mislabeled").sum() == 0
+
+
+def test_ambiguous_from_close_top2_and_reason():
+    given = np.array([0, 1, 2])
+    dist = np.array([[0.45, 0.4, 0.15], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
+    verdict, reasons, _ = decide(given, dist, 1 - dist[[0, 1, 2], given], np.zeros(3), np.array([0.7, 0, 0]), CLASSES)
+    assert verdict[0] == "ambiguous" and "top2:a|b" in reasons[0] and "knn>=0.6" in reasons[0]
+    assert verdict[1] == verdict[2] == "ok"
+
+
+def test_class_name_count_must_match():
+    given, dist, mis, amb, knn = _case()
+    with pytest.raises(ValueError, match="class names"):
+        decide(given, dist, mis, amb, knn, ["a", "b"])

@@ -1,0 +1,98 @@
+"""Scoring: formulas, the per-sample record schema, batch-free scores, model/data mismatches."""
+
+import numpy as np
+import pytest
+import torch
+
+from curate import records
+from curate.data.synthetic import generate
+from curate.scoring.pipeline import score_table
+from curate.scoring.scores import ScoreConfig, compute_scores, knn_histogram
+from dmue_core.config import DMUEConfig
+from dmue_core.model import DMUE
+
+
+def test_knn_histogram_and_scores_by_hand():
+    given = np.array([0, 1])
+    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
+    latent = np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5]])
+    sigma = np.array([1.0, 0.5])
+    knn = np.array([[0, 0, 1, 2], [2, 2, 2, 1]])
+    np.testing.assert_allclose(knn_histogram(knn, 3), [[0.5, 0.25, 0.25], [0.0, 0.25, 0.75]])
+    s = compute_scores(given, probs, latent, sigma, knn, ScoreConfig(w_model=1, w_knn=1, w_latent=1))
+    # face 0: sigma=1 -> latent ignored; (probs + hist) / 2
+    np.testing.assert_allclose(s["label_distribution"][0], [0.55, 0.275, 0.175], rtol=1e-6)
+    # face 1: probs + hist + 0.5 * latent, total 2.5
+    np.testing.assert_allclose(s["label_distribution"][1], [0.45 / 2.5, 0.45 / 2.5, 1.6 / 2.5], rtol=1e-6)
+    assert s["mislabel_score"][1] == pytest.approx(1 - 0.45 / 2.5)
+    assert s["suggested_label"].tolist() == [0, 2]
+    np.testing.assert_allclose(s["knn_disagreement"], [0.5, 0.75])
+    assert np.all((0 <= s["ambiguity_score"]) & (s["ambiguity_score"] <= 1))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    table = generate(70, root / "data", seed=1, noise_rate=0.3)
+    torch.manual_seed(0)
+    model = DMUE(DMUEConfig(num_classes=7, backbone="fer_cnn", small_input=True)).eval()
+    return root, table, model
+
+
+def test_records_schema_and_ranges(tiny):
+    root, table, model = tiny
+    out = root / "scores.parquet"
+    score_table(model, table, out, image_size=32, progress=False, score_cfg=ScoreConfig(k=5))
+    df = records.read_scores(out)
+    assert list(df.columns) == list(records.COLUMNS)
+    assert df.attrs["classes"] == list(table.attrs["classes"])
+    assert len(df) == len(table)
+    for col in ("target_probs", "latent_distribution", "label_distribution"):
+        np.testing.assert_allclose(records.vectors(df, col).sum(axis=1), 1.0, atol=1e-5)
+    lat = records.vectors(df, "latent_distribution")
+    assert np.all(lat[np.arange(len(df)), df["given_label"]] == 0)
+    for col in ("mislabel_score", "ambiguity_score", "knn_disagreement", "uncertainty"):
+        assert df[col].between(0, 1).all(), col
+    assert set(df["verdict"]) <= set(records.VERDICTS)
+    assert all(len(n) == 5 and sid not in n for n, sid in zip(df["neighbors"], df["sample_id"]))
+    emb = records.load_embeddings(out)
+    assert emb.shape[0] == len(df) and emb.dtype == np.float16
+
+
+def test_scores_do_not_depend_on_batch(tiny):
+    """Same faces, other batch sizes and other batch companions (shuffled rows) -> same scores."""
+    root, table, model = tiny
+    a, b = root / "a.parquet", root / "b.parquet"
+    score_table(model, table, a, image_size=32, batch_size=64, progress=False, score_cfg=ScoreConfig(k=5))
+    shuffled = table.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    shuffled.attrs = table.attrs
+    score_table(model, shuffled, b, image_size=32, batch_size=7, progress=False, score_cfg=ScoreConfig(k=5))
+    da = records.read_scores(a).set_index("sample_id")
+    db = records.read_scores(b).set_index("sample_id").loc[da.index]
+    for col in ("uncertainty", "mislabel_score", "ambiguity_score", "knn_disagreement"):
+        np.testing.assert_allclose(da[col], db[col], atol=1e-5, err_msg=col)
+    np.testing.assert_allclose(records.vectors(da, "label_distribution"), records.vectors(db, "label_distribution"), atol=1e-5)
+
+
+def test_mismatches_fail_before_any_work(tiny):
+    root, table, model = tiny
+    out = root / "never.parquet"
+    with pytest.raises(ValueError, match="trained on classes"):
+        score_table(model, table, out, model_classes=list("abcdefg"), progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        score_table(model, table.iloc[:0], out, progress=False)
+    five = DMUE(DMUEConfig(num_classes=5, backbone="fer_cnn")).eval()
+    with pytest.raises(ValueError, match="predicts 5 classes"):
+        score_table(five, table, out, progress=False)
+    with pytest.raises(ValueError, match="does not exist"):
+        score_table(model, table, root / "missing" / "x.parquet", progress=False)
+    assert not out.exists()
+
+
+def test_interrupted_write_leaves_no_file(tmp_path):
+    import pandas as pd
+
+    bad = pd.DataFrame({c: [] for c in records.COLUMNS[:-1]})
+    with pytest.raises(ValueError, match="missing columns"):
+        records.write_scores(tmp_path / "s.parquet", bad, 3, {"classes": ["a", "b", "c"]})
+    assert list(tmp_path.iterdir()) == []
