@@ -20,6 +20,7 @@ from curate.run_config import RunConfig
 from curate.runs import RunPaths, load_model, write_json
 from curate.scoring.pipeline import ScoreResult, score_table
 from dmue_core.config import DMUEConfig
+from dmue_core.distributed import resolve_device
 from dmue_core.export import save_target_model
 from dmue_core.model import DMUE
 from dmue_core.trainer import train
@@ -68,8 +69,12 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
 
 
 def score_job(source: Path, table: pd.DataFrame, out: Path, *, cfg: RunConfig | None = None,
-              batch_size: int = 256, device: str = "cpu", progress: bool = True) -> ScoreResult:
-    """Score ``table`` with the model in ``source`` (run directory or exported model file)."""
+              reader: dict[str, Any] | None = None, batch_size: int = 256, device: str = "cpu",
+              progress: bool = True) -> ScoreResult:
+    """Score ``table`` with the model in ``source`` (run directory or exported model file).
+
+    ``reader`` (the reader options the table was read with) is stored in the file's metadata so an
+    export can re-read the original label file."""
     loaded = load_model(source)
     run_cfg = cfg
     if run_cfg is None and Path(source).is_dir():
@@ -78,8 +83,11 @@ def score_job(source: Path, table: pd.DataFrame, out: Path, *, cfg: RunConfig | 
     rule = run_cfg.flag_rule() if run_cfg else None
     return score_table(
         loaded.model, table, out, image_size=loaded.image_size, score_cfg=score_cfg, rule=rule,
-        model_classes=loaded.classes, batch_size=batch_size, device=device, progress=progress,
-        metadata={"model": str(loaded.source), "dataset": table.attrs.get("source", "")},
+        model_classes=loaded.classes, batch_size=batch_size, device=str(resolve_device(device)),
+        progress=progress,
+        metadata={"model": str(loaded.source), "dataset": table.attrs.get("source", ""),
+                  "dataset_format": table.attrs.get("format", ""),
+                  "reader": {k: v for k, v in (reader or {}).items() if v not in (None, (), "")}},
     )  # fmt: skip
 
 
@@ -93,5 +101,6 @@ def run_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = pr
             progress: bool = True) -> RunResult:
     """The main job: train, score (neighbours, flags) and write ``RUN_DIR/scores.parquet``."""
     paths = train_job(table, cfg, run_dir, log=log, progress=progress)
-    scores = score_job(paths.root, table, paths.scores, cfg=cfg, progress=progress)
+    scores = score_job(paths.root, table, paths.scores, cfg=cfg, reader=cfg.data, device=cfg.train.device,
+                       progress=progress)
     return RunResult(paths, scores)

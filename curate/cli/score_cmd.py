@@ -44,7 +44,7 @@ def score(model: Path, dataset: str, out: Path, csv_out: Path | None, batch_size
         raise click.ClickException(f"cannot write into {out.parent}: {exc.strerror}") from exc
     table = load_table(dataset, **reader)
     try:
-        result = score_job(model, table, out, batch_size=batch_size, device=device)
+        result = score_job(model, table, out, reader=reader, batch_size=batch_size, device=device)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     if csv_out:

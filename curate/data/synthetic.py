@@ -20,7 +20,7 @@ Ground truth per face:
 
 Nuisance variation (head shift, scale, in-plane rotation, skin/background tone,
 brightness, contrast, pixel noise) keeps the task non-trivial: a linear model on pixels
-gets ~70 % of clean labels right, a small CNN > 85 %. Faces are drawn as polygons at 4x
+gets ~70 % of clean labels right, a small 6-layer CNN ~96 % (1,600 faces, 10 epochs). Faces are drawn as polygons at 4x
 (2x above 128 px) and box-downsampled for anti-aliasing.
 """
 

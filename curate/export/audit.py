@@ -1,0 +1,187 @@
+"""The export summary and the audit sidecar ``<out>.audit.json``.
+
+The sidecar (JSON object) traces a cleaned file back to its inputs so it can be reproduced:
+
+============  ==================================================================================
+key           value
+============  ==================================================================================
+tool          {name, version}
+created       UTC time of the export (ISO 8601)
+exported_by   ``by``, else the OS user
+source        {kind: scores, path, sha256} or {kind: fiftyone, name, scores: {path, sha256}|null}
+model         the model that produced the scores (scores metadata), or null
+dataset       {path, format, sha256 (files only)} of the original dataset, or null
+classes       class names, in id order
+policy        decisions | auto | soft
+thresholds    {confidence, flag_rule, score_config} (the last two from the scores metadata)
+format        the written format, and ``links`` for imagefolder
+output        {path, sha256 (files only)}
+summary       :meth:`ExportSummary.to_dict`
+decisions     every curator decision: {sample_id, action, from, to, when, by}, oldest first per face
+changes       every face whose action is not ``keep``: {sample_id, action, decided_by, from, to}
+============  ==================================================================================
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from curate.export.native import Written
+from curate.export.policies import ACTIONS, CleanedLabels
+from curate.export.source import DecisionTable
+
+PACKAGE = "dmue-curate"
+#: Label transitions listed in the printed summary (the audit has them all).
+SHOWN_CHANGES = 15
+
+
+@dataclass
+class ExportSummary:
+    """What an export wrote. ``transitions`` counts faces per ``"given -> clean"`` (clean is
+    ``(dropped)``/``(excluded)`` for faces left out, given ``(unlabeled)`` when none);
+    ``unscored_rows`` are original rows re-emitted unchanged; ``cleaned`` the per-face result."""
+
+    out: Path
+    audit: Path
+    format: str
+    policy: str
+    confidence: float
+    faces: int
+    written: int
+    unscored_rows: int
+    actions: dict[str, int]
+    decided_by: dict[str, int]
+    transitions: dict[str, int]
+    cleaned: CleanedLabels = field(repr=False)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out), "audit": str(self.audit), "format": self.format, "policy": self.policy,
+            "confidence": self.confidence, "faces": self.faces, "written": self.written,
+            "unscored_rows": self.unscored_rows, "actions": self.actions, "decided_by": self.decided_by,
+            "transitions": self.transitions, "notes": self.notes,
+        }  # fmt: skip
+
+    def __str__(self) -> str:
+        lines = [
+            f"exported {self.written} of {self.faces} faces -> {self.out}"
+            f" (format {self.format}, policy {self.policy}"
+            + (f", confidence {self.confidence:g})" if self.policy == "auto" else ")"),
+            "actions:    " + ", ".join(f"{a} {n}" for a, n in self.actions.items()),
+            "decided by: " + ", ".join(f"{s} {n}" for s, n in self.decided_by.items()),
+        ]
+        changes = {k: n for k, n in self.transitions.items() if _changed(k)}
+        if changes:
+            ranked = sorted(changes.items(), key=lambda kv: (-kv[1], kv[0]))
+            lines.append("changes (given -> clean):")
+            lines += [f"  {n:>6}  {k}" for k, n in ranked[:SHOWN_CHANGES]]
+            if len(ranked) > SHOWN_CHANGES:
+                rest = sum(n for _, n in ranked[SHOWN_CHANGES:])
+                lines.append(f"  {rest:>6}  in {len(ranked) - SHOWN_CHANGES} more transitions (all in the audit)")
+        lines.append(f"unchanged labels: {sum(self.transitions.values()) - sum(changes.values())}")
+        if self.unscored_rows:
+            lines.append(f"rows not in the scores, copied unchanged: {self.unscored_rows}")
+        lines += [f"note: {n}" for n in self.notes]
+        lines.append(f"audit: {self.audit}")
+        return "\n".join(lines)
+
+
+def summarize(cleaned: CleanedLabels, written: Written, *, out: Path, audit: Path, format: str, policy: str,
+              confidence: float, soft_format: bool) -> ExportSummary:
+    """Count actions, deciders and label transitions of ``cleaned``."""
+    f = cleaned.faces
+    actions = Counter(f["action"])
+    name = [*cleaned.classes, "(unlabeled)"]
+    removed = {"drop": "(dropped)", "exclude": "(excluded)"}
+    transitions = Counter(f"{name[g]} -> {removed.get(a) or name[c]}"
+                          for g, c, a in zip(f["given_label"], f["clean_label"], f["action"]))
+    notes = []
+    if actions["review"]:
+        notes.append(f"{actions['review']} flagged face(s) await review; they keep their given label")
+    if actions["soft"] and not soft_format:
+        notes.append(f"{actions['soft']} soft face(s) written with their given label ({format} holds one label"
+                     " per face; csv, jsonl and parquet carry the distribution)")
+    return ExportSummary(
+        out=out, audit=audit, format=format, policy=policy, confidence=confidence, faces=len(f),
+        written=written.faces, unscored_rows=written.unscored_rows,
+        actions={a: actions[a] for a in ACTIONS if actions[a]},
+        decided_by=dict(sorted(Counter(f["decided_by"]).items())),
+        transitions=dict(sorted(transitions.items())), notes=notes, cleaned=cleaned,
+    )  # fmt: skip
+
+
+def build_audit(table: DecisionTable, summary: ExportSummary, *, dataset: dict[str, Any] | None,
+                links: str | None, output_sha256: str | None, by: str | None) -> dict[str, Any]:
+    """The sidecar's content (see the module docstring)."""
+    cleaned = summary.cleaned
+    origin = dict(table.origin)
+    if origin["kind"] == "scores":
+        origin["sha256"] = sha256(origin["path"])
+    elif origin.get("scores"):
+        path = Path(origin["scores"])
+        origin["scores"] = {"path": str(path), "sha256": sha256(path) if path.is_file() else None}
+    name = [*cleaned.classes, None]
+    f = cleaned.faces
+    changes = [
+        {"sample_id": sid, "action": a, "decided_by": d, "from": name[g], "to": name[c]}
+        for sid, a, d, g, c in zip(f["sample_id"], f["action"], f["decided_by"], f["given_label"], f["clean_label"])
+        if a != "keep"
+    ]
+    return {
+        "tool": {"name": PACKAGE, "version": tool_version()},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "exported_by": by or getpass.getuser(),
+        "source": origin,
+        "model": table.metadata.get("model"),
+        "dataset": dataset,
+        "classes": cleaned.classes,
+        "policy": summary.policy,
+        "thresholds": {"confidence": summary.confidence, "flag_rule": table.metadata.get("flag_rule"),
+                       "score_config": table.metadata.get("score_config")},
+        "format": summary.format,
+        **({"links": links} if links else {}),
+        "output": {"path": str(summary.out), "sha256": output_sha256},
+        "summary": summary.to_dict(),
+        "decisions": table.decisions,
+        "changes": changes,
+    }  # fmt: skip
+
+
+def write_json(data: dict[str, Any], path: Path) -> None:
+    """Write ``data`` as indented JSON (datetimes as ISO text)."""
+    path.write_text(json.dumps(data, indent=1, default=_json_default) + "\n", encoding="utf-8")
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tool_version() -> str:
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _changed(transition: str) -> bool:
+    given, clean = transition.split(" -> ")
+    return given != clean
+
+
+def _json_default(value: object) -> str:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -1,0 +1,124 @@
+"""``export_cleaned``: source -> decisions table -> policy -> format, written atomically with its audit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from curate.data import DataError, detect_format
+from curate.data.readers.rafdb import LABEL_FILE as RAFDB_LABEL_FILE
+from curate.export.audit import ExportSummary, build_audit, sha256, summarize, write_json
+from curate.export.formats import FORMATS, resolve_format
+from curate.export.native import WriteContext
+from curate.export.policies import DEFAULT_CONFIDENCE, POLICIES, apply_policy
+from curate.export.safety import ExportError, Staged, check_output
+from curate.export.source import FIFTYONE_PREFIX, DecisionTable, load_source
+from curate.export.tree import LINKS
+
+AUDIT_SUFFIX = ".audit.json"
+
+
+def export_cleaned(
+    source: str | os.PathLike[str],
+    *,
+    format: str,
+    policy: str,
+    out: str | os.PathLike[str],
+    force: bool = False,
+    dataset: str | os.PathLike[str] | None = None,
+    links: str = "symlink",
+    confidence: float = DEFAULT_CONFIDENCE,
+    by: str | None = None,
+    label_field: str = "ground_truth",
+    label_column: str | None = None,
+    path_column: str | None = None,
+    id_column: str | None = None,
+) -> ExportSummary:
+    """Write the cleaned labels of SOURCE to ``out`` and the audit to ``<out>.audit.json``.
+
+    ``source``: a scores.parquet or a FiftyOne dataset (``fiftyone:NAME`` or NAME; its given
+    labels in ``label_field``). ``format``: see :data:`curate.export.formats.FORMAT_CHOICES`;
+    own formats re-emit the original dataset, ``dataset`` or else the scores metadata's
+    ``dataset`` (``label_column``/``path_column``/``id_column`` name the columns of a generic
+    CSV list when they are not the reader's defaults). ``policy``/``confidence``: see
+    :mod:`curate.export.policies`. ``links``: symlink or copy (imagefolder). ``by``: who exports
+    (default: the OS user). Raises :class:`ExportError` before writing anything when the export
+    cannot be done safely; on any error the previous output is left as it was.
+    """
+    if policy not in POLICIES:
+        raise ExportError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    if links not in LINKS:
+        raise ExportError(f"links must be one of {', '.join(LINKS)}, not {links!r}")
+    if not 0.0 <= confidence <= 1.0:
+        raise ExportError(f"confidence must lie in [0, 1], not {confidence}")
+    table = load_source(os.fspath(source), label_field=label_field)
+    own_format = format == "native" or (format in FORMATS and FORMATS[format].native)
+    ctx = _context(dataset, table, required=own_format, links=links, label_column=label_column,
+                   path_column=path_column, id_column=id_column)  # fmt: skip
+    name = resolve_format(format, ctx.dataset_format)
+    fmt = FORMATS[name]
+    if policy == "soft" and not fmt.soft:
+        raise ExportError(f"policy soft gives every face a distribution, which {name} cannot hold;"
+                          " export --format csv, jsonl or parquet")
+    cleaned = apply_policy(table, policy, confidence=confidence)
+    out = Path(out).absolute()
+    sidecar = out.with_name(out.name + AUDIT_SUFFIX)
+    protected = [Path(p) for p in (table.origin.get("path"), table.origin.get("scores"), ctx.dataset) if p]
+    check_output(
+        out, sidecar, force=force, folder=fmt.folder, protected_files=protected,
+        protected_trees=[ctx.dataset] if ctx.dataset and ctx.dataset_format == "imagefolder" else [],
+        images=cleaned.faces["filepath"] if fmt.folder else (),
+    )  # fmt: skip
+    staged = [Staged(out, folder=fmt.folder)]
+    try:
+        written = fmt.write(cleaned, staged[0].path, ctx)
+        summary = summarize(cleaned, written, out=out, audit=sidecar, format=name, policy=policy,
+                            confidence=confidence, soft_format=fmt.soft)  # fmt: skip
+        staged.append(Staged(sidecar, folder=False))
+        audit = build_audit(
+            table, summary, dataset=_describe(ctx), links=links if fmt.folder else None,
+            output_sha256=None if fmt.folder else sha256(staged[0].path), by=by,
+        )  # fmt: skip
+        write_json(audit, staged[1].path)
+        for item in staged:
+            item.commit()
+    except BaseException:
+        for item in staged:
+            item.abort()
+        raise
+    return summary
+
+
+def _context(dataset: str | os.PathLike[str] | None, table: DecisionTable, *, required: bool,
+             **options: Any) -> WriteContext:
+    """The original dataset: ``dataset`` when given, else the scores metadata's; it must exist
+    when given or ``required`` (own formats), else a missing one is ignored. A RAF-DB folder
+    becomes its label file."""
+    given = dataset is not None
+    text = os.fspath(dataset) if given else str(table.metadata.get("dataset") or "")
+    if not text:
+        return WriteContext(**options)
+    if text.startswith(FIFTYONE_PREFIX):
+        return WriteContext(dataset_format="fiftyone", **options)
+    path = Path(text).absolute()
+    if not path.exists():
+        if given:
+            raise ExportError(f"--dataset {text}: not found; check the path")
+        if required:
+            raise ExportError(f"the scores' original dataset {text} is not found (moved?); pass it with --dataset")
+        return WriteContext(**options)
+    try:
+        fmt = detect_format(path)
+    except DataError as exc:
+        raise ExportError(str(exc)) from None
+    if fmt == "rafdb" and path.is_dir():
+        path = path / "EmoLabel" / RAFDB_LABEL_FILE
+    return WriteContext(dataset=path, dataset_format=fmt, **options)
+
+
+def _describe(ctx: WriteContext) -> dict[str, Any] | None:
+    if ctx.dataset is None:
+        return None
+    return {"path": str(ctx.dataset), "format": ctx.dataset_format,
+            "sha256": sha256(ctx.dataset) if ctx.dataset.is_file() else None}  # fmt: skip
