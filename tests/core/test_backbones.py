@@ -1,0 +1,133 @@
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from dmue_core.backbones import (
+    FerCNN,
+    build_backbone,
+    list_backbones,
+    plain_backbone,
+    register_backbone,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The test machines have 2 shared cores: one thread avoids OpenMP oversubscription."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_required_backbones_are_registered():
+    assert {"resnet18", "resnet34", "resnet50", "mobilenet_v2", "fer_cnn"} <= set(list_backbones())
+
+
+def test_unknown_and_duplicate_names_are_errors():
+    with pytest.raises(ValueError, match="unknown backbone 'vgg99'.*resnet18"):
+        build_backbone("vgg99", 3)
+    with pytest.raises(ValueError, match="already registered"):
+        register_backbone("resnet18")(lambda c, s, o: None)
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_parts_reproduce_the_plain_network(name):
+    torch.manual_seed(0)
+    parts = build_backbone(name, 3, small_input=True)
+    last_stage = parts.make_last_stage()
+    assert last_stage is not parts.make_last_stage()
+    head_w, head_b = torch.randn(3, parts.feat_dim) * 0.01, torch.randn(3)
+    plain = parts.plain(3)
+    plain.load_state_dict(
+        parts.plain_state_dict(parts.trunk.state_dict(), last_stage.state_dict(), head_w, head_b)
+    )
+    for module in (plain, parts.trunk, last_stage):
+        module.eval()
+    x = torch.randn(2, 3, 32, 32)
+    features = parts.pool(last_stage(parts.trunk(x)))
+    assert features.shape == (2, parts.feat_dim)
+    torch.testing.assert_close(plain(x), features @ head_w.T + head_b, atol=1e-5, rtol=1e-4)
+
+
+def test_last_stage_copies_start_from_the_same_weights():
+    parts = build_backbone("fer_cnn", 3)
+    a, b = parts.make_last_stage(), parts.make_last_stage()
+    for (key, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb) and pa.data_ptr() != pb.data_ptr(), key
+
+
+def test_plain_parameter_counts_match_torchvision():
+    assert _n_params(plain_backbone("resnet18", 7)) == _n_params(torchvision.models.resnet18(num_classes=7))
+    assert _n_params(plain_backbone("mobilenet_v2", 7)) == _n_params(
+        torchvision.models.mobilenet_v2(num_classes=7)
+    )
+
+
+def test_fer_cnn_is_compact_and_its_plain_model_is_fer_cnn():
+    plain = plain_backbone("fer_cnn", 7)
+    assert isinstance(plain, FerCNN)
+    assert 0.3e6 < _n_params(plain) < 0.5e6
+    assert plain(torch.randn(2, 3, 48, 48)).shape == (2, 7)
+
+
+def test_small_input_stems():
+    x = torch.randn(1, 3, 48, 48)
+    resnet = build_backbone("resnet18", 3, small_input=True)
+    assert resnet.trunk(x).shape[-1] == 6  # stem stride 2, no max-pool: 48 -> 24 -> ... -> 6
+    assert build_backbone("resnet18", 3).trunk(x).shape[-1] == 3
+    mobilenet = build_backbone("mobilenet_v2", 3, small_input=True)
+    assert mobilenet.trunk(x).shape[-1] == 6
+
+
+def test_official_stem_has_no_relu_and_a_2x2_max_pool():
+    trunk = build_backbone("resnet18", 3, official_stem=True).trunk
+    assert isinstance(trunk[2], nn.Identity)
+    assert trunk[3].kernel_size == 2 and trunk[3].stride == 2
+    with pytest.raises(ValueError, match="only for ResNets"):
+        build_backbone("mobilenet_v2", 3, official_stem=True)
+
+
+def test_weights_from_checkpoint_dict_with_module_prefix(tmp_path):
+    source = FerCNN(num_classes=10)
+    state = {f"module.{k}": v for k, v in source.state_dict().items()}
+    path = tmp_path / "ckpt.pt"
+    torch.save({"state_dict": state, "epoch": 3}, path)
+    parts = build_backbone("fer_cnn", 3, weights=path)
+    torch.testing.assert_close(parts.trunk[0][0].weight, source.features[0][0].weight)
+    torch.testing.assert_close(parts.make_last_stage()[0].weight, source.features[3][0].weight)
+
+
+def test_torchvision_state_dict_loads_without_its_classifier(tmp_path):
+    source = torchvision.models.resnet18(num_classes=1000)
+    path = tmp_path / "resnet18.pth"
+    torch.save(source.state_dict(), path)
+    parts = build_backbone("resnet18", 7, weights=path)
+    torch.testing.assert_close(parts.trunk[0].weight, source.conv1.weight)
+
+
+def test_bad_weight_files_give_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        build_backbone("fer_cnn", 3, weights=tmp_path / "absent.pt")
+    state = FerCNN(num_classes=3).state_dict()
+    state["features.9.weight"] = state.pop("features.0.0.weight")
+    path = tmp_path / "renamed.pt"
+    torch.save({"model": state}, path)
+    with pytest.raises(ValueError, match=r"missing keys \(1\): features\.0\.0\.weight; unexpected keys \(1\): features\.9\.weight"):
+        build_backbone("fer_cnn", 3, weights=path)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read"):
+        build_backbone("fer_cnn", 3, weights=garbage)
+
+
+def test_weights_with_another_stem_report_the_shape_mismatch(tmp_path):
+    path = tmp_path / "r18.pt"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    with pytest.raises(ValueError, match=r"shape mismatch.*conv1\.weight \(64, 3, 7, 7\) vs \(64, 3, 3, 3\)"):
+        build_backbone("resnet18", 3, small_input=True, weights=path)

@@ -1,0 +1,71 @@
+import pytest
+import torch
+
+from dmue_core import DMUE, DMUEConfig, normalized_class_means
+from dmue_core.losses import class_similarity_from_means, class_similarity_in_batch
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The test machines have 2 shared cores: one thread avoids OpenMP oversubscription."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def model() -> DMUE:
+    torch.manual_seed(0)
+    model = DMUE(DMUEConfig(num_classes=4, backbone="fer_cnn"))
+    for p in model.uncertainty_mlp.parameters():  # a less flat MLP than the default init
+        p.data.normal_(0, 1)
+    return model
+
+
+def test_class_similarity_in_batch_is_the_mean_pairwise_cosine():
+    torch.manual_seed(0)
+    emb, y = torch.randn(5, 8), torch.tensor([0, 0, 1, 2, 0])
+    m = class_similarity_in_batch(emb, y, 4)
+    cos = torch.nn.functional.cosine_similarity(emb[:, None], emb[None], dim=2)
+    torch.testing.assert_close(m[:, 0], cos[:, [0, 1, 4]].mean(1))
+    torch.testing.assert_close(m[:, 2], cos[:, 3])
+    assert torch.isnan(m[:, 3]).all()  # class 3 absent
+
+
+def test_stats_version_equals_in_batch_version_with_means_of_the_same_batch(model):
+    torch.manual_seed(1)
+    emb, y = torch.randn(6, model.feat_dim), torch.tensor([0, 0, 1, 1, 1, 2])  # class 3 absent
+    means = normalized_class_means(emb, y, 4)
+    torch.testing.assert_close(
+        class_similarity_from_means(emb, means), class_similarity_in_batch(emb, y, 4), equal_nan=True
+    )
+    in_batch = model.uncertainty(emb, y)
+    from_stats = model.uncertainty_from_stats(emb, y, means)
+    assert (in_batch - from_stats).abs().max() < 1e-6
+    assert ((in_batch > 0) & (in_batch < 1)).all()
+    assert in_batch.std() > 1e-3  # the test is not comparing constants
+
+
+def test_batch_free_score_ignores_batch_companions_and_size(model):
+    torch.manual_seed(2)
+    model.eval()
+    dataset_x, dataset_y = torch.randn(12, 3, 32, 32), torch.arange(12) % 4
+    with torch.no_grad():
+        means = normalized_class_means(model.embed(dataset_x)[0], dataset_y, 4)
+        sample_x, sample_y = dataset_x[:1], dataset_y[:1]
+        scores = []
+        for companions in (torch.randn(2, 3, 32, 32), torch.randn(9, 3, 32, 32)):
+            x = torch.cat([companions, sample_x])
+            y = torch.cat([torch.tensor([1] * len(companions)), sample_y])
+            emb = model.embed(x)[0]
+            scores.append(model.uncertainty_from_stats(emb, y, means)[-1])
+            in_batch = model.uncertainty(emb, y)[-1]
+    assert abs(scores[0] - scores[1]) < 1e-5
+    assert abs(in_batch - scores[1]) > 1e-4  # the in-batch score does depend on the batch
+
+
+def test_gradients_stay_finite_with_an_absent_class(model):
+    emb = torch.randn(4, model.feat_dim, requires_grad=True)
+    model.uncertainty(emb, torch.tensor([0, 0, 1, 2])).sum().backward()
+    assert torch.isfinite(emb.grad).all() and emb.grad.abs().sum() > 0
