@@ -28,6 +28,10 @@ from dmue_core.trainer import train
 Log = Callable[[str], Any]
 
 
+class TrainingInterrupted(RuntimeError):
+    """Training was stopped (Ctrl-C, SIGTERM) after saving a resumable checkpoint."""
+
+
 def prepare_run_dir(run_dir: Path, cfg: RunConfig, classes: list[str]) -> RunPaths:
     """Create the run directory and write its config and class list; refuse to mix runs."""
     paths = RunPaths(Path(run_dir))
@@ -62,8 +66,11 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
     model = DMUE(cfg.model)
     t0 = time.time()
     result = train(model, dataset, cfg.train, paths.root, resume=True, progress=progress)
-    log(f"trained {cfg.model.backbone} DMUE for {cfg.train.epochs} epochs on {len(table)} faces "
-        f"in {time.time() - t0:.0f} s ({result})")
+    if not result.completed:
+        raise TrainingInterrupted(f"training stopped after epoch {result.epochs_done} of {cfg.train.epochs}; "
+                                  f"run the same command again to resume from {result.checkpoint}")
+    log(f"trained {cfg.model.backbone} DMUE on {len(table)} faces: {result.epochs_done} epochs, "
+        f"{time.time() - t0:.0f} s this call, {result.images_per_s:.0f} images/s")
     save_target_model(model, paths.model)
     return paths
 

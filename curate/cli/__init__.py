@@ -18,6 +18,10 @@ COMMANDS: dict[str, str] = {
     "run": "curate.cli.run_cmd:run",
     "backbones": "curate.cli.backbones_cmd:backbones",
     "demo": "curate.cli.demo_cmd:demo",
+    "export": "curate.cli.export_cmd:export",
+    "load": "curate.cli.load_cmd:load",
+    "app": "curate.cli.app_cmd:app",
+    "plugin": "curate.cli.plugin_cmd:plugin",
 }
 
 

@@ -24,7 +24,7 @@ def run(dataset: str, top: int, **kwargs) -> None:
       curate run ../shared/data/ferplus-mini/labels.csv --label-column fer2013_label --out runs/mini
       curate run faces/ --format imagefolder --backbone resnet18 --epochs 15 --out runs/faces
     """
-    from curate.jobs import run_job
+    from curate.jobs import TrainingInterrupted, run_job
     from curate.report import top_flagged
 
     reader, opts = split_kwargs(kwargs)
@@ -33,7 +33,7 @@ def run(dataset: str, top: int, **kwargs) -> None:
     cfg = resolve_config({"dataset": dataset, **reader}, **opts)
     try:
         result = run_job(table, cfg, out, log=click.echo)
-    except ValueError as exc:
+    except (ValueError, TrainingInterrupted) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"scores: {result.scores.path}")
     click.echo("verdicts: " + ", ".join(f"{k} {v}" for k, v in result.scores.verdict_counts.items()))

@@ -28,7 +28,7 @@ def train(dataset: str, **kwargs) -> None:
       curate train faces/ --format imagefolder --backbone resnet18 --epochs 20 --out runs/r18
       curate train faces/ --config runs/r18/config.yaml --epochs 30 --out runs/r18-long
     """
-    from curate.jobs import train_job
+    from curate.jobs import TrainingInterrupted, train_job
 
     reader, opts = split_kwargs(kwargs)
     out = opts.pop("out")
@@ -36,6 +36,6 @@ def train(dataset: str, **kwargs) -> None:
     cfg = resolve_config({"dataset": dataset, **reader}, **opts)
     try:
         paths = train_job(table, cfg, out, log=click.echo)
-    except ValueError as exc:
+    except (ValueError, TrainingInterrupted) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"run directory: {paths.root}\nexported model: {paths.model}")

@@ -1,0 +1,213 @@
+"""Curator decisions on a dataset loaded by :func:`curate.fiftyone.load_scores`.
+
+Fields written here (and never by a scores load, except their initial values on new samples):
+
+=============  ======================  ===========================================================
+field          type                    contract
+=============  ======================  ===========================================================
+decisions      list<dict>              oldest first; each ``{"action", "from", "to", "when", "by"}``:
+                                       the label in force before/after (the given label before
+                                       the first decision), UTC ISO 8601 time, curator
+clean_label    Classification          the curated label: ``to`` of the last decision; None while
+                                       the sample has no decision (the given label stands)
+reviewed       bool (+ tag)            True once the sample has any decision
+excluded       bool (+ tag)            set by the last ``exclude``/``include``; samples are never
+                                       deleted
+=============  ======================  ===========================================================
+
+Actions: ``relabel``, ``accept_suggestion``, ``keep``, ``exclude``, ``include``. The state is a
+pure function of the given label and the decision list, so :func:`undo` pops the last decision and
+derives the state again. Every function takes a sample collection (the dataset, a view, or
+``dataset.select(ids)``), writes with bulk ``set_values``/``tag_samples`` and returns how many
+samples it changed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import fiftyone as fo
+import pandas as pd
+from fiftyone.core.collections import SampleCollection
+
+DECISIONS = "decisions"
+CLEAN_LABEL = "clean_label"
+REVIEWED = "reviewed"
+EXCLUDED = "excluded"
+GIVEN = "ground_truth"
+SUGGESTED = "suggested_label"
+ACTIONS = ("relabel", "accept_suggestion", "keep", "exclude", "include")
+DECISION_FIELDS = (DECISIONS, CLEAN_LABEL, REVIEWED, EXCLUDED)
+
+
+@dataclass(frozen=True)
+class State:
+    """What a decision history means for one sample: the label in force (given label when
+    undecided), whether it was reviewed, whether it is excluded."""
+
+    label: str | None
+    reviewed: bool
+    excluded: bool
+
+
+def derive(given: str | None, decisions: list[dict[str, Any]]) -> State:
+    """The state of a sample with given label ``given`` after ``decisions`` (oldest first)."""
+    excluded = False
+    for d in decisions:
+        if d["action"] in ("exclude", "include"):
+            excluded = d["action"] == "exclude"
+    return State(decisions[-1]["to"] if decisions else given, bool(decisions), excluded)
+
+
+def curator(user: Any = None) -> str:
+    """Who decides: the App user's email or name when known, else ``$USER``, else ``"curator"``."""
+    for attr in ("email", "name"):
+        value = getattr(user, attr, None)
+        if value:
+            return str(value)
+    return os.environ.get("USER") or "curator"
+
+
+def ensure_decision_fields(dataset: fo.Dataset) -> None:
+    """Declare the decision fields on ``dataset`` (no-op when present)."""
+    schema = dataset.get_field_schema()
+    if DECISIONS not in schema:
+        dataset.add_sample_field(DECISIONS, fo.ListField, subfield=fo.DictField)
+    if CLEAN_LABEL not in schema:
+        dataset.add_sample_field(CLEAN_LABEL, fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification)
+    for name in (REVIEWED, EXCLUDED):
+        if name not in schema:
+            dataset.add_sample_field(name, fo.BooleanField)
+
+
+def relabel(samples: SampleCollection, label: str, *, by: str | None = None) -> int:
+    """Set the curated label of ``samples`` to ``label`` (a class of the dataset)."""
+    classes = samples._root_dataset.default_classes
+    if classes and label not in classes:
+        raise ValueError(f"unknown class {label!r}; the dataset's classes are {classes}")
+    return _decide(samples, "relabel", lambda row: label, by)
+
+
+def accept_suggestions(samples: SampleCollection, *, by: str | None = None) -> int:
+    """Set the curated label of ``samples`` to their ``suggested_label`` (samples without one are skipped)."""
+    return _decide(samples, "accept_suggestion", lambda row: row[SUGGESTED], by, require=SUGGESTED)
+
+
+def mark_reviewed(samples: SampleCollection, *, by: str | None = None) -> int:
+    """Keep the current curated label of ``samples`` and mark them reviewed."""
+    return _decide(samples, "keep", None, by)
+
+
+def exclude(samples: SampleCollection, *, by: str | None = None) -> int:
+    """Exclude ``samples`` from the cleaned dataset (reversible: :func:`include` or :func:`undo`)."""
+    return _decide(samples, "exclude", None, by)
+
+
+def include(samples: SampleCollection, *, by: str | None = None) -> int:
+    """Include previously excluded ``samples`` again."""
+    return _decide(samples, "include", None, by)
+
+
+def undo(samples: SampleCollection) -> int:
+    """Remove the last decision of each of ``samples`` that has one and restore the state before it."""
+    rows = _rows(samples, ())
+    histories = {r["id"]: r[DECISIONS][:-1] for r in rows if r[DECISIONS]}
+    _write(samples._root_dataset, histories, {r["id"]: r[GIVEN] for r in rows})
+    return len(histories)
+
+
+def _decide(
+    samples: SampleCollection,
+    action: str,
+    target: Callable[[dict[str, Any]], str | None] | None,
+    by: str | None,
+    *,
+    require: str | None = None,
+) -> int:
+    """Append one ``action`` decision to each sample; ``target(row)`` = the new label (None: keep)."""
+    rows = _rows(samples, (SUGGESTED,) if require else ())
+    if require:
+        rows = [r for r in rows if r[require]]
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    who = by or curator()
+    histories = {}
+    for r in rows:
+        before = derive(r[GIVEN], r[DECISIONS]).label
+        after = before if target is None else target(r)
+        histories[r["id"]] = [*r[DECISIONS], {"action": action, "from": before, "to": after, "when": when, "by": who}]
+    _write(samples._root_dataset, histories, {r["id"]: r[GIVEN] for r in rows})
+    return len(histories)
+
+
+def _rows(samples: SampleCollection, extra: Iterable[str]) -> list[dict[str, Any]]:
+    """id, given label, decision list (and ``extra`` fields) of each sample, read from the dataset."""
+    dataset = samples._root_dataset
+    ensure_decision_fields(dataset)
+    fields = ["id", f"{GIVEN}.label", DECISIONS, *extra]
+    values = dataset.select(samples.values("id")).values(fields)
+    names = ["id", GIVEN, DECISIONS, *extra]
+    rows = [dict(zip(names, row)) for row in zip(*values)]
+    for r in rows:
+        r[DECISIONS] = list(r[DECISIONS] or [])
+    return rows
+
+
+def _write(dataset: fo.Dataset, histories: dict[str, list[dict[str, Any]]], given: dict[str, str | None]) -> None:
+    """Store decision lists and the state they imply (fields and tags), in bulk."""
+    if not histories:
+        return
+    states = {sid: derive(given[sid], h) for sid, h in histories.items()}
+    dataset.set_values(DECISIONS, histories, key_field="id")
+    clean = {sid: fo.Classification(label=s.label) if s.reviewed else None for sid, s in states.items()}
+    dataset.set_values(CLEAN_LABEL, clean, key_field="id")
+    dataset.set_values(REVIEWED, {sid: s.reviewed for sid, s in states.items()}, key_field="id")
+    dataset.set_values(EXCLUDED, {sid: s.excluded for sid, s in states.items()}, key_field="id")
+    for tag in (REVIEWED, EXCLUDED):  # the tags carry the same names as the fields
+        on = [sid for sid, s in states.items() if getattr(s, tag)]
+        off = [sid for sid, s in states.items() if not getattr(s, tag)]
+        if on:
+            dataset.select(on).tag_samples(tag)
+        if off:
+            dataset.select(off).untag_samples(tag)
+
+
+def decisions_table(dataset: fo.Dataset) -> pd.DataFrame:
+    """One row per decision, oldest first per sample: sample_key, filepath, given_label, step
+    (0-based), action, from, to, when, by."""
+    ensure_decision_fields(dataset)
+    reviewed = dataset.match(fo.ViewField(REVIEWED) == True)  # noqa: E712
+    keys, paths, given, histories = reviewed.values(["sample_key", "filepath", f"{GIVEN}.label", DECISIONS])
+    rows = [
+        {"sample_key": k, "filepath": p, "given_label": g, "step": i, **d}
+        for k, p, g, h in zip(keys, paths, given, histories)
+        for i, d in enumerate(h)
+    ]
+    columns = ["sample_key", "filepath", "given_label", "step", "action", "from", "to", "when", "by"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def similar_view(dataset: fo.Dataset, sample_ids: list[str], *, brain_key: str, k: int | None = None) -> fo.DatasetView:
+    """``dataset`` sorted by similarity to ``sample_ids`` (their mean) with similarity run ``brain_key``."""
+    if not sample_ids:
+        raise ValueError("select at least one face to find similar faces")
+    if brain_key not in dataset.list_brain_runs():
+        raise ValueError(f"the dataset has no similarity run {brain_key!r}; load the scores with similarity")
+    return dataset.sort_by_similarity(sample_ids, k=k, brain_key=brain_key)
+
+
+def queue_counts(dataset: fo.Dataset) -> dict[str, int]:
+    """Number of samples in each saved view (the review queues)."""
+    return {name: dataset.load_saved_view(name).count() for name in dataset.list_saved_views()}
+
+
+def confusion(dataset: fo.Dataset) -> pd.DataFrame:
+    """Counts of given label (rows) x suggested label (columns), over the dataset's classes."""
+    given, suggested = dataset.values([f"{GIVEN}.label", SUGGESTED])
+    classes = dataset.default_classes or sorted({c for c in (*given, *suggested) if c})
+    table = pd.crosstab(pd.Categorical(given, classes), pd.Categorical(suggested, classes), dropna=False)
+    table.index.name, table.columns.name = "given", "suggested"
+    return table

@@ -1,0 +1,193 @@
+"""FiftyOne plugin ``@dmue-curate/review``: thin operators and a panel over :mod:`curate.review`.
+
+Operators act on the faces selected in the grid (relabel, undo, show_similar) or on the
+selection / current view (accept_suggestions, mark_reviewed, exclude, include: the App offers
+the target; from Python, ``selected`` ids win over the view). Each records a decision through
+:mod:`curate.review`, by the App user when known, else ``$USER``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from curate import review
+from curate.fiftyone import SIMILARITY_KEY
+
+
+def _selected(ctx: foo.ExecutionContext):
+    if not ctx.selected:
+        raise ValueError("select faces in the grid first")
+    return ctx.dataset.select(ctx.selected)
+
+
+def _selected_or_view(ctx: foo.ExecutionContext):
+    """The target the App form chose (carried at the request level), else the selection, else the view."""
+    if ctx.selected and not ctx.request_params.get("view_target"):
+        return ctx.dataset.select(ctx.selected)
+    return ctx.target_view()
+
+
+def _done(ctx: foo.ExecutionContext, message: str, count: int) -> dict[str, int]:
+    ctx.ops.notify(message, variant="success")
+    ctx.ops.reload_dataset()
+    return {"count": count}
+
+
+class _Decision(foo.Operator):
+    """A decision on the selection or the current view: subclasses name the operator and the function."""
+
+    operator_name: str
+    label: str
+    apply: Callable[..., int]  # a curate.review function (samples, *, by) -> count
+
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(name=self.operator_name, label=self.label)
+
+    def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
+        ctx.target_view()  # offers selection / current view / dataset in the form
+        return types.Property(types.Object(), view=types.View(label=self.label))
+
+    def execute(self, ctx: foo.ExecutionContext) -> dict[str, int]:
+        n = self.apply(_selected_or_view(ctx), by=review.curator(ctx.user))
+        return _done(ctx, f"{self.label}: {n} faces", n)
+
+
+class AcceptSuggestions(_Decision):
+    operator_name, label = "accept_suggestions", "Accept suggested labels"
+    apply = staticmethod(review.accept_suggestions)
+
+
+class MarkReviewed(_Decision):
+    operator_name, label = "mark_reviewed", "Keep label (mark reviewed)"
+    apply = staticmethod(review.mark_reviewed)
+
+
+class Exclude(_Decision):
+    operator_name, label = "exclude", "Exclude faces"
+    apply = staticmethod(review.exclude)
+
+
+class Include(_Decision):
+    operator_name, label = "include", "Include faces again"
+    apply = staticmethod(review.include)
+
+
+class Relabel(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(name="relabel", label="Relabel selected faces")
+
+    def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
+        inputs = types.Object()
+        classes = ctx.dataset.default_classes if ctx.dataset else []
+        inputs.enum("label", classes, required=True, label="New label", view=types.AutocompleteView())
+        inputs.view("note", types.Notice(label=f"{len(ctx.selected)} faces selected"))
+        return types.Property(inputs, view=types.View(label="Relabel selected faces"))
+
+    def execute(self, ctx: foo.ExecutionContext) -> dict[str, int]:
+        label = ctx.params["label"]
+        n = review.relabel(_selected(ctx), label, by=review.curator(ctx.user))
+        return _done(ctx, f"Relabeled {n} faces to {label}", n)
+
+
+class Undo(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(name="undo", label="Undo last decision on selected faces")
+
+    def execute(self, ctx: foo.ExecutionContext) -> dict[str, int]:
+        n = review.undo(_selected(ctx))
+        return _done(ctx, f"Undid the last decision of {n} faces", n)
+
+
+class ShowSimilar(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(name="show_similar", label="Show similar faces")
+
+    def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
+        inputs = types.Object()
+        inputs.int("k", default=50, min=1, label="How many faces")
+        return types.Property(inputs, view=types.View(label="Show faces similar to the selection"))
+
+    def execute(self, ctx: foo.ExecutionContext) -> dict[str, int]:
+        k = int(ctx.params.get("k", 50))
+        view = review.similar_view(ctx.dataset, list(ctx.selected), brain_key=SIMILARITY_KEY, k=k)
+        ctx.ops.set_view(view)
+        return {"count": len(view)}
+
+
+class ExportCleaned(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(name="export_cleaned", label="Export cleaned labels", view_target=False)
+
+    def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
+        from curate.export import FORMAT_CHOICES, POLICIES
+
+        inputs = types.Object()
+        inputs.str("out", required=True, label="Output file or folder")
+        inputs.enum("format", list(FORMAT_CHOICES), default="csv", label="Format")
+        inputs.enum("policy", list(POLICIES), default="decisions", label="Policy")
+        inputs.bool("force", default=False, label="Replace an existing output")
+        return types.Property(inputs, view=types.View(label="Export cleaned labels"))
+
+    def execute(self, ctx: foo.ExecutionContext) -> dict[str, Any]:
+        from curate.export import export_cleaned
+
+        summary = export_cleaned(
+            f"fiftyone:{ctx.dataset.name}",
+            format=ctx.params.get("format", "csv"),
+            policy=ctx.params.get("policy", "decisions"),
+            out=ctx.params["out"],
+            force=bool(ctx.params.get("force", False)),
+            by=review.curator(ctx.user),
+        )
+        ctx.ops.notify(f"Wrote {summary.written} faces to {summary.out}", variant="success")
+        return summary.to_dict()
+
+
+class ReviewQueues(foo.Panel):
+    """Queue sizes (saved views, each a button that opens it) and the given -> suggested counts."""
+
+    @property
+    def config(self) -> foo.PanelConfig:
+        return foo.PanelConfig(name="review_queues", label="Review queues")
+
+    def on_load(self, ctx: foo.ExecutionContext) -> None:
+        ctx.panel.state.counts = review.queue_counts(ctx.dataset)
+        ctx.panel.state.confusion = review.confusion(ctx.dataset).to_markdown()
+
+    refresh = on_load
+
+    def open_queue(self, ctx: foo.ExecutionContext) -> None:
+        ctx.ops.set_view(name=ctx.params["queue"])
+
+    def render(self, ctx: foo.ExecutionContext) -> types.Property:
+        panel = types.Object()
+        counts = ctx.panel.state.counts or {}
+        for i, (name, count) in enumerate(counts.items()):
+            panel.btn(f"queue_{i}", label=f"{name}: {count}", on_click=self.open_queue, params={"queue": name})
+        panel.md("#### Given (rows) -> suggested (columns)\n\n" + (ctx.panel.state.confusion or ""), name="confusion")
+        panel.btn("refresh", label="Refresh", on_click=self.refresh)
+        return types.Property(panel, view=types.GridView(orientation="vertical"))
+
+
+def register(p: Any) -> None:
+    for cls in (
+        Relabel,
+        AcceptSuggestions,
+        MarkReviewed,
+        Exclude,
+        Include,
+        Undo,
+        ShowSimilar,
+        ExportCleaned,
+        ReviewQueues,
+    ):
+        p.register(cls)

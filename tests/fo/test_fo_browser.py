@@ -1,0 +1,91 @@
+"""A real browser against ``curate app``: our fields and review queues render, and stopping the command
+leaves no App process behind.
+
+Uses Debian's ``/usr/bin/chromium`` (headless ``--dump-dom`` with a virtual time budget); skipped
+when it is missing, failed when ``CI`` is set. The screenshot goes to ``$CURATE_TEST_ARTIFACTS``
+(else tmp_path).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from fo_helpers import free_port
+
+from curate.fiftyone import load_scores
+
+pytestmark = [pytest.mark.browser, pytest.mark.mongo, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+FIELDS = ("ground_truth", "dmue", "clean_label", "decisions", "mislabel_score", "ambiguity_score",
+          "suggested_label", "verdict", "label_distribution")  # fmt: skip
+QUEUES = ("likely-mislabeled", "unreviewed-flagged")
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,900",
+                  "--virtual-time-budget=15000")  # fmt: skip
+
+
+@pytest.fixture
+def chromium() -> Path:
+    if CHROMIUM.exists():
+        return CHROMIUM
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium (apt-get install -y chromium)")
+    pytest.skip(f"{CHROMIUM} is not installed")
+
+
+def wait_for_url(log: Path, app: subprocess.Popen, timeout: float = 180) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for line in log.read_text().splitlines():
+            if line.startswith("App: "):
+                return line.split()[1]
+        assert app.poll() is None, f"curate app exited with {app.returncode}: {log.read_text()}"
+        time.sleep(0.3)
+    raise AssertionError(f"curate app printed no URL within {timeout} s")
+
+
+def render(chromium: Path, url: str, screenshot: Path | None = None) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        shot = [f"--screenshot={screenshot}"] if screenshot else []
+        out = subprocess.run([str(chromium), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *shot, "--dump-dom", url],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_app_renders_fields_and_queues_and_stops_cleanly(chromium, make_scores, dataset_name, tmp_path):
+    load_scores(make_scores(6), dataset_name, progress=False)
+    artifacts = Path(os.environ.get("CURATE_TEST_ARTIFACTS") or tmp_path)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    log = tmp_path / "app.log"
+    command = [sys.executable, "-c", "from curate.cli import main; main()", "app", dataset_name,
+               "--port", str(free_port()), "--remote"]  # fmt: skip
+    with open(log, "w") as out:
+        app = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    served: list[psutil.Process] = []
+    try:
+        url = wait_for_url(log, app)
+        served = psutil.Process(app.pid).children(recursive=True)
+        assert any("main.py" in " ".join(p.cmdline()) for p in served), "no App server process found"
+        for queue in QUEUES:
+            shot = artifacts / "fiftyone-app.png" if queue == QUEUES[0] else None
+            dom = render(chromium, f"{url}datasets/{dataset_name}?view={queue}", shot)
+            missing = [f for f in FIELDS if f not in dom]
+            assert not missing, f"fields {missing} not rendered for view {queue}"
+            assert f">{queue}<" in dom, f"saved view {queue} not shown"
+        assert (artifacts / "fiftyone-app.png").stat().st_size > 10_000
+    finally:
+        os.kill(app.pid, signal.SIGINT)
+        app.wait(timeout=60)
+    _, alive = psutil.wait_procs(served, timeout=15)
+    assert not alive, f"App processes left running: {[p.pid for p in alive]}"
+    assert app.returncode == 0 and "stopping the App" in log.read_text()

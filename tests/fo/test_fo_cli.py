@@ -1,0 +1,86 @@
+"""``curate plugin install`` and ``curate app``'s checks before it starts anything."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from click.testing import CliRunner
+from fo_helpers import PLUGIN, PLUGINS
+
+from curate.cli import main
+
+pytestmark = pytest.mark.mongo
+
+
+def test_plugin_install_symlink_copy_and_discovery(tmp_path, monkeypatch):
+    import fiftyone as fo
+    import fiftyone.operators as foo
+
+    target = tmp_path / "plugins"
+    runner = CliRunner()
+    result = runner.invoke(main, ["plugin", "install", "--dir", str(target)])
+    assert result.exit_code == 0, result.output
+    assert (target / "curate_review").resolve() == PLUGINS / "curate_review"
+    assert "already installed" in runner.invoke(main, ["plugin", "install", "--dir", str(target)]).output
+
+    monkeypatch.setattr(fo.config, "plugins_dir", str(target))
+    assert f"{PLUGIN}/relabel" in {op.uri for op in foo.list_operators()}
+
+    refused = runner.invoke(main, ["plugin", "install", "--dir", str(target), "--copy"])
+    assert refused.exit_code == 1 and "pass --force" in refused.output
+    copied = runner.invoke(main, ["plugin", "install", "--dir", str(target), "--copy", "--force"])
+    assert copied.exit_code == 0 and not (target / "curate_review").is_symlink()
+    assert (target / "curate_review" / "fiftyone.yml").read_text() == (
+        PLUGINS / "curate_review" / "fiftyone.yml"
+    ).read_text()
+
+
+def test_app_refuses_unknown_dataset_and_busy_port(make_scores, dataset_name):
+    from curate.fiftyone import load_scores
+
+    runner = CliRunner()
+    unknown = runner.invoke(main, ["app", "no-such-dataset-xyz"])
+    assert unknown.exit_code == 1 and "no FiftyOne dataset named 'no-such-dataset-xyz'" in unknown.output
+    load_scores(make_scores(3), dataset_name, similarity=False, progress=False)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = runner.invoke(main, ["app", dataset_name, "--port", str(port)])
+    assert result.exit_code == 1 and f"cannot serve on 127.0.0.1:{port}" in result.output
+
+
+@pytest.mark.parametrize("command", [["app"], ["plugin", "install"], ["load"]])
+def test_help_has_examples(command):
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0 and "Examples:" in result.output
+
+
+def test_stop_process_tree_ends_children_that_left_the_process_group():
+    """FiftyOne's App service detaches from the launcher's group; stopping must still end it."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from curate.cli.app_cmd import stop_process_tree
+
+    detached = "import os, time; os.setsid(); time.sleep(120)"
+    code = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {detached!r}]); time.sleep(120)"
+    launcher = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    deadline = time.time() + 30
+    while time.time() < deadline:  # until the child has left the launcher's process group
+        children = psutil.Process(launcher.pid).children()
+        if children and os.getpgid(children[0].pid) != launcher.pid:
+            break
+        time.sleep(0.05)
+    (child,) = children
+    stopped = stop_process_tree(launcher)
+    assert sorted(stopped) == sorted([launcher.pid, child.pid]) and launcher.poll() is not None
+    try:
+        assert child.status() == psutil.STATUS_ZOMBIE  # dead, not yet reaped by init
+    except psutil.NoSuchProcess:
+        pass

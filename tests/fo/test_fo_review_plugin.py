@@ -1,0 +1,163 @@
+"""Every plugin operator and the panel, run through execute_operator on a MongoDB-backed dataset:
+the fields, tags and decision records they leave, undo, and the table/export built from them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from fo_helpers import PLUGIN
+
+from curate import review
+from curate.fiftyone import load_scores
+
+pytestmark = pytest.mark.mongo
+
+
+@pytest.fixture
+def ds(make_scores, dataset_name):
+    return load_scores(make_scores(12), dataset_name, progress=False)
+
+
+def run(uri: str, dataset, **ctx):
+    import fiftyone.operators as foo
+
+    return foo.execute_operator(f"{PLUGIN}/{uri}", ctx={"dataset": dataset, **ctx})
+
+
+def keyed(dataset, field: str) -> dict:
+    return dict(zip(dataset.values("sample_key"), dataset.values(field)))
+
+
+def ids_of(dataset, *keys: str) -> list[str]:
+    id_of = keyed(dataset, "id")
+    return [id_of[k] for k in keys]
+
+
+def requests(result) -> list[dict]:
+    return result.executor.to_json()["requests"]
+
+
+def test_relabel_selected_records_decisions(ds):
+    result = run("relabel", ds, params={"label": "sad"}, selected=ids_of(ds, "f0", "f1"))
+    assert result.result == {"count": 2}
+    assert [r["operator_uri"] for r in requests(result)] == ["notify", "reload_dataset"]
+    decisions = keyed(ds, "decisions")
+    assert {k: v for k, v in keyed(ds, "clean_label.label").items() if v} == {"f0": "sad", "f1": "sad"}
+    d0 = decisions["f0"][0]
+    assert (d0["action"], d0["from"], d0["to"]) == ("relabel", "angry", "sad")
+    assert d0["by"] == review.curator() != ""
+    assert dt.datetime.fromisoformat(d0["when"]).utcoffset() == dt.timedelta(0)
+    assert decisions["f2"] == [] and ds.count_sample_tags()["reviewed"] == 2
+
+    with pytest.raises(Exception, match="Invalid enum value"):  # the form only offers the classes
+        run("relabel", ds, params={"label": "joy"}, selected=ids_of(ds, "f0"))
+    with pytest.raises(ValueError, match="unknown class 'joy'"):
+        review.relabel(ds.select(ids_of(ds, "f0")), "joy")
+    with pytest.raises(Exception, match="select faces in the grid first"):
+        run("relabel", ds, params={"label": "sad"})
+    assert len(keyed(ds, "decisions")["f0"]) == 1
+
+
+def test_accept_keep_exclude_include_on_selection_or_view(ds):
+    flagged = ds.match_tags("likely_mislabeled")
+    result = run("accept_suggestions", ds, view=flagged)
+    assert result.result == {"count": 4}
+    suggested, clean = keyed(ds, "suggested_label"), keyed(ds, "clean_label.label")
+    for key in flagged.values("sample_key"):
+        assert clean[key] == suggested[key] and keyed(ds, "decisions")[key][-1]["action"] == "accept_suggestion"
+
+    assert run("mark_reviewed", ds, selected=ids_of(ds, "f0")).result == {"count": 1}
+    f0 = keyed(ds, "decisions")["f0"][-1]
+    assert (f0["action"], f0["from"], f0["to"]) == ("keep", "angry", "angry")
+    assert keyed(ds, "clean_label.label")["f0"] == "angry"
+
+    chosen = run("mark_reviewed", ds, view=ds.match_tags("ambiguous"), selected=ids_of(ds, "f0"),
+                 params={"view_target": "CURRENT_VIEW"})  # fmt: skip
+    assert chosen.result == {"count": 4} and len(keyed(ds, "decisions")["f0"]) == 1  # the App's target choice wins
+
+    run("exclude", ds, selected=ids_of(ds, "f0", "f3"))
+    assert keyed(ds, "excluded")["f0"] and keyed(ds, "excluded")["f3"] and len(ds) == 12
+    assert set(ds.match_tags("excluded").values("sample_key")) == {"f0", "f3"}
+    run("include", ds, selected=ids_of(ds, "f3"))
+    assert set(ds.match_tags("excluded").values("sample_key")) == {"f0"} and keyed(ds, "excluded")["f3"] is False
+    assert [d["action"] for d in keyed(ds, "decisions")["f3"]] == ["exclude", "include"]
+
+
+def test_undo_pops_the_last_decision_and_restores(ds):
+    f1 = ids_of(ds, "f1")
+    run("relabel", ds, params={"label": "angry"}, selected=f1)
+    run("exclude", ds, selected=f1)
+    assert run("undo", ds, selected=f1).result == {"count": 1}
+    assert [d["action"] for d in keyed(ds, "decisions")["f1"]] == ["relabel"]
+    assert keyed(ds, "excluded")["f1"] is False and keyed(ds, "clean_label.label")["f1"] == "angry"
+    assert "excluded" not in ds.count_sample_tags()
+    run("undo", ds, selected=f1)
+    assert keyed(ds, "decisions")["f1"] == [] and keyed(ds, "clean_label.label")["f1"] is None
+    assert keyed(ds, "reviewed")["f1"] is False and "reviewed" not in ds.count_sample_tags()
+    assert run("undo", ds, selected=f1).result == {"count": 0}
+
+
+def test_show_similar_sets_a_similarity_view(ds):
+    query = ids_of(ds, "f2")
+    result = run("show_similar", ds, params={"k": 4}, selected=query)
+    assert result.result == {"count": 4}
+    (set_view,) = [r for r in requests(result) if r["operator_uri"] == "set_view"]
+    (stage,) = set_view["params"]["view"]
+    assert stage["_cls"] == "fiftyone.core.stages.SortBySimilarity"
+    assert dict(stage["kwargs"])["brain_key"] == "dmue_sim"
+    expected = ds.sort_by_similarity(query, k=4, brain_key="dmue_sim").values("id")
+    assert expected[0] == query[0] and len(expected) == 4
+
+
+def test_panel_counts_confusion_and_queue_buttons(ds):
+    run("relabel", ds, params={"label": "happy"}, selected=ids_of(ds, "f2"))
+    result = run("review_queues", ds, params={"__method__": "on_load", "panel_id": "p1", "state": {}})
+    patches = {
+        k: v
+        for r in requests(result)
+        if r["operator_uri"] == "patch_panel_state"
+        for k, v in r["params"]["state"].items()
+    }
+    assert patches["counts"] == review.queue_counts(ds) and patches["counts"]["unreviewed-flagged"] == 7
+    confusion = review.confusion(ds)
+    assert int(confusion.values.sum()) == 12 and list(confusion.index) == ["angry", "happy", "sad"]
+    assert patches["confusion"].splitlines()[0].split("|")[1].strip() == "given"
+    (output,) = [r for r in requests(result) if r["operator_uri"] == "show_panel_output"]
+    buttons = [
+        p["view"] for p in output["params"]["output"]["type"]["properties"].values() if p["view"]["name"] == "Button"
+    ]
+    assert {"likely-mislabeled: 4", "unreviewed-flagged: 7"} <= {b["label"] for b in buttons}
+
+    opened = run(
+        "review_queues", ds, params={"__method__": "open_queue", "panel_id": "p1", "state": {}, "queue": "ambiguous"}
+    )
+    assert {"operator_uri": "set_view", "params": {"name": "ambiguous"}} in requests(opened)
+
+
+def test_decisions_table_and_export(ds, tmp_path):
+    run("relabel", ds, params={"label": "sad"}, selected=ids_of(ds, "f0"))
+    run("exclude", ds, selected=ids_of(ds, "f1"))
+    table = review.decisions_table(ds)
+    assert table[["sample_key", "step", "action", "from", "to"]].values.tolist() == [
+        ["f0", 0, "relabel", "angry", "sad"],
+        ["f1", 0, "exclude", "happy", "happy"],
+    ]
+
+    out = tmp_path / "clean.csv"
+    result = run("export_cleaned", ds, params={"out": str(out), "format": "csv", "policy": "decisions"})
+    assert result.result["written"] == 11 and out.is_file()
+    written = pd.read_csv(out, keep_default_na=False).set_index("sample_id")
+    assert written.loc["f0", "clean_label"] == "sad" and "f1" not in written.index
+
+
+def test_curator_is_the_app_user_else_the_os_user(monkeypatch):
+    from types import SimpleNamespace
+
+    assert review.curator(SimpleNamespace(email="ann@lab.org", name="Ann")) == "ann@lab.org"
+    assert review.curator(SimpleNamespace(email=None, name="Ann")) == "Ann"
+    monkeypatch.setenv("USER", "bob")
+    assert review.curator(None) == "bob"
+    monkeypatch.delenv("USER")
+    assert review.curator(None) == "curator"
