@@ -20,6 +20,12 @@ from curate.flags import FlagRule
 from curate.scoring.scores import ScoreConfig
 from dmue_core.config import DMUEConfig, TrainConfig
 
+#: curate's defaults for training from scratch on CPU (dmue_core's own defaults follow the paper,
+#: whose learning rates assume an MS-Celeb-pretrained backbone; from random init they barely move).
+MODEL_DEFAULTS: dict[str, Any] = {"num_classes": 7, "backbone": "fer_cnn", "small_input": True, "ramp_a": 4.0}
+TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 12, "batch_size": 64, "schedule": "cosine", "lr_backbone": 2e-3,
+                                  "lr_classifier": 2e-3, "num_workers": 1}
+
 FLAG_KEYS = ("mislabel_threshold", "ambiguity_threshold", "top2_ratio", "knn_threshold")
 
 
@@ -37,8 +43,8 @@ class RunConfig:
 
     data: dict[str, Any] = field(default_factory=dict)
     image_size: int = 48
-    model: DMUEConfig = field(default_factory=lambda: DMUEConfig(num_classes=7))
-    train: TrainConfig = field(default_factory=TrainConfig)
+    model: DMUEConfig = field(default_factory=lambda: DMUEConfig(**MODEL_DEFAULTS))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(**TRAIN_DEFAULTS))
     score: ScoreConfig = field(default_factory=ScoreConfig)
     flags: dict[str, Any] = field(default_factory=dict)
 
@@ -67,8 +73,8 @@ class RunConfig:
         return cls(
             data=dict(d.get("data") or {}),
             image_size=int(d.get("image_size", 48)),
-            model=DMUEConfig.from_dict({"num_classes": 7, **(d.get("model") or {})}),
-            train=TrainConfig.from_dict(d.get("train") or {}),
+            model=DMUEConfig.from_dict({**MODEL_DEFAULTS, **(d.get("model") or {})}),
+            train=TrainConfig.from_dict({**TRAIN_DEFAULTS, **(d.get("train") or {})}),
             score=_dataclass_from(ScoreConfig, d.get("score") or {}, "score"),
             flags=flags,
         )

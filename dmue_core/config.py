@@ -37,7 +37,11 @@ class DMUEConfig(_JsonRecord):
         temperature: T = 1.2; latent distribution q^(1/T), renormalised. T > 1 flattens it
             (the official comment calls it sharpening; the value is kept as shipped).
         w_soft: 0.5, weight of L_soft (target softmax vs latent distribution, not renormalised).
-        gamma_sp: 1000, weight of the similarity-preserving loss L_sp.
+        gamma_sp: default 10 (official 1000, set by ``faithful()``), weight of the
+            similarity-preserving loss L_sp. Measured from random init (fer_cnn, 1,200 synthetic
+            faces, 30 % noise, 8 epochs, cosine lr 2e-3): with 1000, L_sp dominates the loss and
+            the target and auxiliary branches stay at chance (clean accuracy 0.25, CE baseline
+            0.88); with 10, 0.89. The official value assumes a pretrained backbone.
         ramp_a: 6 (AffectNet); FERPlus 10-14, RAF-DB 9-10. Width of ``ramps.ramp_up/ramp_down``.
 
     Speed switches:
@@ -81,7 +85,7 @@ class DMUEConfig(_JsonRecord):
     dropout: float = 0.5
     temperature: float = 1.2
     w_soft: float = 0.5
-    gamma_sp: float = 1000.0
+    gamma_sp: float = 10.0
     ramp_a: float = 6.0
     aux_detach_trunk: bool = False
     aux_bf16: bool = False
@@ -113,6 +117,7 @@ class DMUEConfig(_JsonRecord):
             official_stem=backbone == "resnet18" and not small_input,
             official_mining_stats=True,
             official_sp_logits=True,
+            gamma_sp=1000.0,
         )
         settings.update(overrides)
         return cls(num_classes=num_classes, **settings)

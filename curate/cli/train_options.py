@@ -51,7 +51,9 @@ def resolve_config(data: dict[str, Any], *, config_file: Path | None, backbone: 
     try:
         cfg = RunConfig.load(config_file) if config_file else RunConfig.from_dict(defaults or {})
         if faithful:
-            cfg.model = DMUEConfig.faithful(cfg.model.num_classes)
+            m = cfg.model
+            cfg.model = DMUEConfig.faithful(m.num_classes, backbone=m.backbone, small_input=m.small_input,
+                                            ramp_a=m.ramp_a, weights=m.weights)
         cfg.data = {**cfg.data, **{k: v for k, v in data.items() if v not in (None, (), "")}}
         if image_size is not None:
             cfg.image_size = image_size

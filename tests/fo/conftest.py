@@ -16,10 +16,6 @@ import pytest
 from fo_helpers import PLUGINS, scores_frame, write
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "browser: drives a real Chromium against the FiftyOne App")
-
-
 @pytest.fixture(scope="session", autouse=True)
 def fiftyone_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Point FiftyOne (this process and subprocesses) at the repo's plugins and a temp data dir."""
