@@ -14,9 +14,11 @@ import click
 @click.option("--noise-rate", default=0.3, show_default=True, type=click.FloatRange(0, 0.9))
 @click.option("--epochs", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--backbone", default="fer_cnn", show_default=True)
-def demo(out: Path, faces: int, noise_rate: float, epochs: int, backbone: str) -> None:
+@click.option("--name", default="curate-demo", show_default=True, help="FiftyOne dataset name.")
+def demo(out: Path, faces: int, noise_rate: float, epochs: int, backbone: str, name: str) -> None:
     """Generate synthetic expression faces with known label noise, train DMUE, score every face,
-    and report how well the mislabel and ambiguity scores find the injected noise.
+    report how well the scores find the injected noise, load everything into FiftyOne and write
+    a cleaned label file. A second run reuses the data and the trained model.
 
     \b
     Example:
@@ -32,19 +34,19 @@ def demo(out: Path, faces: int, noise_rate: float, epochs: int, backbone: str) -
     from curate.report import top_flagged
     from curate.run_config import RunConfig
 
-    click.echo(f"[1/3] synthetic dataset: {faces} faces, {noise_rate:.0%} label noise -> {out / 'data'}")
+    click.echo(f"[1/5] synthetic dataset: {faces} faces, {noise_rate:.0%} label noise -> {out / 'data'}")
     table = generate(faces, out / "data", seed=0, noise_rate=noise_rate)
     cfg = RunConfig.from_dict({
         "data": {"dataset": "synthetic", "faces": faces, "noise_rate": noise_rate},
         "model": {"backbone": backbone, "small_input": True, "ramp_a": max(1.0, epochs / 3)},
         "train": {"epochs": epochs, "batch_size": 64, "num_workers": 0, "ckpt_every": 0},
     })  # fmt: skip
-    click.echo(f"[2/3] train DMUE ({backbone}, {epochs} epochs) and score -> {out / 'run'}")
+    click.echo(f"[2/5] train DMUE ({backbone}, {epochs} epochs) and score -> {out / 'run'}")
     result = run_job(table, cfg, out / "run", log=click.echo)
     scores = read_scores(result.scores.path)
     truth = table.set_index("sample_id").loc[scores["sample_id"]]
     noisy = truth["is_noisy"].to_numpy(dtype=bool)
-    click.echo("[3/3] what the scores found (against the generator's ground truth):")
+    click.echo("[3/5] what the scores found (against the generator's ground truth):")
     rep = metrics.detection_report(noisy, scores["mislabel_score"].to_numpy(), (scores["verdict"] == "likely_mislabeled").to_numpy(),
                                    ks=(100,))  # fmt: skip
     click.echo(f"  mislabel_score: AUROC {rep['auroc']:.3f}, AP {rep['ap']:.3f}, precision@100 {rep['p@100']:.2f}; "
@@ -56,5 +58,14 @@ def demo(out: Path, faces: int, noise_rate: float, epochs: int, backbone: str) -
         acc = np.mean(scores["suggested_label"].to_numpy()[flagged] == truth["true_label"].to_numpy()[flagged])
         click.echo(f"  suggested label correct on {acc:.0%} of the truly noisy faces it flagged")
     click.echo(top_flagged(result.scores.path, 5))
-    click.echo(f"\nscores: {result.scores.path}\n"
-               "not yet in this version: loading into FiftyOne, the review App and the cleaned-label export.")
+    click.echo(f"\n[4/5] load into FiftyOne (embedded MongoDB) as dataset '{name}'")
+    from curate.export import export_cleaned
+    from curate.fiftyone import load_scores
+
+    ds = load_scores(result.scores.path, name)
+    click.echo(f"  {len(ds)} samples; saved views: {', '.join(ds.list_saved_views())}")
+    click.echo(f"[5/5] cleaned labels (policy auto) -> {out / 'cleaned.csv'}")
+    click.echo(str(export_cleaned(f"fiftyone:{name}", format="csv", policy="auto", out=out / "cleaned.csv",
+                                  force=True)))
+    click.echo(f"\nscores: {result.scores.path}\nreview in the App:  curate app {name}   "
+               "(then open the printed URL; relabel with the @dmue-curate/review plugin: curate plugin install)")

@@ -14,9 +14,12 @@ from curate.cli.train_options import resolve_config, train_options
 @reader_options
 @train_options
 @click.option("--top", default=10, show_default=True, help="How many flagged faces to list at the end.")
-def run(dataset: str, top: int, **kwargs) -> None:
+@click.option("--load/--no-load", default=True, show_default=True, help="Load the scores into FiftyOne at the end.")
+@click.option("--name", help="FiftyOne dataset name [default: the run directory's name].")
+def run(dataset: str, top: int, load: bool, name: str | None, **kwargs) -> None:
     """Train DMUE on DATASET, score every face (label distribution, uncertainty, mislabel and
-    ambiguity scores, suggested label, faiss neighbours, verdict) and write RUN_DIR/scores.parquet.
+    ambiguity scores, suggested label, faiss neighbours, verdict), write RUN_DIR/scores.parquet and
+    load it into FiftyOne.
     Re-running resumes training where it stopped.
 
     \b
@@ -38,3 +41,9 @@ def run(dataset: str, top: int, **kwargs) -> None:
     click.echo(f"scores: {result.scores.path}")
     click.echo("verdicts: " + ", ".join(f"{k} {v}" for k, v in result.scores.verdict_counts.items()))
     click.echo(top_flagged(result.scores.path, top))
+    if load:
+        from curate.fiftyone import load_scores
+
+        name = name or result.paths.root.resolve().name
+        load_scores(result.scores.path, name)
+        click.echo(f"\nloaded into FiftyOne as '{name}': review with `curate app {name}`")

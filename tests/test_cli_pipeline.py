@@ -1,0 +1,102 @@
+"""The train/score/run commands end to end: a synthetic run, bad inputs, and the real mini set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from curate import records
+from curate.cli import main
+from curate.data.synthetic import generate
+
+FAST = ["--epochs", "1", "--ramp-a", "1", "--workers", "0", "--image-size", "32", "--no-load"]
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    generate(120, root / "data", seed=2, noise_rate=0.3)
+    res = invoke("run", root / "data" / "labels.csv", "--path-column", "path", "--label-column", "label",
+                 "--out", root / "run", *FAST)
+    assert res.exit_code == 0, res.output
+    return root
+
+
+def test_run_writes_config_model_and_scores(synthetic_run):
+    run = synthetic_run / "run"
+    for name in ("config.yaml", "classes.json", "model.pt", "scores.parquet", "scores.embeddings.npy",
+                 "checkpoints/last.pt", "train_log.jsonl"):
+        assert (run / name).exists(), name
+    df = records.read_scores(run / "scores.parquet")
+    assert len(df) == 120 and list(df.columns) == list(records.COLUMNS)
+    assert df.attrs["reader"]["label_column"] == "label"
+
+
+def test_score_reproduces_run_and_config_reads_back(synthetic_run):
+    out = synthetic_run / "again.parquet"
+    res = invoke("score", synthetic_run / "run", synthetic_run / "data" / "labels.csv",
+                 "--path-column", "path", "--label-column", "label", "--out", out)
+    assert res.exit_code == 0, res.output
+    a = records.read_scores(synthetic_run / "run" / "scores.parquet")
+    b = records.read_scores(out)
+    assert (a["sample_id"] == b["sample_id"]).all()
+    for col in ("mislabel_score", "ambiguity_score", "uncertainty", "knn_disagreement"):
+        np.testing.assert_allclose(a[col], b[col], atol=1e-5, err_msg=col)
+    assert (a["verdict"] == b["verdict"]).all()
+    res = invoke("score", synthetic_run / "run", synthetic_run / "data" / "labels.csv",
+                 "--path-column", "path", "--label-column", "label", "--out", out)
+    assert res.exit_code != 0 and "--force" in res.output
+
+
+def test_bad_inputs_fail_before_work(synthetic_run, tmp_path):
+    data = synthetic_run / "data" / "labels.csv"
+    opts = ["--path-column", "path", "--label-column", "label"]
+    # classes in another order than the model's
+    res = invoke("score", synthetic_run / "run", data, *opts, "--classes",
+                 "neutral,angry,disgust,fear,happy,sad,surprise", "--out", tmp_path / "x.parquet")
+    assert res.exit_code != 0 and "trained on classes" in res.output
+    # truncated checkpoint
+    bad_run = tmp_path / "bad"
+    bad_run.mkdir()
+    for name in ("config.yaml", "classes.json"):
+        (bad_run / name).write_bytes((synthetic_run / "run" / name).read_bytes())
+    (bad_run / "checkpoints").mkdir()
+    blob = (synthetic_run / "run" / "checkpoints" / "last.pt").read_bytes()
+    (bad_run / "checkpoints" / "last.pt").write_bytes(blob[: len(blob) // 3])
+    res = invoke("score", bad_run, data, *opts, "--out", tmp_path / "y.parquet")
+    assert res.exit_code != 0 and "truncated" in res.output
+    # unwritable / missing output folder
+    res = invoke("score", synthetic_run / "run", data, *opts, "--out", tmp_path / "nope" / "z.parquet")
+    assert res.exit_code != 0 and "does not exist" in res.output
+    assert not list(tmp_path.glob("*.parquet"))
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_run_on_ferplus_mini(shared_data, tmp_path):
+    """`curate run` on the 2,000 real faces: schema, ranges, and suggestions on flagged faces."""
+    res = invoke("run", shared_data / "ferplus-mini" / "labels.csv", "--out", tmp_path / "mini",
+                 "--epochs", "2", "--ramp-a", "1", "--workers", "0")
+    assert res.exit_code == 0, res.output
+    df = records.read_scores(tmp_path / "mini" / "scores.parquet")
+    assert len(df) == 2000
+    assert df.attrs["classes"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    for col in ("target_probs", "latent_distribution", "label_distribution"):
+        np.testing.assert_allclose(records.vectors(df, col).sum(axis=1), 1.0, atol=1e-4)
+    for col in ("mislabel_score", "ambiguity_score", "knn_disagreement", "uncertainty"):
+        assert df[col].between(0, 1).all(), col
+    flagged = df[df["verdict"] == "likely_mislabeled"]
+    assert len(flagged) > 0
+    assert (flagged["suggested_label"] != flagged["given_label"]).any()
+    assert "top" in res.output and "likely_mislabeled" in res.output
+    import fiftyone as fo
+
+    ds = fo.load_dataset("mini")
+    assert len(ds) == 2000 and "likely-mislabeled" in ds.list_saved_views()
+    ds.delete()
