@@ -47,7 +47,7 @@ def main() -> None:
     is_wrong = truth["label_disagrees"].to_numpy()[known] == 1
     flag = (df["verdict"] == "likely_mislabeled").to_numpy()[known]
     print(f"{len(df)} faces, {known.sum()} with a determinate crowd label, {is_wrong.mean():.1%} mislabeled")
-    print(f"| signal | AUROC | AP | P@500 | P@2000 | FNR@noise |\n|---|---|---|---|---|---|")
+    print("| signal | AUROC | AP | P@500 | P@2000 | FNR@noise |\n|---|---|---|---|---|---|")
     for name, s in signals.items():
         r = metrics.detection_report(is_wrong, s[known])
         print(f"| {name} | {r['auroc']:.3f} | {r['ap']:.3f} | {r['p@500']:.3f} | {r['p@2000']:.3f} | {r['fnr_at_noise_rate']:.3f} |")

@@ -12,15 +12,6 @@ from dmue_core.backbones import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The test machines have 2 shared cores: one thread avoids OpenMP oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

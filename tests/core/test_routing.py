@@ -8,15 +8,6 @@ import torch
 from dmue_core import DMUE, DMUEConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The test machines have 2 shared cores: one thread avoids OpenMP oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 C = 4
 Y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3, 3])
 

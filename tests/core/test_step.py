@@ -6,15 +6,6 @@ import torch
 from dmue_core import DMUE, DMUEConfig, TrainConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The test machines have 2 shared cores: one thread avoids OpenMP oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 PRESETS = {
     "improved": lambda **kw: DMUEConfig(num_classes=4, **kw),
     "faithful": lambda **kw: DMUEConfig.faithful(4, **kw),

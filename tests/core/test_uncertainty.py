@@ -5,15 +5,6 @@ from dmue_core import DMUE, DMUEConfig, normalized_class_means
 from dmue_core.losses import class_similarity_from_means, class_similarity_in_batch
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The test machines have 2 shared cores: one thread avoids OpenMP oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def model() -> DMUE:
     torch.manual_seed(0)
