@@ -95,6 +95,11 @@ def test_run_on_ferplus_mini(shared_data, tmp_path):
     assert len(flagged) > 0
     assert (flagged["suggested_label"] != flagged["given_label"]).any()
     assert "top" in res.output and "likely_mislabeled" in res.output
+    cleaned = tmp_path / "cleaned.csv"
+    res = invoke("export", tmp_path / "mini" / "scores.parquet", "--format", "native", "--policy", "auto",
+                 "--out", cleaned)
+    assert res.exit_code == 0, res.output
+    assert "actions:" in res.output and cleaned.exists() and cleaned.with_name("cleaned.csv.audit.json").exists()
     import fiftyone as fo
 
     ds = fo.load_dataset("mini")
