@@ -272,6 +272,14 @@ class DMUE(nn.Module):
         with torch.no_grad(), _eval_mode(self):
             return self._latent(self.trunk(x), y, running_stats=True)[0]
 
+    def score_outputs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Everything scoring needs in one eval-mode pass with one trunk evaluation:
+        (target embedding [B,D], target logits [B,C], latent distribution [B,C])."""
+        with torch.no_grad(), _eval_mode(self):
+            h = self.trunk(x)
+            v, _, z = self._run_branch(self.num_classes, h, training_rows=False)
+            return v, z, self._latent(h, y, running_stats=True)[0]
+
     def aux_probs(self, x: Tensor) -> Tensor:
         """[B,C,C]: out[i,c] = auxiliary branch c's softmax (temperature 1) for sample i, embedded
         into C dims with 0 at class c. out[i, y_i] is out-of-sample for label y_i. Eval mode."""

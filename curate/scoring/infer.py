@@ -3,7 +3,8 @@
 Two kinds of model are accepted:
 
 * a ``dmue_core.DMUE`` (a run directory's checkpoint): target logits, target embedding and the
-  latent distribution mined by the auxiliary branch of each face's given label (``mine``);
+  latent distribution mined by the auxiliary branch of each face's given label
+  (``score_outputs``: one trunk pass, the target branch and one routed auxiliary branch per face);
 * a plain exported target model (any torchvision classifier): target logits and the input of its
   final linear layer as the embedding; no auxiliary branches.
 """
@@ -52,7 +53,7 @@ def iterate_outputs(
 ) -> Iterator[Chunk]:
     """Yield one ``Chunk`` per batch, in dataset order. Items are ``(x, y, idx)``."""
     model = model.to(device).eval()
-    is_dmue = hasattr(model, "mine") and hasattr(model, "embed")
+    is_dmue = hasattr(model, "score_outputs")
     captured: list[torch.Tensor] = []
     hook = None
     if not is_dmue:
@@ -62,8 +63,8 @@ def iterate_outputs(
         for x, y, idx in tqdm(loader, desc="scoring", unit="batch", disable=not progress):
             x = x.to(device, non_blocking=True)
             if is_dmue:
-                emb, logits = model.embed(x)
-                latent = model.mine(x, y.to(device)).float().cpu().numpy()
+                emb, logits, lat = model.score_outputs(x, y.to(device))
+                latent = lat.float().cpu().numpy()
             else:
                 captured.clear()
                 logits = model(x)

@@ -60,3 +60,15 @@ def test_gradients_stay_finite_with_an_absent_class(model):
     emb = torch.randn(4, model.feat_dim, requires_grad=True)
     model.uncertainty(emb, torch.tensor([0, 0, 1, 2])).sum().backward()
     assert torch.isfinite(emb.grad).all() and emb.grad.abs().sum() > 0
+
+
+def test_score_outputs_equal_separate_eval_passes():
+    torch.manual_seed(0)
+    model = DMUE(DMUEConfig(num_classes=4, backbone="fer_cnn")).eval()
+    x, y = torch.randn(9, 3, 32, 32), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 3])
+    emb, logits, latent = model.score_outputs(x, y)
+    with torch.no_grad():
+        emb2, logits2 = model.embed(x)
+    torch.testing.assert_close(emb, emb2)
+    torch.testing.assert_close(logits, logits2)
+    torch.testing.assert_close(latent, model.mine(x, y))
