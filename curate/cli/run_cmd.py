@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from curate.cli.options import load_table, reader_options
-from curate.cli.train_cmd import split_kwargs
-from curate.cli.train_options import resolve_config, train_options
+from curate.cli.options import reader_options
+from curate.cli.train_cmd import table_and_config
+from curate.cli.train_options import train_options
 
 
 @click.command("run")
@@ -30,10 +30,7 @@ def run(dataset: str, top: int, load: bool, name: str | None, **kwargs) -> None:
     from curate.jobs import TrainingInterrupted, run_job
     from curate.report import top_flagged
 
-    reader, opts = split_kwargs(kwargs)
-    out = opts.pop("out")
-    table = load_table(dataset, **reader)
-    cfg = resolve_config({"dataset": dataset, **reader}, **opts)
+    table, cfg, out = table_and_config(dataset, kwargs)
     try:
         result = run_job(table, cfg, out, log=click.echo)
     except (ValueError, TrainingInterrupted) as exc:

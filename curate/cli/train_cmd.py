@@ -8,10 +8,12 @@ from curate.cli.options import READER_KEYS, load_table, reader_options
 from curate.cli.train_options import resolve_config, train_options
 
 
-def split_kwargs(kwargs: dict) -> tuple[dict, dict]:
-    """(reader options, training options) from a command's keyword arguments."""
+def table_and_config(dataset: str, kwargs: dict):
+    """(LabelTable, RunConfig, run directory) from a train/run command's arguments."""
     reader = {k: kwargs.pop(k) for k in READER_KEYS if k in kwargs}
-    return reader, kwargs
+    out = kwargs.pop("out")
+    table = load_table(dataset, **reader)
+    return table, resolve_config({"dataset": dataset, **reader}, **kwargs), out
 
 
 @click.command("train")
@@ -30,10 +32,7 @@ def train(dataset: str, **kwargs) -> None:
     """
     from curate.jobs import TrainingInterrupted, train_job
 
-    reader, opts = split_kwargs(kwargs)
-    out = opts.pop("out")
-    table = load_table(dataset, **reader)
-    cfg = resolve_config({"dataset": dataset, **reader}, **opts)
+    table, cfg, out = table_and_config(dataset, kwargs)
     try:
         paths = train_job(table, cfg, out, log=click.echo)
     except (ValueError, TrainingInterrupted) as exc:
