@@ -27,6 +27,16 @@ def test_knn_histogram_and_scores_by_hand():
     assert s["mislabel_score"][1] == pytest.approx(1 - 0.45 / 2.5)
     assert s["suggested_label"].tolist() == [0, 2]
     np.testing.assert_allclose(s["knn_disagreement"], [0.5, 0.75])
+
+
+def test_empty_neighbour_slots_are_ignored():
+    """An approximate index may leave slots at -1: they must not count as a class or a vote."""
+    knn = np.array([[0, 1, -1, -1], [-1, -1, -1, -1]])
+    np.testing.assert_allclose(knn_histogram(knn, 3), [[0.5, 0.5, 0.0], [0.0, 0.0, 0.0]])
+    s = compute_scores(np.array([0, 2]), np.full((2, 3), 1 / 3), np.full((2, 3), 0.5) * [[0, 1, 1], [1, 1, 0]],
+                       np.ones(2), knn)
+    np.testing.assert_allclose(s["knn_disagreement"], [0.5, 0.0])
+    np.testing.assert_allclose(s["label_distribution"].sum(axis=1), 1.0, rtol=1e-6)
     assert np.all((0 <= s["ambiguity_score"]) & (s["ambiguity_score"] <= 1))
 
 

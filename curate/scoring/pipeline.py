@@ -141,7 +141,7 @@ def score_table(
             latent = _latent_fallback(probs, given)
         sigma = _uncertainty(model, emb, given, C)
         knn = neighbors.knn(emb, k=min(score_cfg.k, N - 1))
-        knn_labels = given[knn.indices]
+        knn_labels = np.where(knn.indices >= 0, given[knn.indices], -1)  # -1: slot left empty
         scores = compute_scores(given, probs, latent, sigma, knn_labels, score_cfg)
         verdict, reasons, rule = decide(
             given, scores["label_distribution"], scores["mislabel_score"], scores["ambiguity_score"],
@@ -172,7 +172,7 @@ def score_table(
                     "ambiguity_score": scores["ambiguity_score"][sl],
                     "suggested_label": scores["suggested_label"][sl],
                     "knn_disagreement": scores["knn_disagreement"][sl],
-                    "neighbors": [list(ids[row]) for row in knn.indices[sl]],
+                    "neighbors": [list(ids[row[row >= 0]]) for row in knn.indices[sl]],
                     "verdict": verdict[sl],
                     "reasons": reasons[sl],
                 }))  # fmt: skip

@@ -6,7 +6,8 @@ Inputs
     latent       (N, C) float    DMUE latent distribution: aux branch ``given`` on the face, 0 at given
     sigma        (N,) float      batch-free pairwise uncertainty in (0, 1); low = the face's similarity
                                  profile disagrees with its label
-    knn_labels   (N, k) int      given labels of the k nearest neighbours
+    knn_labels   (N, k) int      given labels of the k nearest neighbours; -1 = no neighbour found
+                                 (an approximate index can leave slots empty), ignored
 
 The believed distribution mixes three views of the face, each a distribution over C classes:
 
@@ -46,11 +47,21 @@ class ScoreConfig:
 
 
 def knn_histogram(knn_labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """(N, C) share of each class among the k neighbours' given labels."""
+    """(N, C) share of each class among the found neighbours' given labels (-1 slots ignored;
+    a row with no neighbour is all zeros)."""
     n, k = knn_labels.shape
+    rows, labels = np.repeat(np.arange(n), k), knn_labels.ravel()
+    found = labels >= 0
     hist = np.zeros((n, num_classes), dtype=np.float64)
-    np.add.at(hist, (np.repeat(np.arange(n), k), knn_labels.ravel()), 1.0)
-    return hist / k
+    np.add.at(hist, (rows[found], labels[found]), 1.0)
+    return hist / np.maximum(hist.sum(axis=1, keepdims=True), 1.0)
+
+
+def knn_disagreement(given: np.ndarray, knn_labels: np.ndarray) -> np.ndarray:
+    """(N,) share of the found neighbours whose given label differs (0 when none was found)."""
+    found = knn_labels >= 0
+    differ = (knn_labels != given[:, None]) & found
+    return differ.sum(axis=1) / np.maximum(found.sum(axis=1), 1)
 
 
 def normalised_entropy(dist: np.ndarray) -> np.ndarray:
@@ -99,5 +110,5 @@ def compute_scores(
         "mislabel_score": np.clip(1.0 - dist[rows, given], 0.0, 1.0).astype(np.float32),
         "ambiguity_score": np.clip(normalised_entropy(dist), 0.0, 1.0).astype(np.float32),
         "suggested_label": dist.argmax(axis=1).astype(np.int32),
-        "knn_disagreement": (knn_labels != given[:, None]).mean(axis=1).astype(np.float32),
+        "knn_disagreement": knn_disagreement(given, knn_labels).astype(np.float32),
     }
