@@ -1,7 +1,8 @@
 """Cost of DMUE relative to the plain network, measured in one run on the same backbone, batch
 and input size.
 
-1. Training step: DMUE ``training_step`` + backward + Adam step (improved and faithful mode)
+1. Training step: DMUE ``training_step`` + backward + Adam step (improved and faithful mode, and
+   improved with ``aux_fraction=0.5``: each auxiliary branch on a random half of its rows)
    divided by a plain cross-entropy step (forward + backward + Adam) of the plain registry network
    (torchvision model, same stem). Goal on CPU, resnet18, batch 64: <= 2.0.
 2. Inference: ``dmue_core.export.to_target_model(model)`` in eval mode divided by the plain network
@@ -109,6 +110,7 @@ def bench_size(args: argparse.Namespace, size: int, small_input: bool) -> list[s
     modes = {
         "improved": DMUEConfig(args.classes, backbone=args.backbone, small_input=small_input),
         "faithful": DMUEConfig.faithful(args.classes, backbone=args.backbone, small_input=small_input),
+        "aux_half": DMUEConfig(args.classes, backbone=args.backbone, small_input=small_input, aux_fraction=0.5),
     }
     for mode, cfg in modes.items():
         torch.manual_seed(0)

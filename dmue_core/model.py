@@ -9,10 +9,12 @@ The branches run as a Python loop over the stage copies, one call per branch on 
 Batched alternatives measured slower on CPU (resnet18 last stage, fwd+bwd): the C stages stacked
 into one grouped convolution ~2x, ``torch.func.vmap`` over stacked weights (which lowers to the
 same grouped convolution) ~1.7x; and vmap cannot restrict each branch's BatchNorm statistics to
-its own rows. The step is FLOP-bound; ``DMUEConfig.aux_detach_trunk`` / ``aux_bf16`` cut work.
+its own rows. The step is FLOP-bound; ``DMUEConfig.aux_detach_trunk`` / ``aux_bf16`` / ``aux_fraction`` cut work.
 """
 
 from __future__ import annotations
+
+import math
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -186,10 +188,14 @@ class DMUE(nn.Module):
         return latent, single
 
     def _aux_pass(self, h: Tensor, y: Tensor, notes: dict[str, int]) -> list[_AuxOutput]:
-        """Auxiliary training passes: branch c on the rows S_c = {y != c} of h, with dropout."""
+        """Auxiliary training passes: branch c on the rows S_c = {y != c} of h (or a random
+        ``cfg.aux_fraction`` of them), with dropout."""
         outputs = []
         for c in range(self.num_classes):
             rows = (y != c).nonzero().squeeze(1)
+            if self.cfg.aux_fraction < 1.0 and rows.numel() > 2:
+                keep = max(2, math.ceil(self.cfg.aux_fraction * rows.numel()))
+                rows = rows[torch.randperm(rows.numel(), device=rows.device)[:keep]].sort().values
             if rows.numel() == 0:
                 notes["aux_branches_empty"] += 1
                 continue

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "score": "curate.cli.score_cmd:score",
     "run": "curate.cli.run_cmd:run",
     "backbones": "curate.cli.backbones_cmd:backbones",
+    "bench": "curate.cli.bench_cmd:bench",
     "demo": "curate.cli.demo_cmd:demo",
     "export": "curate.cli.export_cmd:export",
     "load": "curate.cli.load_cmd:load",

@@ -23,6 +23,9 @@ _OPTIONS = (
     click.option("--image-size", type=click.IntRange(min=16), help="Square input size in pixels [default: 48]."),
     click.option("--small-input/--no-small-input", default=None, help="Lighter stem for small (e.g. 48x48) faces."),
     click.option("--ramp-a", type=float, help="Width of DMUE's ramp-up/down schedule in epochs."),
+    click.option("--aux-fraction", type=click.FloatRange(0, 1, min_open=True),
+                 help="Train each auxiliary branch on this random share of its rows per step (1 = all; "
+                      "0.5 halves DMUE's extra cost)."),
     click.option("--faithful", is_flag=True, default=False,
                  help="Switch on every quirk of the official DMUE code (see docs)."),
     click.option("--device", help="auto, cpu, cuda, cuda:1, ... [default: auto]."),
@@ -42,6 +45,7 @@ def train_options(command: F) -> F:
 def resolve_config(data: dict[str, Any], *, config_file: Path | None, backbone: str | None,
                    weights: str | None, epochs: int | None, batch_size: int | None,
                    image_size: int | None, small_input: bool | None, ramp_a: float | None,
+                   aux_fraction: float | None,
                    faithful: bool, device: str | None, num_workers: int | None, seed: int | None,
                    deterministic: bool | None, defaults: dict[str, Any] | None = None):
     """Defaults < ``defaults`` < config file < flags, as one RunConfig."""
@@ -57,7 +61,8 @@ def resolve_config(data: dict[str, Any], *, config_file: Path | None, backbone: 
         cfg.data = {**cfg.data, **{k: v for k, v in data.items() if v not in (None, (), "")}}
         if image_size is not None:
             cfg.image_size = image_size
-        override(cfg, "model", backbone=backbone, weights=weights, small_input=small_input, ramp_a=ramp_a)
+        override(cfg, "model", backbone=backbone, weights=weights, small_input=small_input, ramp_a=ramp_a,
+                 aux_fraction=aux_fraction)
         override(cfg, "train", epochs=epochs, batch_size=batch_size, device=device,
                  num_workers=num_workers, seed=seed, deterministic=deterministic)
     except ValueError as exc:

@@ -40,6 +40,35 @@ def test_each_branch_sees_exactly_its_rows(official):
         assert not mine_grad and torch.equal(mine_in, h[Y == c])  # mining pass: class c only
 
 
+def test_aux_fraction_trains_each_branch_on_a_random_half_of_its_rows_only():
+    y = torch.arange(40) % C
+    model = _model(aux_fraction=0.5)
+    calls: dict[int, list] = {c: [] for c in range(C)}
+    trunk_out = []
+    model.trunk.register_forward_hook(lambda m, i, o: trunk_out.append(o.detach()))
+    for c, stage in enumerate(model.aux_stages):
+        stage.register_forward_hook(lambda m, i, o, c=c: calls[c].append(i[0].detach()))
+    out = model.training_step(torch.randn(len(y), 3, 32, 32), y, epoch=7)
+    h = trunk_out[0]
+    subsets = []
+    for c in range(C):
+        train_in, mine_in = calls[c]
+        allowed = h[y != c]
+        assert len(train_in) == 15  # ceil(0.5 * 30) rows of S_c
+        matches = (train_in[:, None] == allowed[None]).flatten(2).all(-1)  # [15, 30]
+        assert (matches.sum(1) == 1).all()  # every row is a distinct row of S_c, never class c
+        subsets.append(matches.any(0))
+        assert torch.equal(mine_in, h[y == c])  # mining is not subsampled
+    assert out.notes["aux_rows"] == 4 * 15
+    assert len({tuple(s.tolist()) for s in subsets}) > 1  # drawn at random per branch
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.5])
+def test_aux_fraction_must_be_in_0_1(bad):
+    with pytest.raises(ValueError, match="aux_fraction"):
+        DMUEConfig(num_classes=C, aux_fraction=bad)
+
+
 @pytest.mark.parametrize("detach", [True, False])
 def test_a_batch_of_class_c_gives_branch_c_no_gradient(detach):
     model = _model(aux_detach_trunk=detach)

@@ -1,0 +1,92 @@
+"""Train and apply the benchmark's models in-process: DMUE and the plain cross-entropy baseline,
+same backbone, input pipeline, trainer and budget (``curate.run_config`` defaults)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from curate.data.torch_dataset import FaceDataset, eval_transform, train_transform
+from curate.run_config import MODEL_DEFAULTS, TRAIN_DEFAULTS
+from dmue_core.baseline import PlainClassifier
+from dmue_core.config import DMUEConfig, TrainConfig
+from dmue_core.model import DMUE
+from dmue_core.trainer import train
+
+IMAGE_SIZE = 48
+
+
+def model_config(epochs: int, num_classes: int, *, faithful: bool = False) -> DMUEConfig:
+    """The run's model config (``MODEL_DEFAULTS``, ramps scaled to ``epochs`` as ``curate run``
+    does for its default budget); ``faithful`` switches on every official-code setting."""
+    cfg = DMUEConfig(**{**MODEL_DEFAULTS, "num_classes": num_classes, "ramp_a": epochs / 3})
+    return cfg.faithful() if faithful else cfg
+
+
+def train_config(epochs: int, seed: int) -> TrainConfig:
+    return TrainConfig(**{**TRAIN_DEFAULTS, "epochs": epochs, "seed": seed})
+
+
+def fit(
+    kind: str,
+    table: pd.DataFrame,
+    out_dir: Path,
+    *,
+    epochs: int,
+    seed: int,
+    faithful: bool = False,
+    progress: bool = True,
+) -> nn.Module:
+    """Train ``kind`` ("dmue" or "ce") on ``table`` into ``out_dir``; resumes a stopped training
+    and returns at once when it already finished."""
+    num_classes = len(table.attrs["classes"])
+    cfg = model_config(epochs, num_classes, faithful=faithful)
+    torch.manual_seed(seed)
+    model = DMUE(cfg) if kind == "dmue" else PlainClassifier(cfg)
+    data = FaceDataset(table, IMAGE_SIZE, transform=train_transform(IMAGE_SIZE), preload=True)
+    result = train(model, data, train_config(epochs, seed), out_dir, resume=True, progress=progress, log=lambda _: None)
+    if not result.completed:
+        raise KeyboardInterrupt(f"training in {out_dir} stopped; run the benchmark again to resume")
+    return model.eval()
+
+
+def train_images_per_s(out_dir: Path) -> float:
+    """Training throughput over all epochs in ``out_dir/train_log.jsonl`` (images / seconds)."""
+    records = [json.loads(line) for line in (Path(out_dir) / "train_log.jsonl").read_text().splitlines() if line]
+    return sum(r["images"] for r in records) / sum(r["seconds"] for r in records)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, table: pd.DataFrame, *, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(logits [N,C] float32, embeddings [N,D] float32) in table order, eval mode.
+    ``model`` has ``embed(x) -> (emb, logits)`` (DMUE target path or the CE baseline)."""
+    data = FaceDataset(table, IMAGE_SIZE, transform=eval_transform(IMAGE_SIZE))
+    logits, embs = [], []
+    model.eval()
+    for x, _, _ in DataLoader(data, batch_size=batch_size, num_workers=1):
+        emb, z = model.embed(x)
+        logits.append(z.float().numpy())
+        embs.append(emb.float().numpy())
+    return np.concatenate(logits), np.concatenate(embs)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """(N,) fold id in [0, k): each class dealt round-robin over the folds after a shuffle."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        fold[rows] = np.arange(len(rows)) % k
+    return fold

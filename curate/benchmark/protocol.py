@@ -1,0 +1,308 @@
+"""The benchmark protocol: every stage on the same faces, backbone and budget, in one run.
+
+Stages (cached in ``out/``; see ``StageStore``): ``dmue`` and ``dmue_faithful`` (``curate run``
+in a child process, timed, peak memory), ``ce_full`` (plain CE on all faces: in-sample loss, kNN
+label disagreement on its embeddings), ``kfold`` (K-fold CE out-of-fold logits), ``cleanlab``,
+``mistakenness`` (FiftyOne Brain), ``flip-<rate>`` (synthetic-flip accuracy protocol), ``speed``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from curate import records
+from curate.benchmark import detectors, models
+from curate.benchmark.splits import flip_labels, make_splits, stratified_sample
+from curate.benchmark.stages import Computed, StageStore
+from curate.data.table import FER2013_CLASSES
+from curate.scoring.scores import normalised_entropy
+from dmue_core.trainer import load_dynamics
+
+Log = Callable[[str], Any]
+READER = {"path_column": "path", "label_column": "label", "classes": ",".join(FER2013_CLASSES)}
+PRESETS: dict[str, dict[str, Any]] = {
+    # 2,000 faces, 500 held out for accuracy: minutes, for re-checking figures often.
+    "quick": {"epochs": 10, "folds": 3, "flip_train": None, "flip_rates": (0.3,)},
+    # the whole Training split (28,558 faces); the flip protocol on a stratified 6,000-face subset.
+    "full": {"epochs": 6, "folds": 3, "flip_train": 6000, "flip_rates": (0.1, 0.2, 0.3)},
+}
+
+
+@dataclass
+class BenchConfig:
+    """``labels_csv``: a FERPlus labels.csv; ``out``: the stage folder. ``max_train`` subsamples
+    the training faces (stratified); ``flip_train`` the faces of the flip protocol."""
+
+    labels_csv: Path
+    out: Path
+    epochs: int = 6
+    folds: int = 3
+    max_train: int | None = None
+    flip_train: int | None = 6000
+    flip_rates: tuple[float, ...] = (0.1, 0.2, 0.3)
+    eval_fraction: float = 0.25
+    k: int = 10
+    seed: int = 0
+    faithful: bool = True
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def preset(cls, mode: str, labels_csv: Path, out: Path, **overrides: Any) -> BenchConfig:
+        return cls(labels_csv=Path(labels_csv), out=Path(out), **{**PRESETS[mode], **overrides})
+
+
+def _read(csv: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(LabelTable, truth columns aligned to it) of a split CSV written by ``make_splits``."""
+    from curate.cli.options import load_table
+
+    table = load_table(str(csv), **READER)
+    truth = pd.read_csv(csv).set_index("path").loc[table["sample_id"]].reset_index()
+    return table, truth
+
+
+def _subset(table: pd.DataFrame, rows: np.ndarray, labels: np.ndarray | None = None) -> pd.DataFrame:
+    sub = table.iloc[rows].reset_index(drop=True)
+    if labels is not None:
+        sub["label"] = labels
+    sub.attrs = table.attrs
+    return sub
+
+
+def _accuracy(model, table: pd.DataFrame, truth: pd.DataFrame) -> float:
+    """Accuracy of ``model`` on ``table`` against the FERPlus majority (rows with one)."""
+    crowd = truth["ferplus_label"].to_numpy()
+    known = crowd >= 0
+    logits, _ = models.predict(model, _subset(table, np.flatnonzero(known)))
+    return float(np.mean(logits.argmax(1) == crowd[known]))
+
+
+class Benchmark:
+    def __init__(self, cfg: BenchConfig, log: Log = print) -> None:
+        self.cfg = cfg
+        self.log = log
+        self.store = StageStore(cfg.out, log)
+        self.train_csv, self.eval_csv = cfg.out / "train.csv", cfg.out / "eval.csv"
+        if not self.train_csv.exists():
+            make_splits(
+                cfg.labels_csv, cfg.out, max_train=cfg.max_train, eval_fraction=cfg.eval_fraction, seed=cfg.seed
+            )
+        self.train, self.truth = _read(self.train_csv)
+        self.eval, self.eval_truth = _read(self.eval_csv)
+        self.given = self.train["label"].to_numpy()
+
+    # --- DMUE through the CLI's main job -------------------------------------------------------
+    def curate_run(self, name: str, *flags: str) -> Computed:
+        run_dir = self.store.dir(name) / "run"
+        usage = self.store.dir(name) / "usage.json"
+        e = self.cfg.epochs
+        args = [
+            "run",
+            str(self.train_csv),
+            *(f"--{k.replace('_', '-')}={v}" for k, v in READER.items()),
+            f"--epochs={e}",
+            f"--ramp-a={e / 3:g}",
+            f"--seed={self.cfg.seed}",
+            "--no-load",
+            f"--out={run_dir}",
+            *flags,
+        ]
+        self.log("[bench] curate " + " ".join(args))
+        subprocess.run([sys.executable, "-m", "curate.benchmark.measured", str(usage), *args], check=True)
+        scalars = json.loads(usage.read_text())
+        df = records.read_scores(run_dir / "scores.parquet").set_index("sample_id").loc[self.train["sample_id"]]
+        rows = np.arange(len(df))
+        probs = records.vectors(df, "target_probs")
+        latent = records.vectors(df, "latent_distribution")
+        dyn = load_dynamics(run_dir)
+        with warnings.catch_warnings():  # a face the balanced sampler never drew has only NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p_dyn = np.nanmean(np.asarray(dyn["target_prob_given"], dtype=np.float64), axis=0)
+        from curate.runs import load_model
+
+        scalars |= {
+            "train_images_per_s": models.train_images_per_s(run_dir),
+            "eval_accuracy": _accuracy(load_model(run_dir).model, self.eval, self.eval_truth),
+        }
+        return scalars, {
+            "mislabel_score": df["mislabel_score"].to_numpy(),
+            "ambiguity_score": df["ambiguity_score"].to_numpy(),
+            "one_minus_p_given": 1 - probs[rows, self.given],
+            "knn_disagreement": df["knn_disagreement"].to_numpy(),
+            "one_minus_sigma": 1 - df["uncertainty"].to_numpy(),
+            "latent_peak": latent.max(axis=1),
+            "dynamics": 1 - np.nan_to_num(p_dyn, nan=0.5),
+            "target_entropy": normalised_entropy(probs),
+            "flag": (df["verdict"] == "likely_mislabeled").to_numpy(),
+            "suggested_label": df["suggested_label"].to_numpy(),
+        }
+
+    # --- the plain cross-entropy baselines ------------------------------------------------------
+    def ce_full(self) -> Computed:
+        folder = self.store.dir("ce_full")
+        t0 = time.perf_counter()
+        model = models.fit(
+            "ce", self.train, folder / "train", epochs=self.cfg.epochs, seed=self.cfg.seed, progress=self.cfg.progress
+        )
+        t1 = time.perf_counter()
+        logits, emb = models.predict(model, self.train)
+        t2 = time.perf_counter()
+        knn = detectors.knn_label_disagreement(emb, self.given, self.cfg.k)
+        t3 = time.perf_counter()
+        probs = models.softmax(logits)
+        return ({"train_s": t1 - t0, "predict_s": t2 - t1, "knn_s": t3 - t2,
+                 "train_images_per_s": models.train_images_per_s(folder / "train"),
+                 "eval_accuracy": _accuracy(model, self.eval, self.eval_truth)},
+                {"loss": -np.log(np.clip(probs[np.arange(len(probs)), self.given], 1e-12, None)),
+                 "knn_disagreement": knn, "entropy": normalised_entropy(probs)})  # fmt: skip
+
+    def kfold(self) -> Computed:
+        folds = models.stratified_folds(self.given, self.cfg.folds, self.cfg.seed)
+        oof = np.zeros((len(self.train), len(FER2013_CLASSES)), dtype=np.float32)
+        t0 = time.perf_counter()
+        for f in range(self.cfg.folds):
+            model = models.fit(
+                "ce",
+                _subset(self.train, np.flatnonzero(folds != f)),
+                self.store.dir("kfold") / f"fold{f}",
+                epochs=self.cfg.epochs,
+                seed=self.cfg.seed + f,
+                progress=self.cfg.progress,
+            )
+            held = np.flatnonzero(folds == f)
+            oof[held] = models.predict(model, _subset(self.train, held))[0]
+        return {"seconds": time.perf_counter() - t0}, {"oof_logits": oof, "folds": folds}
+
+    def cleanlab(self, oof_logits: np.ndarray) -> Computed:
+        t0 = time.perf_counter()
+        out = detectors.cleanlab_detect(self.given, models.softmax(oof_logits))
+        return {"seconds": time.perf_counter() - t0}, out
+
+    def mistakenness(self, oof_logits: np.ndarray) -> Computed:
+        t0 = time.perf_counter()
+        score = detectors.fiftyone_mistakenness(
+            self.train["filepath"].tolist(), self.given, oof_logits, list(FER2013_CLASSES)
+        )
+        return {"seconds": time.perf_counter() - t0}, {"mistakenness": score}
+
+    # --- accuracy under synthetic flips ----------------------------------------------------------
+    def flips(self, rate: float) -> Computed:
+        crowd = self.truth["ferplus_label"].to_numpy()
+        known = np.flatnonzero(crowd >= 0)
+        rng = np.random.default_rng(self.cfg.seed)
+        rows = known[stratified_sample(crowd[known], self.cfg.flip_train or len(known), rng)]
+        noisy = flip_labels(crowd[rows], rate, len(FER2013_CLASSES), rng)
+        table = _subset(self.train, rows, noisy)
+        folder = self.store.dir(f"flip-{rate:g}")
+        acc = {}
+        for kind in ("dmue", "ce"):
+            model = models.fit(
+                kind, table, folder / kind, epochs=self.cfg.epochs, seed=self.cfg.seed, progress=self.cfg.progress
+            )
+            acc[f"{kind}_accuracy"] = _accuracy(model, self.eval, self.eval_truth)
+        return {"rate": rate, "faces": len(rows), "actual_noise": float(np.mean(noisy != crowd[rows])), **acc}, {}
+
+    # --- speed and cost ratios on the real data -------------------------------------------------
+    def speed(self) -> Computed:
+        from sklearn.neighbors import NearestNeighbors
+
+        from curate.jobs import score_job
+        from curate.neighbors import knn, recall_at_k
+        from curate.runs import load_model
+
+        run_dir = self.store.root / "dmue" / "run"
+        sub = _subset(self.train, np.arange(min(4096, len(self.train))))
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            score_job(run_dir, sub, Path(tmp) / "s.parquet", progress=False)
+            t1 = time.perf_counter()
+            plain = load_model(run_dir / "model.pt").model.eval()
+            _plain_inference(plain, sub)
+            t2 = time.perf_counter()
+        emb = records.load_embeddings(run_dir / "scores.parquet").astype(np.float32)
+        k = self.cfg.k
+        t3 = time.perf_counter()
+        exact = knn(emb, k, index="flat")
+        t4 = time.perf_counter()
+        NearestNeighbors(n_neighbors=k + 1, algorithm="brute", metric="cosine").fit(emb).kneighbors(emb)
+        t5 = time.perf_counter()
+        approx = knn(emb, k, index="ivf")
+        t6 = time.perf_counter()
+        return ({"faces": len(sub), "score_s": t1 - t0, "plain_inference_s": t2 - t1,
+                 "knn_n": len(emb), "knn_dim": emb.shape[1], "faiss_exact_s": t4 - t3, "sklearn_s": t5 - t4,
+                 "faiss_ivf_s": t6 - t5, "ivf_recall": recall_at_k(approx.indices, exact.indices),
+                 "fiftyone_load_s": _fiftyone_load_seconds(run_dir / "scores.parquet")}, {})  # fmt: skip
+
+    def run(self) -> dict[str, Any]:
+        """Every stage (cached ones are read back); returns the stage figures and arrays by name."""
+        got: dict[str, Computed] = {}
+        got["dmue"] = self.store.get("dmue", lambda: self.curate_run("dmue"))
+        got["kfold"] = self.store.get("kfold", self.kfold)
+        oof = got["kfold"][1]["oof_logits"]
+        got["cleanlab"] = self.store.get("cleanlab", lambda: self.cleanlab(oof))
+        got["mistakenness"] = self.store.get("mistakenness", lambda: self.mistakenness(oof))
+        got["ce_full"] = self.store.get("ce_full", self.ce_full)
+        if self.cfg.faithful:
+            got["dmue_faithful"] = self.store.get(
+                "dmue_faithful", lambda: self.curate_run("dmue_faithful", "--faithful")
+            )
+        got["speed"] = self.store.get("speed", self.speed)
+        for rate in self.cfg.flip_rates:
+            got[f"flip-{rate:g}"] = self.store.get(f"flip-{rate:g}", lambda r=rate: self.flips(r))
+        return {
+            "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.cfg).items()},
+            "faces": len(self.train),
+            "eval_faces": len(self.eval),
+            "stages": got,
+            "truth": self.truth,
+            "given": self.given,
+        }
+
+
+@torch.no_grad()
+def _plain_inference(model, table: pd.DataFrame) -> None:
+    from torch.utils.data import DataLoader
+
+    from curate.data.torch_dataset import FaceDataset, eval_transform
+
+    for x, _, _ in DataLoader(
+        FaceDataset(table, models.IMAGE_SIZE, transform=eval_transform(models.IMAGE_SIZE)),
+        batch_size=256,
+        num_workers=1,
+    ):
+        model(x)
+
+
+def _fiftyone_load_seconds(scores: Path) -> float:
+    """Seconds for ``curate load`` (bulk insert, no similarity index) into a throwaway dataset."""
+    import uuid
+
+    from curate.fiftyone.load import load_scores
+
+    name = f"curate-bench-load-{uuid.uuid4().hex[:8]}"
+    t0 = time.perf_counter()
+    dataset = load_scores(scores, name, similarity=False, progress=False)
+    seconds = time.perf_counter() - t0
+    dataset.delete()
+    return seconds
+
+
+def run_benchmark(cfg: BenchConfig, log: Log = print, *, plots_dir: Path | None = None) -> dict[str, Any]:
+    """Run (or resume) the benchmark; write ``results.md``, ``results.json`` and the PNG plots
+    (into ``plots_dir``, default ``cfg.out``); returns the JSON record."""
+    from curate.benchmark.report import write_report
+
+    return write_report(Benchmark(cfg, log).run(), cfg.out, plots_dir=plots_dir)

@@ -1,0 +1,299 @@
+"""The benchmark's outputs: per-method detection metrics, the markdown table, JSON and PNG plots.
+
+Truth (FERPlus): a face is mislabeled when ``label_disagrees == 1`` (rows with -1, no crowd
+plurality among the 7 classes, are left out); ambiguity truth is ``vote_entropy``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curate import metrics
+from curate.benchmark.models import softmax
+from curate.scoring.scores import normalised_entropy
+
+
+@dataclass
+class Method:
+    name: str
+    score: np.ndarray
+    flag: np.ndarray | None = None
+    seconds: float | None = None
+    suggestion: np.ndarray | None = None
+    plot: bool = True
+
+
+def methods(stages: dict[str, Any]) -> list[Method]:
+    """Every detector (and DMUE's ablations) that the finished stages allow."""
+    out = []
+    if "dmue" in stages:
+        s, a = stages["dmue"]
+        out.append(
+            Method("DMUE mislabel_score (ours)", a["mislabel_score"], a["flag"], s["wall_s"], a["suggested_label"])
+        )
+        for label, key in (("1 - target p[given label]", "one_minus_p_given"),
+                           ("latent distribution alone (peak)", "latent_peak"),
+                           ("uncertainty alone (1 - sigma)", "one_minus_sigma"),
+                           ("kNN disagreement, DMUE embeddings", "knn_disagreement"),
+                           ("training dynamics (1 - mean p[given])", "dynamics")):  # fmt: skip
+            out.append(Method(f"  ablation: {label}", a[key], plot=False))
+    if "dmue_faithful" in stages:
+        s, a = stages["dmue_faithful"]
+        out.append(
+            Method(
+                "DMUE faithful (official settings)", a["mislabel_score"], a["flag"], s["wall_s"], a["suggested_label"]
+            )
+        )
+    if "cleanlab" in stages and "kfold" in stages:
+        t = stages["kfold"][0]["seconds"] + stages["cleanlab"][0]["seconds"]
+        a, oof = stages["cleanlab"][1], stages["kfold"][1]["oof_logits"]
+        out.append(
+            Method("cleanlab self_confidence + find_label_issues", a["self_confidence"], a["flag"], t, oof.argmax(1))
+        )
+        out.append(Method("cleanlab normalized_margin", a["normalized_margin"], seconds=t))
+    if "mistakenness" in stages and "kfold" in stages:
+        t = stages["kfold"][0]["seconds"] + stages["mistakenness"][0]["seconds"]
+        out.append(Method("FiftyOne Brain mistakenness", stages["mistakenness"][1]["mistakenness"], seconds=t))
+    if "ce_full" in stages:
+        s, a = stages["ce_full"]
+        out.append(
+            Method(
+                "kNN label disagreement (CE embeddings)",
+                a["knn_disagreement"],
+                seconds=s["train_s"] + s["predict_s"] + s["knn_s"],
+            )
+        )
+        out.append(Method("plain CE loss (in-sample)", a["loss"], seconds=s["train_s"] + s["predict_s"]))
+    return out
+
+
+def detection_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    truth = results["truth"]
+    known = truth["label_disagrees"].to_numpy() >= 0
+    wrong = truth["label_disagrees"].to_numpy()[known] == 1
+    crowd = truth["ferplus_label"].to_numpy()
+    ks = tuple(k for k in (500, 2000) if k < known.sum())
+    rows = []
+    for m in methods(results["stages"]):
+        row = {
+            "method": m.name,
+            **metrics.detection_report(wrong, m.score[known], None if m.flag is None else m.flag[known], ks=ks),
+        }
+        if m.flag is not None:
+            row["flagged"] = int(m.flag.sum())
+        if m.suggestion is not None and m.flag is not None:
+            sel = m.flag & (crowd >= 0)
+            row["suggestion_accuracy"] = float(np.mean(m.suggestion[sel] == crowd[sel])) if sel.any() else None
+        row["seconds"] = m.seconds
+        rows.append(row)
+    return rows
+
+
+def ambiguity_rows(results: dict[str, Any]) -> list[tuple[str, float]]:
+    stages, truth = results["stages"], results["truth"]
+    entropy = truth["vote_entropy"].to_numpy(dtype=float)
+    ok = ~np.isnan(entropy)
+    signals = []
+    if "dmue" in stages:
+        a = stages["dmue"][1]
+        signals += [
+            ("DMUE ambiguity_score (ours)", a["ambiguity_score"]),
+            ("DMUE entropy of target probabilities", a["target_entropy"]),
+            ("DMUE 1 - sigma", a["one_minus_sigma"]),
+        ]
+    if "dmue_faithful" in stages:
+        signals.append(("DMUE faithful ambiguity_score", stages["dmue_faithful"][1]["ambiguity_score"]))
+    if "kfold" in stages:
+        signals.append(
+            (
+                "entropy of K-fold CE probabilities (cleanlab's input)",
+                normalised_entropy(softmax(stages["kfold"][1]["oof_logits"])),
+            )
+        )
+    if "ce_full" in stages:
+        signals.append(("entropy of in-sample CE probabilities", stages["ce_full"][1]["entropy"]))
+    return [(name, metrics.spearman(s[ok], entropy[ok])) for name, s in signals]
+
+
+def _f(x: Any, spec: str = ".3f") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def _seconds(s: float | None) -> str:
+    return "—" if s is None else f"{s / 60:.1f} min"
+
+
+def markdown(results: dict[str, Any], rows: list[dict[str, Any]], amb: list[tuple[str, float]]) -> str:
+    stages = results["stages"]
+    truth = results["truth"]
+    known = truth["label_disagrees"].to_numpy() >= 0
+    noise = float(np.mean(truth["label_disagrees"].to_numpy()[known] == 1))
+    cfg = results["config"]
+    lines = [
+        (
+            f"Benchmark run {results['date']}: {results['faces']} training faces ({known.sum()} with a crowd "
+            f"plurality, {noise:.1%} mislabeled), {results['eval_faces']} evaluation faces; backbone fer_cnn, "
+            f"{cfg['epochs']} epochs per model, {cfg['folds']}-fold CE for cleanlab and FiftyOne, k = {cfg['k']}."
+        ),
+        "",
+        (
+            "**Label-error detection** (truth: FER2013 label != FERPlus crowd plurality). Time = compute "
+            "to get the scores from the raw faces, on this machine."
+        ),
+        "",
+        (
+            "| method | AUROC | AP | P@500 | P@2000 | FNR@budget | flag precision | flag recall | flagged | "
+            "suggestion acc. | time |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['auroc']:.3f} | {r['ap']:.3f} | {_f(r.get('p@500'))} | "
+            f"{_f(r.get('p@2000'))} | {r['fnr_at_noise_rate']:.3f} | {_f(r.get('flag_precision'))} | "
+            f"{_f(r.get('flag_recall'))} | {r.get('flagged', '—')} | {_f(r.get('suggestion_accuracy'))} | "
+            f"{_seconds(r['seconds'])} |"
+        )
+    lines += [
+        "",
+        "**Ambiguity** (Spearman correlation with the FERPlus vote entropy):",
+        "",
+        "| signal | Spearman |",
+        "|---|---|",
+        *(f"| {n} | {v:.3f} |" for n, v in amb),
+    ]
+    acc = []
+    if "dmue" in stages and "ce_full" in stages:
+        acc.append(
+            f"| FER2013 labels (real noise) | {results['faces']} | {stages['dmue'][0]['eval_accuracy']:.3f} | "
+            f"{stages['ce_full'][0]['eval_accuracy']:.3f} |"
+        )
+    for name, (s, _) in stages.items():
+        if name.startswith("flip-"):
+            acc.append(
+                f"| FERPlus plurality, {s['rate']:.0%} flipped | {s['faces']} | {s['dmue_accuracy']:.3f} | "
+                f"{s['ce_accuracy']:.3f} |"
+            )
+    if acc:
+        lines += [
+            "",
+            "**Accuracy under noise** (evaluation faces, against the FERPlus plurality):",
+            "",
+            "| training labels | faces | DMUE | CE |",
+            "|---|---|---|---|",
+            *acc,
+        ]
+    lines += ["", "**Speed and cost** (same run):", "", "| measure | value |", "|---|---|", *speed_rows(stages)]
+    return "\n".join(lines) + "\n"
+
+
+def speed_rows(stages: dict[str, Any]) -> list[str]:
+    out = []
+    if "dmue" in stages:
+        d = stages["dmue"][0]
+        out.append(
+            f"| `curate run` (train, score, neighbours, flags) | {_seconds(d['wall_s'])}, "
+            f"peak memory {d['peak_rss_mib']:.0f} MiB |"
+        )
+        if "ce_full" in stages:
+            c = stages["ce_full"][0]
+            out.append(
+                f"| training images/s, DMUE / CE | {d['train_images_per_s']:.0f} / "
+                f"{c['train_images_per_s']:.0f} = {d['train_images_per_s'] / c['train_images_per_s']:.2f} |"
+            )
+    if "kfold" in stages:
+        out.append(f"| K-fold CE (cleanlab/FiftyOne input) | {_seconds(stages['kfold'][0]['seconds'])} |")
+    if "speed" in stages:
+        s = stages["speed"][0]
+        out += [(f"| scoring / plain inference throughput ({s['faces']} faces, images read from disk) | "
+                f"{s['plain_inference_s'] / s['score_s']:.2f} |"),
+                (f"| all-kNN k=10 on {s['knn_n']} x {s['knn_dim']} real embeddings: faiss exact / sklearn brute | "
+                f"{s['faiss_exact_s']:.2f} s / {s['sklearn_s']:.2f} s = {s['faiss_exact_s'] / s['sklearn_s']:.2f} |"),
+                (f"| faiss IVF / exact, recall@10 | {s['faiss_ivf_s'] / s['faiss_exact_s']:.2f}, recall "
+                f"{s['ivf_recall']:.3f} |"),
+                f"| FiftyOne bulk load of the scores | {s['fiftyone_load_s']:.1f} s |"]  # fmt: skip
+    return out
+
+
+def plots(results: dict[str, Any], out: Path) -> list[Path]:
+    """ROC, precision-recall, precision@k and score-histogram PNGs (no face images)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    truth = results["truth"]
+    known = truth["label_disagrees"].to_numpy() >= 0
+    wrong = truth["label_disagrees"].to_numpy()[known] == 1
+    shown = [m for m in methods(results["stages"]) if m.plot]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(12, 5))
+    for m in shown:
+        fpr, tpr, _ = roc_curve(wrong, m.score[known])
+        roc.plot(fpr, tpr, label=f"{m.name} ({metrics.auroc(wrong, m.score[known]):.3f})")
+        p, r, _ = precision_recall_curve(wrong, m.score[known])
+        pr.plot(r, p, label=f"{m.name} ({metrics.average_precision(wrong, m.score[known]):.3f})")
+    roc.plot([0, 1], [0, 1], "k:", lw=0.8)
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (AUROC)")
+    pr.axhline(wrong.mean(), color="k", ls=":", lw=0.8)
+    pr.set(xlabel="recall", ylabel="precision", title="Precision-recall (AP)")
+    for ax in (roc, pr):
+        ax.legend(fontsize=7, loc="lower right" if ax is roc else "upper right")
+    paths.append(_save(fig, out / "roc_pr.png"))
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ks = np.unique(np.linspace(10, known.sum(), 60).astype(int))
+    for m in shown:
+        order = np.argsort(-m.score[known], kind="stable")
+        hits = np.cumsum(wrong[order])
+        ax.plot(ks, hits[ks - 1] / ks, label=m.name)
+    ax.set(xlabel="faces reviewed (k)", ylabel="precision@k", title="Precision at review budget k")
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, out / "precision_at_k.png"))
+    fig, axes = plt.subplots(1, len(shown[:4]), figsize=(4 * len(shown[:4]), 3.5), squeeze=False)
+    for ax, m in zip(axes[0], shown[:4], strict=False):
+        s = m.score[known]
+        bins = np.linspace(s.min(), s.max(), 40)
+        ax.hist(s[~wrong], bins=bins, alpha=0.6, label="label agrees with crowd", density=True)
+        ax.hist(s[wrong], bins=bins, alpha=0.6, label="mislabeled (crowd disagrees)", density=True)
+        ax.set(title=m.name, xlabel="score")
+        ax.title.set_fontsize(8)
+    axes[0][0].legend(fontsize=7)
+    paths.append(_save(fig, out / "score_histograms.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def write_report(results: dict[str, Any], out: Path, *, plots_dir: Path | None = None) -> dict[str, Any]:
+    """Write ``out/results.md``, ``out/results.json`` and the PNGs (``plots_dir``, default ``out``)."""
+    results.setdefault("date", dt.date.today().isoformat())
+    rows = detection_rows(results)
+    amb = ambiguity_rows(results)
+    text = markdown(results, rows, amb)
+    figures = plots(results, plots_dir or out)
+    record = {"date": results["date"], "config": results["config"], "faces": results["faces"],
+              "detection": rows, "ambiguity": dict(amb),
+              "stages": {name: s for name, (s, _) in results["stages"].items()},
+              "plots": [str(p) for p in figures]}  # fmt: skip
+    for name, body in (("results.md", text), ("results.json", json.dumps(record, indent=1, default=float))):
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(body)
+        tmp.replace(out / name)
+    return record

@@ -1,0 +1,68 @@
+"""The benchmark's faces: a training table (noisy FER2013 labels) and an evaluation table.
+
+Input: a FERPlus ``labels.csv`` (``../shared/data/ferplus`` or ``ferplus-mini``) with columns
+``path, split, fer2013_label, ferplus_label, label_disagrees, vote_entropy``. Output CSVs hold
+absolute image paths, the class name in ``label`` and the truth columns, so every stage (and
+``curate run``) reads the same rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curate.data.table import FER2013_CLASSES
+
+TRUTH_COLUMNS = ("ferplus_label", "label_disagrees", "vote_entropy")
+
+
+def stratified_sample(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted row indices of ``n`` rows drawn without replacement, class shares kept (n <= len)."""
+    if n >= len(labels):
+        return np.arange(len(labels))
+    keep = []
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        keep.append(rng.choice(rows, size=max(1, round(n * len(rows) / len(labels))), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def make_splits(
+    labels_csv: Path, out: Path, *, max_train: int | None, eval_fraction: float, seed: int
+) -> tuple[Path, Path]:
+    """Write ``out/train.csv`` (split Training, optionally subsampled to ``max_train``) and
+    ``out/eval.csv`` (split PublicTest, or, when the file has none, ``eval_fraction`` of the
+    Training rows held out). PrivateTest is never read."""
+    df = pd.read_csv(labels_csv)
+    missing = {"path", "split", "fer2013_label", *TRUTH_COLUMNS} - set(df.columns)
+    if missing:
+        raise ValueError(f"{labels_csv}: not a FERPlus labels.csv, columns {sorted(missing)} are missing")
+    df["path"] = [str((labels_csv.parent / p).resolve()) for p in df["path"]]
+    df["label"] = np.asarray(FER2013_CLASSES)[df["fer2013_label"].to_numpy()]
+    rng = np.random.default_rng(seed)
+    train = df[df["split"] == "Training"].reset_index(drop=True)
+    evaluation = df[df["split"] == "PublicTest"].reset_index(drop=True)
+    if evaluation.empty:
+        held = stratified_sample(train["fer2013_label"].to_numpy(), round(eval_fraction * len(train)), rng)
+        evaluation = train.iloc[held].reset_index(drop=True)
+        train = train.drop(index=held).reset_index(drop=True)
+    if max_train:
+        train = train.iloc[stratified_sample(train["fer2013_label"].to_numpy(), max_train, rng)]
+    out.mkdir(parents=True, exist_ok=True)
+    columns = ["path", "label", "fer2013_label", *TRUTH_COLUMNS]
+    paths = out / "train.csv", out / "eval.csv"
+    for table, path in zip((train, evaluation), paths, strict=True):
+        tmp = path.with_suffix(".tmp")
+        table[columns].to_csv(tmp, index=False)
+        tmp.replace(path)
+    return paths
+
+
+def flip_labels(labels: np.ndarray, rate: float, num_classes: int, rng: np.random.Generator) -> np.ndarray:
+    """Copy of ``labels`` with round(rate * N) rows moved to a uniformly drawn *other* class."""
+    out = labels.copy()
+    rows = rng.choice(len(labels), size=round(rate * len(labels)), replace=False)
+    out[rows] = (labels[rows] + rng.integers(1, num_classes, size=len(rows))) % num_classes
+    return out

@@ -1,0 +1,45 @@
+"""The quick benchmark's whole pipeline on a tiny real subset: every stage, the report, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from curate.benchmark import BenchConfig, run_benchmark
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_quick_pipeline_on_a_tiny_ferplus_subset(shared_data, tmp_path):
+    cfg = BenchConfig.preset("quick", shared_data / "ferplus-mini" / "labels.csv", tmp_path / "bench",
+                             max_train=240, epochs=1, folds=2, flip_train=150, flip_rates=(0.3,),
+                             faithful=False, progress=False)  # fmt: skip
+    lines: list[str] = []
+    record = run_benchmark(cfg, lines.append)
+    methods = {r["method"] for r in record["detection"]}
+    for name in (
+        "DMUE mislabel_score (ours)",
+        "cleanlab self_confidence + find_label_issues",
+        "FiftyOne Brain mistakenness",
+        "kNN label disagreement (CE embeddings)",
+        "plain CE loss (in-sample)",
+    ):
+        assert name in methods
+    for row in record["detection"]:
+        assert 0 <= row["auroc"] <= 1 and 0 <= row["ap"] <= 1, row
+    assert record["faces"] == 240
+    assert {"dmue", "kfold", "cleanlab", "mistakenness", "ce_full", "speed", "flip-0.3"} <= set(record["stages"])
+    assert record["stages"]["flip-0.3"]["actual_noise"] == pytest.approx(0.3, abs=0.01)
+    assert record["stages"]["dmue"]["peak_rss_mib"] > 100
+    assert 0.9 <= record["stages"]["speed"]["ivf_recall"] <= 1
+    text = (cfg.out / "results.md").read_text()
+    assert "| DMUE mislabel_score (ours) |" in text and "Accuracy under noise" in text
+    for png in record["plots"]:
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second call resumes from the cached stages and reproduces the figures
+    again: list[str] = []
+    record2 = run_benchmark(cfg, again.append)
+    assert sum("cached" in line for line in again) == len(record["stages"])
+    assert json.dumps(record2["detection"]) == json.dumps(record["detection"])
