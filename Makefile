@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Same-run comparison with cleanlab, FiftyOne Brain and kNN on FERPlus (resumable; see README).
+bench-quick: $(STAMP)
+	$(BIN)/curate bench ../shared/data/ferplus-mini/labels.csv --quick --out runs/bench-quick
+
+bench: $(STAMP)
+	$(BIN)/curate bench ../shared/data/ferplus/labels.csv --out runs/bench --plots docs/bench
+	cp runs/bench/results.md runs/bench/results.json docs/bench/
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

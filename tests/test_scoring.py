@@ -27,6 +27,10 @@ def test_knn_histogram_and_scores_by_hand():
     assert s["mislabel_score"][1] == pytest.approx(1 - 0.45 / 2.5)
     assert s["suggested_label"].tolist() == [0, 2]
     np.testing.assert_allclose(s["knn_disagreement"], [0.5, 0.75])
+    # ambiguity: sqrt(entropy / log 3 * (1 - sigma)); face 0 is certain (sigma = 1) -> 0
+    d1 = s["label_distribution"][1].astype(np.float64)
+    h1 = -(d1 * np.log(d1)).sum() / np.log(3)
+    np.testing.assert_allclose(s["ambiguity_score"], [0.0, np.sqrt(h1 * 0.5)], rtol=1e-5, atol=1e-7)
 
 
 def test_empty_neighbour_slots_are_ignored():

@@ -19,8 +19,13 @@ The latent term moves mass away from the given label in proportion to the face's
 towards the classes DMUE mined for it. Then
 
     mislabel_score  = 1 - label_distribution[given]
-    ambiguity_score = entropy(label_distribution) / log(C)
+    ambiguity_score = sqrt( entropy(label_distribution) / log(C) * (1 - sigma) )
     suggested_label = argmax label_distribution
+
+The ambiguity score is the geometric mean of two views: how spread the believed distribution is,
+and how much the face's similarity profile disagrees with its label (PUE's 1 - sigma). On the
+FERPlus Training split its Spearman correlation with the crowd's vote entropy is 0.49, against
+0.41 for the entropy alone and 0.46 for 1 - sigma alone (README).
 
 All three scores lie in [0, 1]. The weights are a ``ScoreConfig``; the defaults and their measured
 quality on the FERPlus benchmark are documented in the README.
@@ -91,6 +96,13 @@ def label_distribution(
     return mix / total
 
 
+def ambiguity_score(dist: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """(N,) float32 in [0, 1]: sqrt(normalised entropy of ``dist`` (N, C) * (1 - ``sigma`` (N,)))."""
+    spread = np.clip(normalised_entropy(dist), 0.0, 1.0)
+    doubt = np.clip(1.0 - np.asarray(sigma, dtype=np.float64), 0.0, 1.0)
+    return np.sqrt(spread * doubt).astype(np.float32)
+
+
 def compute_scores(
     given: np.ndarray,
     target_probs: np.ndarray,
@@ -108,7 +120,7 @@ def compute_scores(
     return {
         "label_distribution": dist.astype(np.float32),
         "mislabel_score": np.clip(1.0 - dist[rows, given], 0.0, 1.0).astype(np.float32),
-        "ambiguity_score": np.clip(normalised_entropy(dist), 0.0, 1.0).astype(np.float32),
+        "ambiguity_score": ambiguity_score(dist, sigma),
         "suggested_label": dist.argmax(axis=1).astype(np.int32),
         "knn_disagreement": knn_disagreement(given, knn_labels).astype(np.float32),
     }
