@@ -19,13 +19,15 @@ TRUTH_COLUMNS = ("ferplus_label", "label_disagrees", "vote_entropy")
 
 
 def stratified_sample(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted row indices of ``n`` rows drawn without replacement, class shares kept (n <= len)."""
+    """Sorted indices of exactly ``n`` rows drawn without replacement, each class keeping its share
+    (largest-remainder rounding; n <= len(labels))."""
     if n >= len(labels):
         return np.arange(len(labels))
-    keep = []
-    for c in np.unique(labels):
-        rows = np.flatnonzero(labels == c)
-        keep.append(rng.choice(rows, size=max(1, round(n * len(rows) / len(labels))), replace=False))
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = n * counts / len(labels)
+    take = np.floor(quota).astype(int)
+    take[np.argsort(take - quota)[: n - take.sum()]] += 1
+    keep = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, take, strict=True)]
     return np.sort(np.concatenate(keep))
 
 
