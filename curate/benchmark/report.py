@@ -257,8 +257,10 @@ def plots(results: dict[str, Any], out: Path) -> list[Path]:
     ax.set(xlabel="faces reviewed (k)", ylabel="precision@k", title="Precision at review budget k")
     ax.legend(fontsize=7)
     paths.append(_save(fig, out / "precision_at_k.png"))
-    fig, axes = plt.subplots(1, len(shown[:4]), figsize=(4 * len(shown[:4]), 3.5), squeeze=False)
-    for ax, m in zip(axes[0], shown[:4], strict=False):
+    # one panel per family: ours, cleanlab, FiftyOne, kNN (not the faithful variant or a 2nd cleanlab score)
+    panels = [m for m in shown if "faithful" not in m.name and "normalized_margin" not in m.name][:4]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.5), squeeze=False)
+    for ax, m in zip(axes[0], panels, strict=True):
         s = m.score[known]
         bins = np.linspace(s.min(), s.max(), 40)
         ax.hist(s[~wrong], bins=bins, alpha=0.6, label="label agrees with crowd", density=True)
