@@ -22,11 +22,10 @@ from dmue_core.trainer import train
 IMAGE_SIZE = 48
 
 
-def model_config(epochs: int, num_classes: int, *, faithful: bool = False) -> DMUEConfig:
+def model_config(epochs: int, num_classes: int) -> DMUEConfig:
     """The run's model config (``MODEL_DEFAULTS``, ramps scaled to ``epochs`` as ``curate run``
-    does for its default budget); ``faithful`` switches on every official-code setting."""
-    cfg = DMUEConfig(**{**MODEL_DEFAULTS, "num_classes": num_classes, "ramp_a": epochs / 3})
-    return cfg.faithful() if faithful else cfg
+    does for its default budget)."""
+    return DMUEConfig(**{**MODEL_DEFAULTS, "num_classes": num_classes, "ramp_a": epochs / 3})
 
 
 def train_config(epochs: int, seed: int) -> TrainConfig:
@@ -40,13 +39,12 @@ def fit(
     *,
     epochs: int,
     seed: int,
-    faithful: bool = False,
     progress: bool = True,
 ) -> nn.Module:
     """Train ``kind`` ("dmue" or "ce") on ``table`` into ``out_dir``; resumes a stopped training
     and returns at once when it already finished."""
     num_classes = len(table.attrs["classes"])
-    cfg = model_config(epochs, num_classes, faithful=faithful)
+    cfg = model_config(epochs, num_classes)
     torch.manual_seed(seed)
     model = DMUE(cfg) if kind == "dmue" else PlainClassifier(cfg)
     data = FaceDataset(table, IMAGE_SIZE, transform=train_transform(IMAGE_SIZE), preload=True)
@@ -74,12 +72,6 @@ def predict(model: nn.Module, table: pd.DataFrame, *, batch_size: int = 256) -> 
         logits.append(z.float().numpy())
         embs.append(emb.float().numpy())
     return np.concatenate(logits), np.concatenate(embs)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:

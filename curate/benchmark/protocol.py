@@ -15,7 +15,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from curate.benchmark import detectors, models
 from curate.benchmark.splits import flip_labels, make_splits, stratified_sample
 from curate.benchmark.stages import Computed, StageStore
 from curate.data.table import FER2013_CLASSES
-from curate.scoring.scores import normalised_entropy
+from curate.scoring.scores import normalised_entropy, softmax
 from dmue_core.trainer import load_dynamics
 
 Log = Callable[[str], Any]
@@ -58,7 +58,6 @@ class BenchConfig:
     seed: int = 0
     faithful: bool = True
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def preset(cls, mode: str, labels_csv: Path, out: Path, **overrides: Any) -> BenchConfig:
@@ -162,7 +161,7 @@ class Benchmark:
         t2 = time.perf_counter()
         knn = detectors.knn_label_disagreement(emb, self.given, self.cfg.k)
         t3 = time.perf_counter()
-        probs = models.softmax(logits)
+        probs = softmax(logits)
         return ({"train_s": t1 - t0, "predict_s": t2 - t1, "knn_s": t3 - t2,
                  "train_images_per_s": models.train_images_per_s(folder / "train"),
                  "eval_accuracy": _accuracy(model, self.eval, self.eval_truth)},
@@ -188,7 +187,7 @@ class Benchmark:
 
     def cleanlab(self, oof_logits: np.ndarray) -> Computed:
         t0 = time.perf_counter()
-        out = detectors.cleanlab_detect(self.given, models.softmax(oof_logits))
+        out = detectors.cleanlab_detect(self.given, softmax(oof_logits))
         return {"seconds": time.perf_counter() - t0}, out
 
     def mistakenness(self, oof_logits: np.ndarray) -> Computed:
@@ -268,7 +267,6 @@ class Benchmark:
             "eval_faces": len(self.eval),
             "stages": got,
             "truth": self.truth,
-            "given": self.given,
         }
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from curate import metrics
-from curate.benchmark.models import softmax
-from curate.scoring.scores import normalised_entropy
+from curate.scoring.scores import normalised_entropy, softmax
 
 
 @dataclass
@@ -73,10 +73,16 @@ def methods(stages: dict[str, Any]) -> list[Method]:
     return out
 
 
+def mislabel_truth(truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(known (N,) bool: the face has a crowd plurality, wrong (known.sum(),) bool: mislabeled)."""
+    disagrees = truth["label_disagrees"].to_numpy()
+    known = disagrees >= 0
+    return known, disagrees[known] == 1
+
+
 def detection_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     truth = results["truth"]
-    known = truth["label_disagrees"].to_numpy() >= 0
-    wrong = truth["label_disagrees"].to_numpy()[known] == 1
+    known, wrong = mislabel_truth(truth)
     crowd = truth["ferplus_label"].to_numpy()
     ks = tuple(k for k in (500, 2000) if k < known.sum())
     rows = []
@@ -131,9 +137,8 @@ def _seconds(s: float | None) -> str:
 
 def markdown(results: dict[str, Any], rows: list[dict[str, Any]], amb: list[tuple[str, float]]) -> str:
     stages = results["stages"]
-    truth = results["truth"]
-    known = truth["label_disagrees"].to_numpy() >= 0
-    noise = float(np.mean(truth["label_disagrees"].to_numpy()[known] == 1))
+    known, wrong = mislabel_truth(results["truth"])
+    noise = float(np.mean(wrong))
     cfg = results["config"]
     lines = [
         (
@@ -229,9 +234,7 @@ def plots(results: dict[str, Any], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    truth = results["truth"]
-    known = truth["label_disagrees"].to_numpy() >= 0
-    wrong = truth["label_disagrees"].to_numpy()[known] == 1
+    known, wrong = mislabel_truth(results["truth"])
     shown = [m for m in methods(results["stages"]) if m.plot]
     out.mkdir(parents=True, exist_ok=True)
     paths = []

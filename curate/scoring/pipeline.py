@@ -27,7 +27,7 @@ from curate.data.table import classes_of
 from curate.data.torch_dataset import FaceDataset, eval_transform
 from curate.flags import FlagRule, decide
 from curate.scoring.infer import iterate_outputs
-from curate.scoring.scores import ScoreConfig, compute_scores
+from curate.scoring.scores import ScoreConfig, compute_scores, softmax
 
 WRITE_CHUNK = 50_000
 
@@ -89,12 +89,6 @@ def _latent_fallback(probs: np.ndarray, given: np.ndarray) -> np.ndarray:
     return lat / np.maximum(lat.sum(axis=1, keepdims=True), 1e-12)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def score_table(
     model: nn.Module,
     table: pd.DataFrame,
@@ -128,15 +122,16 @@ def score_table(
         emb: np.ndarray | None = None
         for chunk in iterate_outputs(model, dataset, batch_size=batch_size, device=device, progress=progress):
             if emb is None:
-                emb = np.lib.format.open_memmap(Path(tmp) / "emb.npy", mode="w+", dtype=np.float32,
-                                                shape=(N, chunk.emb.shape[1]))
+                emb = np.lib.format.open_memmap(
+                    Path(tmp) / "emb.npy", mode="w+", dtype=np.float32, shape=(N, chunk.emb.shape[1])
+                )
             emb[chunk.idx] = chunk.emb
             logits[chunk.idx] = chunk.logits
             if chunk.latent is not None:
                 has_aux = True
                 latent[chunk.idx] = chunk.latent
         assert emb is not None
-        probs = _softmax(logits)
+        probs = softmax(logits)
         if not has_aux:
             latent = _latent_fallback(probs, given)
         sigma = _uncertainty(model, emb, given, C)
@@ -182,8 +177,9 @@ def score_table(
 
 
 @torch.no_grad()
-def _uncertainty(model: nn.Module, emb: np.ndarray, given: np.ndarray, num_classes: int,
-                 *, chunk: int = 65_536) -> np.ndarray:
+def _uncertainty(
+    model: nn.Module, emb: np.ndarray, given: np.ndarray, num_classes: int, *, chunk: int = 65_536
+) -> np.ndarray:
     """(N,) batch-free sigma from whole-dataset class means; NaN-free. Plain models: 1 - nothing known = 0.5."""
     if not hasattr(model, "uncertainty_from_stats"):
         return np.full(len(given), 0.5, dtype=np.float32)

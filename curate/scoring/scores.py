@@ -69,6 +69,13 @@ def knn_disagreement(given: np.ndarray, knn_labels: np.ndarray) -> np.ndarray:
     return differ.sum(axis=1) / np.maximum(found.sum(axis=1), 1)
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """(N, C) row-wise softmax of (N, C) logits, computed stably."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def normalised_entropy(dist: np.ndarray) -> np.ndarray:
     """(N,) entropy of each row divided by log(C): 0 = one-hot, 1 = uniform."""
     p = np.clip(dist, 1e-12, 1.0)
