@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from curate.data.torch_dataset import FaceDataset, train_transform
 from curate.run_config import RunConfig
 from curate.runs import RunPaths, load_model, write_json
 from curate.scoring.pipeline import ScoreResult, score_table
+from curate.scoring.scores import ScoreConfig
 from dmue_core.config import DMUEConfig
 from dmue_core.distributed import resolve_device
 from dmue_core.export import save_target_model
@@ -77,16 +78,19 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
 
 def score_job(source: Path, table: pd.DataFrame, out: Path, *, cfg: RunConfig | None = None,
               reader: dict[str, Any] | None = None, batch_size: int = 256, device: str = "cpu",
-              progress: bool = True) -> ScoreResult:
+              mining_precision: str | None = None, progress: bool = True) -> ScoreResult:
     """Score ``table`` with the model in ``source`` (run directory or exported model file).
 
     ``reader`` (the reader options the table was read with) is stored in the file's metadata so an
-    export can re-read the original label file."""
+    export can re-read the original label file. ``mining_precision`` overrides the run's
+    ``score.mining_precision``."""
     loaded = load_model(source)
     run_cfg = cfg
     if run_cfg is None and Path(source).is_dir():
         run_cfg = RunConfig.load(RunPaths(Path(source)).config)
-    score_cfg = run_cfg.score if run_cfg else None
+    score_cfg = run_cfg.score if run_cfg else ScoreConfig()
+    if mining_precision is not None:
+        score_cfg = replace(score_cfg, mining_precision=mining_precision)
     rule = run_cfg.flag_rule() if run_cfg else None
     return score_table(
         loaded.model, table, out, image_size=loaded.image_size, score_cfg=score_cfg, rule=rule,

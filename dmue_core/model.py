@@ -15,7 +15,6 @@ its own rows. The step is FLOP-bound; ``DMUEConfig.aux_detach_trunk`` / ``aux_bf
 from __future__ import annotations
 
 import math
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -181,8 +180,9 @@ class DMUE(nn.Module):
             for c in y.unique().tolist():
                 rows = (y == c).nonzero().squeeze(1)
                 single += rows.numel() == 1
+                h_c = h if rows.numel() == len(y) else h[rows]
                 _, _, logits = self._run_branch(
-                    c, h[rows], training_rows=False, running_stats=running_stats
+                    c, h_c, training_rows=False, running_stats=running_stats
                 )
                 latent[rows] = latent_from_aux_logits(logits, y[rows], self.cfg.temperature)
         return latent, single
@@ -278,13 +278,19 @@ class DMUE(nn.Module):
         with torch.no_grad(), _eval_mode(self):
             return self._latent(self.trunk(x), y, running_stats=True)[0]
 
-    def score_outputs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def score_outputs(
+        self, x: Tensor, y: Tensor, *, mining_bf16: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Everything scoring needs in one eval-mode pass with one trunk evaluation:
-        (target embedding [B,D], target logits [B,C], latent distribution [B,C])."""
+        (target embedding [B,D], target logits [B,C], latent distribution [B,C], float32).
+        ``mining_bf16``: the auxiliary (mining) pass runs under bfloat16 autocast; the trunk and
+        the target branch stay in full precision."""
         with torch.no_grad(), _eval_mode(self):
             h = self.trunk(x)
             v, _, z = self._run_branch(self.num_classes, h, training_rows=False)
-            return v, z, self._latent(h, y, running_stats=True)[0]
+            with torch.autocast(h.device.type, torch.bfloat16, enabled=mining_bf16):
+                latent = self._latent(h, y, running_stats=True)[0]
+            return v, z, latent
 
     def aux_probs(self, x: Tensor) -> Tensor:
         """[B,C,C]: out[i,c] = auxiliary branch c's softmax (temperature 1) for sample i, embedded

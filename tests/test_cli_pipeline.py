@@ -52,6 +52,11 @@ def test_score_reproduces_run_and_config_reads_back(synthetic_run):
     res = invoke("score", synthetic_run / "run", synthetic_run / "data" / "labels.csv",
                  "--path-column", "path", "--label-column", "label", "--out", out)
     assert res.exit_code != 0 and "--force" in res.output
+    res = invoke("score", synthetic_run / "run", synthetic_run / "data" / "labels.csv",
+                 "--path-column", "path", "--label-column", "label", "--out", out, "--force",
+                 "--mining-precision", "fp32")
+    assert res.exit_code == 0, res.output
+    assert records.read_scores(out).attrs["mining_precision"] == "fp32"
 
 
 def test_bad_inputs_fail_before_work(synthetic_run, tmp_path):

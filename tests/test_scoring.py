@@ -6,6 +6,7 @@ import torch
 
 from curate import records
 from curate.data.synthetic import generate
+from curate.scoring.infer import native_bf16, resolve_mining_precision
 from curate.scoring.pipeline import score_table
 from curate.scoring.scores import ScoreConfig, compute_scores, knn_histogram
 from dmue_core.config import DMUEConfig
@@ -50,6 +51,9 @@ def tiny(tmp_path_factory):
     table = generate(70, root / "data", seed=1, noise_rate=0.3)
     torch.manual_seed(0)
     model = DMUE(DMUEConfig(num_classes=7, backbone="fer_cnn", small_input=True)).eval()
+    with torch.no_grad():  # heads far from their near-zero init, so outputs differ between faces
+        for head in [*model.aux_heads, model.target_head]:
+            head.weight.normal_(std=0.3)
     return root, table, model
 
 
@@ -73,19 +77,45 @@ def test_records_schema_and_ranges(tiny):
     assert emb.shape[0] == len(df) and emb.dtype == np.float16
 
 
-def test_scores_do_not_depend_on_batch(tiny):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_scores_do_not_depend_on_batch(tiny, precision):
     """Same faces, other batch sizes and other batch companions (shuffled rows) -> same scores."""
     root, table, model = tiny
     a, b = root / "a.parquet", root / "b.parquet"
-    score_table(model, table, a, image_size=32, batch_size=64, progress=False, score_cfg=ScoreConfig(k=5))
+    cfg = ScoreConfig(k=5, mining_precision=precision)
+    score_table(model, table, a, image_size=32, batch_size=64, progress=False, score_cfg=cfg)
     shuffled = table.sample(frac=1.0, random_state=3).reset_index(drop=True)
     shuffled.attrs = table.attrs
-    score_table(model, shuffled, b, image_size=32, batch_size=7, progress=False, score_cfg=ScoreConfig(k=5))
+    score_table(model, shuffled, b, image_size=32, batch_size=7, progress=False, score_cfg=cfg)
     da = records.read_scores(a).set_index("sample_id")
     db = records.read_scores(b).set_index("sample_id").loc[da.index]
     for col in ("uncertainty", "mislabel_score", "ambiguity_score", "knn_disagreement"):
         np.testing.assert_allclose(da[col], db[col], atol=1e-5, err_msg=col)
     np.testing.assert_allclose(records.vectors(da, "label_distribution"), records.vectors(db, "label_distribution"), atol=1e-5)
+
+
+def test_bf16_mining_changes_only_the_latent_and_only_slightly(tiny):
+    """bf16 mining: the target outputs are bit-identical, the latent moves by < 1e-2, and the file
+    records which precision made it."""
+    root, table, model = tiny
+    out = {p: root / f"{p}.parquet" for p in ("fp32", "bf16")}
+    for p, path in out.items():
+        score_table(model, table, path, image_size=32, progress=False, score_cfg=ScoreConfig(k=5, mining_precision=p))
+    a, b = records.read_scores(out["fp32"]), records.read_scores(out["bf16"])
+    assert (a.attrs["mining_precision"], b.attrs["mining_precision"]) == ("fp32", "bf16")
+    np.testing.assert_array_equal(records.vectors(a, "target_probs"), records.vectors(b, "target_probs"))
+    lat_a, lat_b = records.vectors(a, "latent_distribution"), records.vectors(b, "latent_distribution")
+    assert lat_a.std(axis=0).max() > 0.01  # the latent is not trivially uniform
+    assert 0 < np.abs(lat_a - lat_b).max() < 1e-2
+
+
+def test_mining_precision_resolution():
+    assert resolve_mining_precision("fp32", "cpu") == "fp32"
+    assert resolve_mining_precision("auto", "cpu") == ("bf16" if native_bf16("cpu") else "fp32")
+    with pytest.raises(ValueError, match="mining precision"):
+        resolve_mining_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="mining_precision"):
+        ScoreConfig(mining_precision="half")
 
 
 def test_mismatches_fail_before_any_work(tiny):

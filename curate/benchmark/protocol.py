@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from curate import records
 from curate.benchmark import detectors, models
@@ -221,16 +220,26 @@ class Benchmark:
         from curate.jobs import score_job
         from curate.neighbors import knn, recall_at_k
         from curate.runs import load_model
+        from curate.scoring.infer import native_bf16
 
         run_dir = self.store.root / "dmue" / "run"
         sub = _subset(self.train, np.arange(min(4096, len(self.train))))
+        plain = load_model(run_dir / "model.pt").model.eval()
+        seconds: dict[str, float] = {}
         with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            score_job(run_dir, sub, Path(tmp) / "s.parquet", progress=False)
-            t1 = time.perf_counter()
-            plain = load_model(run_dir / "model.pt").model.eval()
-            _plain_inference(plain, sub)
-            t2 = time.perf_counter()
+            runs = {f"score_{p}_s": lambda p=p: score_job(run_dir, sub, Path(tmp) / f"{p}.parquet",
+                                                         mining_precision=p, progress=False)
+                    for p in ("fp32", "bf16")}  # fmt: skip
+            runs["plain_inference_s"] = lambda: _plain_inference(plain, sub)
+            for _ in range(2):  # round-robin, best of two: load changes hit every variant alike
+                for name, fn in runs.items():
+                    t = time.perf_counter()
+                    fn()
+                    seconds[name] = min(seconds.get(name, np.inf), time.perf_counter() - t)
+            a, b = (records.read_scores(Path(tmp) / f"{p}.parquet") for p in ("fp32", "bf16"))
+            drift = {f"bf16_max_abs_diff_{col}": float(np.abs(a[col] - b[col]).max())
+                     for col in ("mislabel_score", "ambiguity_score")}  # fmt: skip
+            drift["bf16_suggested_label_changed"] = float((a["suggested_label"] != b["suggested_label"]).mean())
         emb = records.load_embeddings(run_dir / "scores.parquet").astype(np.float32)
         k = self.cfg.k
         t3 = time.perf_counter()
@@ -240,7 +249,7 @@ class Benchmark:
         t5 = time.perf_counter()
         approx = knn(emb, k, index="ivf")
         t6 = time.perf_counter()
-        return ({"faces": len(sub), "score_s": t1 - t0, "plain_inference_s": t2 - t1,
+        return ({"faces": len(sub), **seconds, **drift, "native_bf16": native_bf16("cpu"),
                  "knn_n": len(emb), "knn_dim": emb.shape[1], "faiss_exact_s": t4 - t3, "sklearn_s": t5 - t4,
                  "faiss_ivf_s": t6 - t5, "ivf_recall": recall_at_k(approx.indices, exact.indices),
                  "fiftyone_load_s": _fiftyone_load_seconds(run_dir / "scores.parquet")}, {})  # fmt: skip
@@ -270,18 +279,14 @@ class Benchmark:
         }
 
 
-@torch.no_grad()
 def _plain_inference(model, table: pd.DataFrame) -> None:
-    from torch.utils.data import DataLoader
-
+    """The exported target model over ``table`` through the scorer's own loader and format."""
     from curate.data.torch_dataset import FaceDataset, eval_transform
+    from curate.scoring.infer import iterate_outputs
 
-    for x, _, _ in DataLoader(
-        FaceDataset(table, models.IMAGE_SIZE, transform=eval_transform(models.IMAGE_SIZE)),
-        batch_size=256,
-        num_workers=1,
-    ):
-        model(x)
+    data = FaceDataset(table, models.IMAGE_SIZE, transform=eval_transform(models.IMAGE_SIZE))
+    for _ in iterate_outputs(model, data, batch_size=256, progress=False):
+        pass
 
 
 def _fiftyone_load_seconds(scores: Path) -> float:

@@ -216,8 +216,12 @@ def speed_rows(stages: dict[str, Any]) -> list[str]:
         out.append(f"| K-fold CE (cleanlab/FiftyOne input) | {_seconds(stages['kfold'][0]['seconds'])} |")
     if "speed" in stages:
         s = stages["speed"][0]
-        out += [(f"| scoring / plain inference throughput ({s['faces']} faces, images read from disk) | "
-                f"{s['plain_inference_s'] / s['score_s']:.2f} |"),
+        out += [(f"| `curate score` / plain inference throughput ({s['faces']} faces read from disk; mining "
+                 f"pass fp32, bf16) | {s['plain_inference_s'] / s['score_fp32_s']:.2f}, "
+                 f"{s['plain_inference_s'] / s['score_bf16_s']:.2f} |"),
+                (f"| bf16 mining vs fp32: max change of mislabel / ambiguity score, suggested labels changed | "
+                 f"{s['bf16_max_abs_diff_mislabel_score']:.1e} / {s['bf16_max_abs_diff_ambiguity_score']:.1e}, "
+                 f"{s['bf16_suggested_label_changed']:.2%} |"),
                 (f"| all-kNN k=10 on {s['knn_n']} x {s['knn_dim']} real embeddings: faiss exact / sklearn brute | "
                 f"{s['faiss_exact_s']:.2f} s / {s['sklearn_s']:.2f} s = {s['faiss_exact_s'] / s['sklearn_s']:.2f} |"),
                 (f"| faiss IVF / exact, recall@10 | {s['faiss_ivf_s'] / s['faiss_exact_s']:.2f}, recall "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from curate.cli.options import reader_options
+from curate.cli.options import mining_precision_option, reader_options
 from curate.cli.train_cmd import table_and_config
 from curate.cli.train_options import train_options
 
@@ -16,7 +16,8 @@ from curate.cli.train_options import train_options
 @click.option("--top", default=10, show_default=True, help="How many flagged faces to list at the end.")
 @click.option("--load/--no-load", default=True, show_default=True, help="Load the scores into FiftyOne at the end.")
 @click.option("--name", help="FiftyOne dataset name [default: the run directory's name].")
-def run(dataset: str, top: int, load: bool, name: str | None, **kwargs) -> None:
+@mining_precision_option
+def run(dataset: str, top: int, load: bool, name: str | None, mining_precision: str | None, **kwargs) -> None:
     """Train DMUE on DATASET, score every face (label distribution, uncertainty, mislabel and
     ambiguity scores, suggested label, faiss neighbours, verdict), write RUN_DIR/scores.parquet and
     load it into FiftyOne.
@@ -31,6 +32,8 @@ def run(dataset: str, top: int, load: bool, name: str | None, **kwargs) -> None:
     from curate.report import top_flagged
 
     table, cfg, out = table_and_config(dataset, kwargs)
+    if mining_precision:
+        cfg.score.mining_precision = mining_precision
     try:
         result = run_job(table, cfg, out, log=click.echo)
     except (ValueError, TrainingInterrupted) as exc:

@@ -7,12 +7,21 @@ Two kinds of model are accepted:
   (``score_outputs``: one trunk pass, the target branch and one routed auxiliary branch per face);
 * a plain exported target model (any torchvision classifier): target logits and the input of its
   final linear layer as the embedding; no auxiliary branches.
+
+Speed: the model and the images run in channels-last memory format (measured 1.2-1.6x faster
+convolutions on CPU for both kinds of model, ``bench/bench_scoring.py``). Rows may be visited in
+any ``order``; scoring visits them sorted by given label, so that most batches reach a single
+auxiliary branch in one call instead of C small ones. The mining pass can run in bfloat16
+(``mining_precision``): on hardware with native bfloat16 it costs ~0.6x, and the mined
+distribution moves by ~1e-3 (README, "Scoring speed").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,15 +29,45 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+MINING_PRECISIONS = ("auto", "fp32", "bf16")
+
 
 @dataclass
 class Chunk:
-    """Model outputs for ``n`` consecutive rows of the dataset."""
+    """Model outputs for ``n`` rows of the dataset."""
 
     idx: np.ndarray  # (n,) int64 row indices into the dataset
     emb: np.ndarray  # (n, D) float32 target embedding (pre-classifier)
     logits: np.ndarray  # (n, C) float32 target logits
     latent: np.ndarray | None  # (n, C) float32 latent distribution (0 at the given label); None for plain models
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+def native_bf16(device: str | torch.device) -> bool:
+    """True when ``device`` computes bfloat16 natively: a CUDA GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX-BF16 (read from /proc/cpuinfo; False where that cannot be read)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_mining_precision(precision: str, device: str | torch.device) -> str:
+    """``"fp32"`` or ``"bf16"`` for a requested ``precision`` (``"auto"``: bf16 where native)."""
+    if precision not in MINING_PRECISIONS:
+        raise ValueError(f"mining precision must be one of {MINING_PRECISIONS}, not {precision!r}")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
 
 
 def _final_linear(model: nn.Module) -> nn.Linear:
@@ -49,21 +88,30 @@ def iterate_outputs(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     num_workers: int = 0,
+    order: Sequence[int] | None = None,
+    mining_precision: str = "fp32",
     progress: bool = True,
 ) -> Iterator[Chunk]:
-    """Yield one ``Chunk`` per batch, in dataset order. Items are ``(x, y, idx)``."""
-    model = model.to(device).eval()
+    """Yield one ``Chunk`` per batch of rows taken in ``order`` (default: dataset order). Items
+    are ``(x, y, idx)``. ``mining_precision``: ``"fp32"`` or ``"bf16"`` (DMUE models only).
+    The model is moved to ``device`` and to channels-last format in place."""
+    if mining_precision not in ("fp32", "bf16"):
+        raise ValueError(f"mining_precision must be 'fp32' or 'bf16', not {mining_precision!r}")
+    model = model.to(device, memory_format=torch.channels_last).eval()
     is_dmue = hasattr(model, "score_outputs")
     captured: list[torch.Tensor] = []
     hook = None
     if not is_dmue:
         hook = _final_linear(model).register_forward_pre_hook(lambda m, inp: captured.append(inp[0]))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    sampler = None if order is None else [int(i) for i in order]
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
     try:
         for x, y, idx in tqdm(loader, desc="scoring", unit="batch", disable=not progress):
-            x = x.to(device, non_blocking=True)
+            x = x.to(device, memory_format=torch.channels_last, non_blocking=True)
             if is_dmue:
-                emb, logits, lat = model.score_outputs(x, y.to(device))
+                emb, logits, lat = model.score_outputs(
+                    x, y.to(device), mining_bf16=mining_precision == "bf16"
+                )
                 latent = lat.float().cpu().numpy()
             else:
                 captured.clear()

@@ -26,7 +26,7 @@ from curate import neighbors, records
 from curate.data.table import classes_of
 from curate.data.torch_dataset import FaceDataset, eval_transform
 from curate.flags import FlagRule, decide
-from curate.scoring.infer import iterate_outputs
+from curate.scoring.infer import iterate_outputs, resolve_mining_precision
 from curate.scoring.scores import ScoreConfig, compute_scores, softmax
 
 WRITE_CHUNK = 50_000
@@ -114,13 +114,16 @@ def score_table(
     C, N = len(classes), len(table)
     given = table["label"].to_numpy(dtype=np.int64, copy=True)
     dataset = FaceDataset(table, image_size=image_size, transform=eval_transform(image_size))
+    precision = resolve_mining_precision(score_cfg.mining_precision, device)
 
     logits = np.zeros((N, C), dtype=np.float32)
     latent = np.zeros((N, C), dtype=np.float32)
     has_aux = False
     with tempfile.TemporaryDirectory(prefix=".curate-score-", dir=out.parent) as tmp:
         emb: np.ndarray | None = None
-        for chunk in iterate_outputs(model, dataset, batch_size=batch_size, device=device, progress=progress):
+        by_label = np.argsort(given, kind="stable")  # most batches then reach one auxiliary branch
+        for chunk in iterate_outputs(model, dataset, batch_size=batch_size, device=device, order=by_label,
+                                     mining_precision=precision, progress=progress):
             if emb is None:
                 emb = np.lib.format.open_memmap(
                     Path(tmp) / "emb.npy", mode="w+", dtype=np.float32, shape=(N, chunk.emb.shape[1])
@@ -148,6 +151,7 @@ def score_table(
             "score_config": score_cfg.to_dict(),
             "flag_rule": rule.to_dict(),
             "latent_source": "dmue_aux_branch" if has_aux else "target_fallback",
+            "mining_precision": precision if has_aux else None,
             **(metadata or {}),
         }
         ids = table["sample_id"].astype(str).to_numpy()

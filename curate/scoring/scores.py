@@ -40,12 +40,19 @@ import numpy as np
 
 @dataclass
 class ScoreConfig:
-    """Weights of the three views in ``label_distribution`` and the neighbour count."""
+    """Weights of the three views in ``label_distribution``, the neighbour count, and the
+    precision of the mining pass (``"auto"``: bfloat16 where the hardware has it natively,
+    ``"fp32"``, ``"bf16"``; see ``curate.scoring.infer``)."""
 
     w_model: float = 1.0
     w_knn: float = 1.0
     w_latent: float = 1.0
     k: int = 10
+    mining_precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.mining_precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"score.mining_precision must be auto, fp32 or bf16, not {self.mining_precision!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
