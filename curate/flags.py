@@ -11,8 +11,13 @@ The rule (confident-learning style, per class):
 2. A face given class y is *confidently another class* when some k != y has
    ``label_distribution[i, k] >= t_k`` and k is its argmax. The share of such faces among those given
    y is the estimated noise rate ``r_y``.
-3. ``likely_mislabeled``: the faces given y whose ``mislabel_score`` is in the top ``r_y`` share of
-   class y (threshold = the (1 - r_y) quantile of class y's scores), unless a threshold is given.
+3. ``likely_mislabeled`` (``quota="global"``, the default): the top ``r`` share of all faces by
+   ``mislabel_score``, where ``r`` is the overall estimated noise rate (the share of faces that are
+   confidently another class); one threshold for every class. With ``quota="per_class"``: the
+   top ``r_y`` share of each class y. A threshold given in the rule replaces the derived one.
+   On FERPlus Training (two full runs) the global quota flagged the same number of faces with
+   precision 0.77 / 0.74 at recall 0.46 / 0.50, against 0.70 / 0.68 at 0.42 / 0.46 per class: the
+   per-class rates are the noisier estimates (fear 0.51 estimated vs 0.86 true, disgust 0.06 vs 0.63).
 4. ``ambiguous`` (among the rest): ``ambiguity_score >= ambiguity_threshold``, or the two most likely
    classes are close (second >= ``top2_ratio`` x first).
 
@@ -33,6 +38,8 @@ class FlagRule:
     """Thresholds of the verdict rule. ``None`` = derived from the data as the module docstring says."""
 
     mislabel_threshold: float | Mapping[str, float] | None = None
+    #: how derived thresholds are set: "global" (one quota over all faces) or "per_class"
+    quota: str = "global"
     ambiguity_threshold: float = 0.6
     top2_ratio: float = 0.6
     knn_threshold: float = 0.6
@@ -40,6 +47,10 @@ class FlagRule:
     resolved: dict[str, float] = field(default_factory=dict)
     #: estimated noise rate per class name (filled by ``decide``)
     noise_rate: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.quota not in ("global", "per_class"):
+            raise ValueError(f"flags.quota must be 'global' or 'per_class', not {self.quota!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,7 +105,9 @@ def decide(
     rate = estimated_noise_rate(given, dist, C)
     other = confident_other(given, dist)
 
-    thresholds = np.full(C, np.inf)  # no estimated noise in a class -> flag nothing there
+    overall = float((other >= 0).mean())
+    global_threshold = float(np.quantile(mislabel_score, 1.0 - overall)) if overall > 0 else np.inf
+    thresholds = np.full(C, np.inf)  # no estimated noise (in a class) -> flag nothing there
     for y in range(C):
         name = classes[y]
         m = given == y
@@ -105,10 +118,12 @@ def decide(
         elif rule.mislabel_threshold is not None:
             thresholds[y] = float(rule.mislabel_threshold)
             continue
-        if m.any() and rate[y] > 0:
+        if rule.quota == "global":
+            thresholds[y] = global_threshold
+        elif m.any() and rate[y] > 0:
             thresholds[y] = float(np.quantile(mislabel_score[m], 1.0 - rate[y]))
     rule.resolved = {classes[y]: float(thresholds[y]) for y in range(C) if np.isfinite(thresholds[y])}
-    rule.noise_rate = {classes[y]: float(rate[y]) for y in range(C)}
+    rule.noise_rate = {**{classes[y]: float(rate[y]) for y in range(C)}, "overall": overall}
 
     mis = mislabel_score >= thresholds[given]
     order = np.sort(dist, axis=1)

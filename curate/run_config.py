@@ -26,7 +26,7 @@ MODEL_DEFAULTS: dict[str, Any] = {"num_classes": 7, "backbone": "fer_cnn", "smal
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 12, "batch_size": 64, "schedule": "cosine", "lr_backbone": 2e-3,
                                   "lr_classifier": 2e-3, "num_workers": 1}
 
-FLAG_KEYS = ("mislabel_threshold", "ambiguity_threshold", "top2_ratio", "knn_threshold")
+FLAG_KEYS = ("mislabel_threshold", "quota", "ambiguity_threshold", "top2_ratio", "knn_threshold")
 
 
 def _dataclass_from(cls: type, values: dict[str, Any], section: str) -> Any:

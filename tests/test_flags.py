@@ -1,4 +1,4 @@
-"""The verdict rule: per-class thresholds from estimated noise rates, overrides, reasons."""
+"""The verdict rule: quotas from estimated noise rates (global or per class), overrides, reasons."""
 
 import numpy as np
 import pytest
@@ -34,11 +34,30 @@ def test_decide_flags_top_share_of_each_class():
     given, dist, mis, amb, knn = _case()
     dist[4:6] = [0.05, 0.92, 0.03]
     mis = 1 - dist[np.arange(12), given]
-    verdict, reasons, rule = decide(given, dist, mis, amb, knn, CLASSES)
+    verdict, reasons, rule = decide(given, dist, mis, amb, knn, CLASSES, FlagRule(quota="per_class"))
     assert list(np.flatnonzero(verdict == "likely_mislabeled")) == [4, 5]
     assert "confident:b" in reasons[4]
     assert rule.noise_rate["a"] == pytest.approx(2 / 6)
     assert "b" not in rule.resolved  # no estimated noise in b: nothing flagged there
+
+
+def test_global_quota_ranks_all_faces_together():
+    """Overall estimated rate 2/12 -> the top 2/12 of all faces by score, whatever their class: a
+    face given c that no class claims confidently but that scores high is flagged; per class it is
+    not, because class c has no estimated noise."""
+    given = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    dist = np.array([[0.9, 0.05, 0.05]] * 4 + [[0.3, 0.65, 0.05]] * 2 + [[0.3, 0.6, 0.1]] * 3
+                    + [[0.05, 0.05, 0.9]] * 2 + [[0.5, 0.25, 0.25]])
+    mis = 1 - dist[np.arange(12), given]  # faces 4, 5: 0.7, confidently b; face 11: 0.75, claimed by none
+    zeros = np.zeros(12)
+    verdict, _, rule = decide(given, dist, mis, zeros, zeros, CLASSES)
+    assert rule.noise_rate["overall"] == pytest.approx(2 / 12)
+    assert list(np.flatnonzero(verdict == "likely_mislabeled")) == [4, 5, 11]  # threshold 0.7 (ties kept)
+    assert len(set(rule.resolved.values())) == 1 and set(rule.resolved) == set(CLASSES)
+    verdict, _, _ = decide(given, dist, mis, zeros, zeros, CLASSES, FlagRule(quota="per_class"))
+    assert list(np.flatnonzero(verdict == "likely_mislabeled")) == [4, 5]
+    with pytest.raises(ValueError, match="quota"):
+        FlagRule(quota="both")
 
 
 def test_explicit_threshold_overrides_rule():

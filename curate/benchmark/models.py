@@ -68,7 +68,7 @@ def predict(model: nn.Module, table: pd.DataFrame, *, batch_size: int = 256) -> 
     logits, embs = [], []
     model.eval()
     for x, _, _ in DataLoader(data, batch_size=batch_size, num_workers=1):
-        emb, z = model.embed(x)
+        emb, z = model.embed(x.contiguous(memory_format=torch.channels_last))
         logits.append(z.float().numpy())
         embs.append(emb.float().numpy())
     return np.concatenate(logits), np.concatenate(embs)
