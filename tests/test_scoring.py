@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from curate import records
+from curate import neighbors, records
 from curate.data.synthetic import generate
 from curate.scoring.infer import native_bf16, resolve_mining_precision
-from curate.scoring.pipeline import score_table
+from curate.scoring.pipeline import _neighbours, score_table
 from curate.scoring.scores import ScoreConfig, compute_scores, knn_histogram
 from dmue_core.config import DMUEConfig
 from dmue_core.model import DMUE
@@ -140,3 +140,18 @@ def test_interrupted_write_leaves_no_file(tmp_path):
     with pytest.raises(ValueError, match="missing columns"):
         records.write_scores(tmp_path / "s.parquet", bad, 3, {"classes": ["a", "b", "c"]})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_faces_without_a_usable_embedding_get_no_neighbours():
+    """All-zero (dead ReLU) or non-finite embeddings: no neighbours, nobody's neighbour, no crash."""
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(40, 8)).astype(np.float32)
+    emb[[3, 17]] = 0.0
+    emb[25, 2] = np.nan
+    indices, unusable = _neighbours(emb, 5)
+    assert np.flatnonzero(unusable).tolist() == [3, 17, 25]
+    assert (indices[unusable] == -1).all()
+    assert (indices[~unusable] >= 0).all() and not np.isin(indices, [3, 17, 25]).any()
+    exact = neighbors.knn(np.delete(emb, [3, 17, 25], axis=0), 5).indices
+    keep = np.flatnonzero(~unusable)
+    np.testing.assert_array_equal(indices[keep], keep[exact])

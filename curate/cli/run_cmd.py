@@ -40,6 +40,9 @@ def run(dataset: str, top: int, load: bool, name: str | None, mining_precision: 
         raise click.ClickException(str(exc)) from exc
     click.echo(f"scores: {result.scores.path}")
     click.echo("verdicts: " + ", ".join(f"{k} {v}" for k, v in result.scores.verdict_counts.items()))
+    if result.scores.faces_without_embedding:
+        click.echo(f"{result.scores.faces_without_embedding} faces have an all-zero or non-finite embedding: "
+                   "they have no neighbours (knn_disagreement 0)")
     click.echo(top_flagged(result.scores.path, top))
     if load:
         from curate.fiftyone import load_scores

@@ -40,6 +40,7 @@ class ScoreResult:
     rows: int
     verdict_counts: dict[str, int]
     rule: FlagRule
+    faces_without_embedding: int = 0
 
 
 def model_num_classes(model: nn.Module) -> int:
@@ -138,8 +139,8 @@ def score_table(
         if not has_aux:
             latent = _latent_fallback(probs, given)
         sigma = _uncertainty(model, emb, given, C)
-        knn = neighbors.knn(emb, k=min(score_cfg.k, N - 1))
-        knn_labels = np.where(knn.indices >= 0, given[knn.indices], -1)  # -1: slot left empty
+        knn_indices, no_embedding = _neighbours(emb, score_cfg.k)
+        knn_labels = np.where(knn_indices >= 0, given[knn_indices], -1)  # -1: slot left empty
         scores = compute_scores(given, probs, latent, sigma, knn_labels, score_cfg)
         verdict, reasons, rule = decide(
             given, scores["label_distribution"], scores["mislabel_score"], scores["ambiguity_score"],
@@ -152,6 +153,7 @@ def score_table(
             "flag_rule": rule.to_dict(),
             "latent_source": "dmue_aux_branch" if has_aux else "target_fallback",
             "mining_precision": precision if has_aux else None,
+            "faces_without_embedding": int(no_embedding.sum()),
             **(metadata or {}),
         }
         ids = table["sample_id"].astype(str).to_numpy()
@@ -171,13 +173,35 @@ def score_table(
                     "ambiguity_score": scores["ambiguity_score"][sl],
                     "suggested_label": scores["suggested_label"][sl],
                     "knn_disagreement": scores["knn_disagreement"][sl],
-                    "neighbors": [list(ids[row[row >= 0]]) for row in knn.indices[sl]],
+                    "neighbors": [list(ids[row[row >= 0]]) for row in knn_indices[sl]],
                     "verdict": verdict[sl],
                     "reasons": reasons[sl],
                 }))  # fmt: skip
         records.save_embeddings(out, emb, dtype=embeddings_dtype)
     counts = {v: int((verdict == v).sum()) for v in records.VERDICTS}
-    return ScoreResult(path=out, rows=N, verdict_counts=counts, rule=rule)
+    return ScoreResult(path=out, rows=N, verdict_counts=counts, rule=rule,
+                       faces_without_embedding=int(no_embedding.sum()))
+
+
+def _neighbours(emb: np.ndarray, k: int, *, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """((N, k) neighbour indices, -1 = none; (N,) bool: the face has no usable embedding).
+
+    A face whose embedding is all zeros (a backbone whose last ReLU went dead on it) or not finite
+    has no cosine direction: it gets no neighbours and is nobody's neighbour, instead of stopping
+    the job; the count is recorded in the file's metadata."""
+    N = len(emb)
+    unusable = np.zeros(N, dtype=bool)
+    for s in range(0, N, chunk):
+        e = np.asarray(emb[s : s + chunk], dtype=np.float32)
+        unusable[s : s + chunk] = ~np.isfinite(e).all(axis=1) | ~(np.abs(e) > 0).any(axis=1)
+    usable = np.flatnonzero(~unusable)
+    k = min(k, len(usable) - 1)
+    indices = np.full((N, max(k, 1)), -1, dtype=np.int64)
+    if k >= 1:
+        sub = emb if len(usable) == N else np.asarray(emb[usable])
+        found = neighbors.knn(sub, k=k).indices
+        indices[usable] = np.where(found >= 0, usable[np.maximum(found, 0)], -1)
+    return indices, unusable
 
 
 @torch.no_grad()
