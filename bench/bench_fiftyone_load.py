@@ -139,9 +139,11 @@ def main() -> None:
             sort_times = {}
             for k in (50, None):
                 ds.clear_cache()
-                cold, _ = timed(lambda: ds.sort_by_similarity(query, k=k, brain_key=SIMILARITY_KEY).values("id"))
-                warm = [timed(lambda: ds.sort_by_similarity(query, k=k, brain_key=SIMILARITY_KEY).values("id"))[0]
-                        for _ in range(args.repeats)]  # fmt: skip
+                def sort(k=k):
+                    return ds.sort_by_similarity(query, k=k, brain_key=SIMILARITY_KEY).values("id")
+
+                cold, _ = timed(sort)
+                warm = [timed(sort)[0] for _ in range(args.repeats)]
                 sort_times[k] = (cold, statistics.median(warm))
         finally:
             for dataset_name in (name, per_sample_name):

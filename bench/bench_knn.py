@@ -77,7 +77,7 @@ def _worker(method: str, data: Path, out: Path, k: int, approx: str) -> None:
 def _run(method: str, data: Path, out: Path, k: int, approx: str) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--_worker", method, "--_data", str(data), "--_out", str(out)]
     cmd += ["--k", str(k), "--approx", approx]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{method} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -33,7 +33,6 @@ from dmue_core.config import DMUEConfig
 from dmue_core.export import to_target_model
 from dmue_core.model import DMUE
 
-
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
@@ -119,7 +118,7 @@ def bench_size(args: argparse.Namespace, size: int, small_input: bool) -> list[s
         infers[mode] = inference(to_target_model(model), x)
     step_times = round_robin(steps, args.warmup, args.iters)
     infer_times = round_robin(infers, args.warmup, args.iters)
-    ms = lambda t: f"{statistics.median(t) * 1e3:.0f} ms"  # noqa: E731
+    ms = lambda t: f"{statistics.median(t) * 1e3:.0f} ms"
     rows = []
     for clock in CLOCKS:
         step_s, infer_s = step_times[clock], infer_times[clock]

@@ -1,11 +1,11 @@
-"""Detection quality of a run's scores against the FERPlus crowd (the real-noise benchmark).
+"""Detection quality of one existing run's scores against the FERPlus crowd (the real-noise benchmark).
 
 Usage: python bench/score_quality.py RUN_DIR [--labels ../shared/data/ferplus/labels.csv]
 
-Truth: ``label_disagrees == 1`` (FER2013 label != FERPlus plurality; rows with -1 excluded) for
-"mislabeled", ``vote_entropy`` for ambiguity. Prints AUROC / AP / precision@k / flag precision
-and recall for the shipped ``mislabel_score`` and for each signal alone (ablations), Spearman
-correlations with the vote entropy, and the accuracy of ``suggested_label`` on flagged faces.
+The same figures as ``curate bench`` reports for its DMUE stage (``curate.benchmark.signals`` and
+``report``): AUROC / AP / precision@k / FNR at the noise-rate budget / flag precision and recall /
+suggestion accuracy for the shipped ``mislabel_score`` and each signal alone, and the Spearman
+correlations with the vote entropy. Truth: ``label_disagrees == 1`` (rows with -1 excluded).
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from curate import metrics, records
-from curate.scoring.scores import normalised_entropy
-from dmue_core.trainer import load_dynamics
+from curate import records
+from curate.benchmark.report import ambiguity_rows, ambiguity_table, detection_rows, detection_table
+from curate.benchmark.signals import run_signals
 
 
 def main() -> None:
@@ -26,44 +25,16 @@ def main() -> None:
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--labels", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ferplus/labels.csv")
     args = ap.parse_args()
-    df = records.read_scores(args.run_dir / "scores.parquet")
-    truth = pd.read_csv(args.labels).set_index("path").loc[df["sample_id"]]
-    given = df["given_label"].to_numpy()
-    rows = np.arange(len(df))
-    probs = records.vectors(df, "target_probs")
-    latent = records.vectors(df, "latent_distribution")
-    signals = {
-        "mislabel_score (shipped)": df["mislabel_score"].to_numpy(),
-        "1 - target p[given] (final model)": 1 - probs[rows, given],
-        "knn_disagreement": df["knn_disagreement"].to_numpy(),
-        "1 - uncertainty sigma": 1 - df["uncertainty"].to_numpy(),
-        "latent peak max(latent)": latent.max(axis=1),
-    }
-    dyn = load_dynamics(args.run_dir)
-    if len(dyn["target_prob_given"]):
-        p_given = np.nanmean(np.asarray(dyn["target_prob_given"], dtype=np.float64), axis=0)
-        signals["1 - mean over epochs of p[given] (dynamics)"] = 1 - np.nan_to_num(p_given, nan=0.5)
-    known = truth["label_disagrees"].to_numpy() >= 0
-    is_wrong = truth["label_disagrees"].to_numpy()[known] == 1
-    flag = (df["verdict"] == "likely_mislabeled").to_numpy()[known]
-    print(f"{len(df)} faces, {known.sum()} with a determinate crowd label, {is_wrong.mean():.1%} mislabeled")
-    print("| signal | AUROC | AP | P@500 | P@2000 | FNR@noise |\n|---|---|---|---|---|---|")
-    for name, s in signals.items():
-        r = metrics.detection_report(is_wrong, s[known])
-        print(f"| {name} | {r['auroc']:.3f} | {r['ap']:.3f} | {r['p@500']:.3f} | {r['p@2000']:.3f} | {r['fnr_at_noise_rate']:.3f} |")
-    p, rc = metrics.flag_precision_recall(is_wrong, flag)
-    print(f"\nflag likely_mislabeled: {flag.sum()} faces, precision {p:.3f}, recall {rc:.3f}")
-    ent = truth["vote_entropy"].to_numpy(dtype=float)
-    ok = ~np.isnan(ent)
-    print("\nambiguity, Spearman with vote entropy:")
-    for name, s in {"ambiguity_score (shipped)": df["ambiguity_score"].to_numpy(),
-                    "entropy of target_probs": normalised_entropy(probs),
-                    "1 - uncertainty sigma": 1 - df["uncertainty"].to_numpy()}.items():
-        print(f"  {name}: {metrics.spearman(s[ok], ent[ok]):.3f}")
-    crowd = truth["ferplus_label"].to_numpy()
-    sel = (df["verdict"] == "likely_mislabeled").to_numpy() & (crowd >= 0)
-    print(f"\nsuggested_label == FERPlus plurality on {sel.sum()} flagged faces: "
-          f"{np.mean(df['suggested_label'].to_numpy()[sel] == crowd[sel]):.3f}")
+    ids = records.read_scores(args.run_dir / "scores.parquet")["sample_id"]
+    labels = pd.read_csv(args.labels)
+    labels["path"] = [str((args.labels.parent / p).resolve()) for p in labels["path"]]  # as the readers resolve them
+    truth = labels.set_index("path").loc[ids].reset_index()
+    results = {"stages": {"dmue": ({}, run_signals(args.run_dir, ids))}, "truth": truth}
+    wrong = truth["label_disagrees"].to_numpy()
+    print(f"{len(ids)} faces, {(wrong >= 0).sum()} with a crowd plurality, {(wrong == 1).sum() / (wrong >= 0).sum():.1%} mislabeled\n")
+    print("\n".join(detection_table(detection_rows(results))))
+    print("\nAmbiguity, Spearman with the vote entropy:\n")
+    print("\n".join(ambiguity_table(ambiguity_rows(results))))
 
 
 if __name__ == "__main__":

@@ -22,10 +22,10 @@ from dmue_core.trainer import train
 IMAGE_SIZE = 48
 
 
-def model_config(epochs: int, num_classes: int) -> DMUEConfig:
-    """The run's model config (``MODEL_DEFAULTS``, ramps scaled to ``epochs`` as ``curate run``
-    does for its default budget)."""
-    return DMUEConfig(**{**MODEL_DEFAULTS, "num_classes": num_classes, "ramp_a": epochs / 3})
+def model_config(epochs: int, num_classes: int, backbone: str = MODEL_DEFAULTS["backbone"]) -> DMUEConfig:
+    """The run's model config (``MODEL_DEFAULTS`` with ``backbone``, ramps scaled to ``epochs`` as
+    the benchmark's ``curate run`` does)."""
+    return DMUEConfig(**{**MODEL_DEFAULTS, "num_classes": num_classes, "backbone": backbone, "ramp_a": epochs / 3})
 
 
 def train_config(epochs: int, seed: int) -> TrainConfig:
@@ -39,12 +39,14 @@ def fit(
     *,
     epochs: int,
     seed: int,
+    backbone: str = MODEL_DEFAULTS["backbone"],
     progress: bool = True,
 ) -> nn.Module:
-    """Train ``kind`` ("dmue" or "ce") on ``table`` into ``out_dir``; resumes a stopped training
-    and returns at once when it already finished."""
+    """Train ``kind`` ("dmue" or "ce") on ``table`` into ``out_dir`` (on the trainer's default
+    device: a GPU when there is one); resumes a stopped training and returns at once when it
+    already finished."""
     num_classes = len(table.attrs["classes"])
-    cfg = model_config(epochs, num_classes)
+    cfg = model_config(epochs, num_classes, backbone)
     torch.manual_seed(seed)
     model = DMUE(cfg) if kind == "dmue" else PlainClassifier(cfg)
     data = FaceDataset(table, IMAGE_SIZE, transform=train_transform(IMAGE_SIZE), preload=True)
@@ -67,10 +69,11 @@ def predict(model: nn.Module, table: pd.DataFrame, *, batch_size: int = 256) -> 
     data = FaceDataset(table, IMAGE_SIZE, transform=eval_transform(IMAGE_SIZE))
     logits, embs = [], []
     model.eval()
+    device = next(model.parameters()).device
     for x, _, _ in DataLoader(data, batch_size=batch_size, num_workers=1):
-        emb, z = model.embed(x.contiguous(memory_format=torch.channels_last))
-        logits.append(z.float().numpy())
-        embs.append(emb.float().numpy())
+        emb, z = model.embed(x.to(device, memory_format=torch.channels_last))
+        logits.append(z.float().cpu().numpy())
+        embs.append(emb.float().cpu().numpy())
     return np.concatenate(logits), np.concatenate(embs)
 
 

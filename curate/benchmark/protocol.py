@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,11 +23,11 @@ import pandas as pd
 
 from curate import records
 from curate.benchmark import detectors, models
+from curate.benchmark.signals import run_signals
 from curate.benchmark.splits import flip_labels, make_splits, stratified_sample
 from curate.benchmark.stages import Computed, StageStore
 from curate.data.table import FER2013_CLASSES
 from curate.scoring.scores import normalised_entropy, softmax
-from dmue_core.trainer import load_dynamics
 
 Log = Callable[[str], Any]
 READER = {"path_column": "path", "label_column": "label", "classes": ",".join(FER2013_CLASSES)}
@@ -48,6 +47,7 @@ class BenchConfig:
     labels_csv: Path
     out: Path
     epochs: int = 8
+    backbone: str = "fer_cnn"
     folds: int = 3
     max_train: int | None = None
     flip_train: int | None = 4000
@@ -112,6 +112,7 @@ class Benchmark:
             str(self.train_csv),
             *(f"--{k.replace('_', '-')}={v}" for k, v in READER.items()),
             f"--epochs={e}",
+            f"--backbone={self.cfg.backbone}",
             f"--ramp-a={e / 3:g}",
             f"--seed={self.cfg.seed}",
             "--no-load",
@@ -121,39 +122,26 @@ class Benchmark:
         self.log("[bench] curate " + " ".join(args))
         subprocess.run([sys.executable, "-m", "curate.benchmark.measured", str(usage), *args], check=True)
         scalars = json.loads(usage.read_text())
-        df = records.read_scores(run_dir / "scores.parquet").set_index("sample_id").loc[self.train["sample_id"]]
-        rows = np.arange(len(df))
-        probs = records.vectors(df, "target_probs")
-        latent = records.vectors(df, "latent_distribution")
-        dyn = load_dynamics(run_dir)
-        with warnings.catch_warnings():  # a face the balanced sampler never drew has only NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            p_dyn = np.nanmean(np.asarray(dyn["target_prob_given"], dtype=np.float64), axis=0)
         from curate.runs import load_model
 
         scalars |= {
             "train_images_per_s": models.train_images_per_s(run_dir),
             "eval_accuracy": _accuracy(load_model(run_dir).model, self.eval, self.eval_truth),
         }
-        return scalars, {
-            "mislabel_score": df["mislabel_score"].to_numpy(),
-            "ambiguity_score": df["ambiguity_score"].to_numpy(),
-            "one_minus_p_given": 1 - probs[rows, self.given],
-            "knn_disagreement": df["knn_disagreement"].to_numpy(),
-            "one_minus_sigma": 1 - df["uncertainty"].to_numpy(),
-            "latent_peak": latent.max(axis=1),
-            "dynamics": 1 - np.nan_to_num(p_dyn, nan=0.5),
-            "target_entropy": normalised_entropy(probs),
-            "flag": (df["verdict"] == "likely_mislabeled").to_numpy(),
-            "suggested_label": df["suggested_label"].to_numpy(),
-        }
+        return scalars, run_signals(run_dir, self.train["sample_id"])
 
     # --- the plain cross-entropy baselines ------------------------------------------------------
     def ce_full(self) -> Computed:
         folder = self.store.dir("ce_full")
         t0 = time.perf_counter()
         model = models.fit(
-            "ce", self.train, folder / "train", epochs=self.cfg.epochs, seed=self.cfg.seed, progress=self.cfg.progress
+            "ce",
+            self.train,
+            folder / "train",
+            epochs=self.cfg.epochs,
+            seed=self.cfg.seed,
+            backbone=self.cfg.backbone,
+            progress=self.cfg.progress,
         )
         t1 = time.perf_counter()
         logits, emb = models.predict(model, self.train)
@@ -178,6 +166,7 @@ class Benchmark:
                 self.store.dir("kfold") / f"fold{f}",
                 epochs=self.cfg.epochs,
                 seed=self.cfg.seed + f,
+                backbone=self.cfg.backbone,
                 progress=self.cfg.progress,
             )
             held = np.flatnonzero(folds == f)
@@ -208,7 +197,13 @@ class Benchmark:
         acc = {}
         for kind in ("dmue", "ce"):
             model = models.fit(
-                kind, table, folder / kind, epochs=self.cfg.epochs, seed=self.cfg.seed, progress=self.cfg.progress
+                kind,
+                table,
+                folder / kind,
+                epochs=self.cfg.epochs,
+                seed=self.cfg.seed,
+                backbone=self.cfg.backbone,
+                progress=self.cfg.progress,
             )
             acc[f"{kind}_accuracy"] = _accuracy(model, self.eval, self.eval_truth)
         return {"rate": rate, "faces": len(rows), "actual_noise": float(np.mean(noisy != crowd[rows])), **acc}, {}

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from curate import metrics
+from curate.benchmark.signals import ABLATIONS
 from curate.scoring.scores import normalised_entropy, softmax
 
 
@@ -35,13 +36,9 @@ def methods(stages: dict[str, Any]) -> list[Method]:
     if "dmue" in stages:
         s, a = stages["dmue"]
         out.append(
-            Method("DMUE mislabel_score (ours)", a["mislabel_score"], a["flag"], s["wall_s"], a["suggested_label"])
+            Method("DMUE mislabel_score (ours)", a["mislabel_score"], a["flag"], s.get("wall_s"), a["suggested_label"])
         )
-        for label, key in (("1 - target p[given label]", "one_minus_p_given"),
-                           ("latent distribution alone (peak)", "latent_peak"),
-                           ("uncertainty alone (1 - sigma)", "one_minus_sigma"),
-                           ("kNN disagreement, DMUE embeddings", "knn_disagreement"),
-                           ("training dynamics (1 - mean p[given])", "dynamics")):  # fmt: skip
+        for key, label in ABLATIONS.items():
             out.append(Method(f"  ablation: {label}", a[key], plot=False))
     if "dmue_faithful" in stages:
         s, a = stages["dmue_faithful"]
@@ -135,23 +132,9 @@ def _seconds(s: float | None) -> str:
     return "—" if s is None else f"{s / 60:.1f} min"
 
 
-def markdown(results: dict[str, Any], rows: list[dict[str, Any]], amb: list[tuple[str, float]]) -> str:
-    stages = results["stages"]
-    known, wrong = mislabel_truth(results["truth"])
-    noise = float(np.mean(wrong))
-    cfg = results["config"]
+def detection_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines of the detection table for ``detection_rows``."""
     lines = [
-        (
-            f"Benchmark run {results['date']}: {results['faces']} training faces ({known.sum()} with a crowd "
-            f"plurality, {noise:.1%} mislabeled), {results['eval_faces']} evaluation faces; backbone fer_cnn, "
-            f"{cfg['epochs']} epochs per model, {cfg['folds']}-fold CE for cleanlab and FiftyOne, k = {cfg['k']}."
-        ),
-        "",
-        (
-            "**Label-error detection** (truth: FER2013 label != FERPlus crowd plurality). Time = compute "
-            "to get the scores from the raw faces, on this machine."
-        ),
-        "",
         (
             "| method | AUROC | AP | P@500 | P@2000 | FNR@budget | flag precision | flag recall | flagged | "
             "suggestion acc. | time |"
@@ -165,13 +148,37 @@ def markdown(results: dict[str, Any], rows: list[dict[str, Any]], amb: list[tupl
             f"{_f(r.get('flag_recall'))} | {r.get('flagged', '—')} | {_f(r.get('suggestion_accuracy'))} | "
             f"{_seconds(r['seconds'])} |"
         )
-    lines += [
+    return lines
+
+
+def ambiguity_table(amb: list[tuple[str, float]]) -> list[str]:
+    """Markdown lines of the ambiguity table for ``ambiguity_rows``."""
+    return ["| signal | Spearman |", "|---|---|", *(f"| {n} | {v:.3f} |" for n, v in amb)]
+
+
+def markdown(results: dict[str, Any], rows: list[dict[str, Any]], amb: list[tuple[str, float]]) -> str:
+    stages = results["stages"]
+    known, wrong = mislabel_truth(results["truth"])
+    noise = float(np.mean(wrong))
+    cfg = results["config"]
+    lines = [
+        (
+            f"Benchmark run {results['date']}: {results['faces']} training faces ({known.sum()} with a crowd "
+            f"plurality, {noise:.1%} mislabeled), {results['eval_faces']} evaluation faces; backbone "
+            f"{cfg.get('backbone', 'fer_cnn')}, "
+            f"{cfg['epochs']} epochs per model, {cfg['folds']}-fold CE for cleanlab and FiftyOne, k = {cfg['k']}."
+        ),
+        "",
+        (
+            "**Label-error detection** (truth: FER2013 label != FERPlus crowd plurality). Time = compute "
+            "to get the scores from the raw faces, on this machine."
+        ),
+        "",
+        *detection_table(rows),
         "",
         "**Ambiguity** (Spearman correlation with the FERPlus vote entropy):",
         "",
-        "| signal | Spearman |",
-        "|---|---|",
-        *(f"| {n} | {v:.3f} |" for n, v in amb),
+        *ambiguity_table(amb),
     ]
     acc = []
     if "dmue" in stages and "ce_full" in stages:

@@ -17,6 +17,7 @@ import click
 )
 @click.option("--quick", is_flag=True, help="The quick preset (meant for ferplus-mini: minutes on 2 cores).")
 @click.option("--epochs", type=int, help="Epochs per model (every method gets the same budget).")
+@click.option("--backbone", help="Backbone of every model (see `curate backbones`) [default: fer_cnn].")
 @click.option("--folds", type=int, help="Folds of the cross-validated CE model behind cleanlab and FiftyOne.")
 @click.option("--max-train", type=int, help="Subsample the Training faces to this many (stratified).")
 @click.option("--flip-train", type=int, help="Faces in the synthetic-flip accuracy protocol.")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from curate import records
 from curate.benchmark import BenchConfig, run_benchmark
+from curate.benchmark.signals import run_signals
 
 
 @pytest.mark.realdata
@@ -33,7 +36,18 @@ def test_quick_pipeline_on_a_tiny_ferplus_subset(shared_data, tmp_path):
     assert {"dmue", "kfold", "cleanlab", "mistakenness", "ce_full", "speed", "flip-0.3"} <= set(record["stages"])
     assert record["stages"]["flip-0.3"]["actual_noise"] == pytest.approx(0.3, abs=0.01)
     assert record["stages"]["dmue"]["peak_rss_mib"] > 100
-    assert 0.9 <= record["stages"]["speed"]["ivf_recall"] <= 1
+    speed = record["stages"]["speed"]
+    assert 0.9 <= speed["ivf_recall"] <= 1
+    # bf16 mining moves only the latent: mislabel_score keeps its value, ambiguity barely moves
+    assert speed["bf16_max_abs_diff_mislabel_score"] < 1e-4 and speed["bf16_max_abs_diff_ambiguity_score"] < 0.05
+    # the run's signals read back in another face order follow that order (training dynamics too)
+    run_dir = cfg.out / "dmue" / "run"
+    ids = records.read_scores(run_dir / "scores.parquet")["sample_id"].tolist()
+    fwd, back = run_signals(run_dir, ids), run_signals(run_dir, ids[::-1])
+    for key in ("mislabel_score", "dynamics", "one_minus_p_given", "flag"):
+        np.testing.assert_array_equal(back[key], fwd[key][::-1])
+    with pytest.raises(ValueError, match="not in"):
+        run_signals(run_dir, ["no-such-face.png"])
     text = (cfg.out / "results.md").read_text()
     assert "| DMUE mislabel_score (ours) |" in text and "Accuracy under noise" in text
     for png in record["plots"]:
