@@ -226,7 +226,7 @@ class Benchmark:
                                                          mining_precision=p, progress=False)
                     for p in ("fp32", "bf16")}  # fmt: skip
             runs["plain_inference_s"] = lambda: _plain_inference(plain, sub)
-            for _ in range(2):  # round-robin, best of two: load changes hit every variant alike
+            for _ in range(3):  # round-robin, best of three: load changes hit every variant alike
                 for name, fn in runs.items():
                     t = time.perf_counter()
                     fn()
