@@ -515,7 +515,8 @@ class _Run:
         self.last_path = self.ckpt_dir / "last.pt"
         self.log_path = out_dir / "train_log.jsonl"
         self.device = ctx.device
-        self.model = model.to(self.device, memory_format=torch.channels_last)  # 1.15-1.4x faster CPU steps
+        # channels-last: plain CE steps 1.44x faster on CPU (benchmark run); DMUE's about unchanged
+        self.model = model.to(self.device, memory_format=torch.channels_last)
         self.num_samples = len(dataset)  # type: ignore[arg-type]
         self.num_classes = model.cfg.num_classes
         labels = np.asarray(dataset.labels, dtype=np.int64)  # type: ignore[attr-defined]

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from curate.scoring.scores import MINING_PRECISIONS  # numpy only
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -88,7 +90,7 @@ def reader_options(command: F) -> F:
 
 mining_precision_option = click.option(
     "--mining-precision",
-    type=click.Choice(["auto", "fp32", "bf16"]),
+    type=click.Choice(MINING_PRECISIONS),
     help="Precision of DMUE's mining pass when scoring: auto = bfloat16 where the CPU/GPU has it "
     "natively (faster, scores move by ~1e-3), else fp32 [default: the run's config, auto].",
 )

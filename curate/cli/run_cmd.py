@@ -30,19 +30,16 @@ def run(dataset: str, top: int, load: bool, name: str | None, mining_precision: 
     """
     from curate.jobs import TrainingInterrupted, run_job
     from curate.report import top_flagged
+    from curate.run_config import override
 
     table, cfg, out = table_and_config(dataset, kwargs)
-    if mining_precision:
-        cfg.score.mining_precision = mining_precision
+    override(cfg, "score", mining_precision=mining_precision)
     try:
         result = run_job(table, cfg, out, log=click.echo)
     except (ValueError, TrainingInterrupted) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"scores: {result.scores.path}")
-    click.echo("verdicts: " + ", ".join(f"{k} {v}" for k, v in result.scores.verdict_counts.items()))
-    if result.scores.faces_without_embedding:
-        click.echo(f"{result.scores.faces_without_embedding} faces have an all-zero or non-finite embedding: "
-                   "they have no neighbours (knn_disagreement 0)")
+    click.echo(result.scores.summary())
     click.echo(top_flagged(result.scores.path, top))
     if load:
         from curate.fiftyone import load_scores

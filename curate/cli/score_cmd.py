@@ -52,7 +52,4 @@ def score(model: Path, dataset: str, out: Path, csv_out: Path | None, batch_size
     if csv_out:
         write_csv(read_scores(out), csv_out)
     click.echo(f"scored {result.rows} faces -> {out}")
-    click.echo("verdicts: " + ", ".join(f"{k} {v}" for k, v in result.verdict_counts.items()))
-    if result.faces_without_embedding:
-        click.echo(f"{result.faces_without_embedding} faces have an all-zero or non-finite embedding: "
-                   "they have no neighbours (knn_disagreement 0)")
+    click.echo(result.summary())

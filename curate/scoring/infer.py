@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-MINING_PRECISIONS = ("auto", "fp32", "bf16")
+from curate.scoring.scores import MINING_PRECISIONS
 
 
 @dataclass

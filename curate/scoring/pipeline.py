@@ -42,6 +42,14 @@ class ScoreResult:
     rule: FlagRule
     faces_without_embedding: int = 0
 
+    def summary(self) -> str:
+        """The verdict counts, and the faces left without neighbours if any (for the CLI)."""
+        lines = ["verdicts: " + ", ".join(f"{k} {v}" for k, v in self.verdict_counts.items())]
+        if self.faces_without_embedding:
+            lines.append(f"{self.faces_without_embedding} faces have an all-zero or non-finite embedding: "
+                         "they have no neighbours (knn_disagreement 0)")
+        return "\n".join(lines)
+
 
 def model_num_classes(model: nn.Module) -> int:
     """C of a DMUE model or of a plain classifier (its last linear layer's outputs)."""

@@ -37,6 +37,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+#: ``ScoreConfig.mining_precision`` values
+MINING_PRECISIONS = ("auto", "fp32", "bf16")
+
 
 @dataclass
 class ScoreConfig:
@@ -51,8 +54,8 @@ class ScoreConfig:
     mining_precision: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.mining_precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"score.mining_precision must be auto, fp32 or bf16, not {self.mining_precision!r}")
+        if self.mining_precision not in MINING_PRECISIONS:
+            raise ValueError(f"score.mining_precision must be one of {MINING_PRECISIONS}, not {self.mining_precision!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
