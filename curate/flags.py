@@ -40,7 +40,7 @@ class FlagRule:
     mislabel_threshold: float | Mapping[str, float] | None = None
     #: how derived thresholds are set: "global" (one quota over all faces) or "per_class"
     quota: str = "global"
-    ambiguity_threshold: float = 0.6
+    ambiguity_threshold: float = 0.65
     top2_ratio: float = 0.6
     knn_threshold: float = 0.6
     #: thresholds actually used, per class name (filled by ``decide``)

@@ -78,19 +78,20 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
 
 def score_job(source: Path, table: pd.DataFrame, out: Path, *, cfg: RunConfig | None = None,
               reader: dict[str, Any] | None = None, batch_size: int = 256, device: str = "cpu",
-              mining_precision: str | None = None, progress: bool = True) -> ScoreResult:
+              mining_precision: str | None = None, tta: str | None = None,
+              progress: bool = True) -> ScoreResult:
     """Score ``table`` with the model in ``source`` (run directory or exported model file).
 
     ``reader`` (the reader options the table was read with) is stored in the file's metadata so an
-    export can re-read the original label file. ``mining_precision`` overrides the run's
-    ``score.mining_precision``."""
+    export can re-read the original label file. ``mining_precision`` and ``tta`` override the run's
+    ``score.mining_precision`` and ``score.tta``."""
     loaded = load_model(source)
     run_cfg = cfg
     if run_cfg is None and Path(source).is_dir():
         run_cfg = RunConfig.load(RunPaths(Path(source)).config)
     score_cfg = run_cfg.score if run_cfg else ScoreConfig()
-    if mining_precision is not None:
-        score_cfg = replace(score_cfg, mining_precision=mining_precision)
+    overrides = {k: v for k, v in {"mining_precision": mining_precision, "tta": tta}.items() if v is not None}
+    score_cfg = replace(score_cfg, **overrides)
     rule = run_cfg.flag_rule() if run_cfg else None
     return score_table(
         loaded.model, table, out, image_size=loaded.image_size, score_cfg=score_cfg, rule=rule,

@@ -8,8 +8,12 @@ from click.testing import CliRunner
 
 from curate import records
 from curate.cli import main
+from curate.cli.train_options import resolve_config
 from curate.data.synthetic import generate
+from curate.run_config import RunConfig
 
+RESOLVE_ARGS = ("config_file", "backbone", "weights", "epochs", "batch_size", "image_size", "small_input", "ramp_a",
+                "aux_fraction", "balanced_sampler", "device", "num_workers", "seed", "deterministic")
 FAST = ["--epochs", "1", "--ramp-a", "1", "--workers", "0", "--image-size", "32", "--no-load"]
 
 
@@ -36,6 +40,19 @@ def test_run_writes_config_model_and_scores(synthetic_run):
     df = records.read_scores(run / "scores.parquet")
     assert len(df) == 120 and list(df.columns) == list(records.COLUMNS)
     assert df.attrs["reader"]["label_column"] == "label"
+    assert df.attrs["tta"] == "hflip"
+    assert RunConfig.load(run / "config.yaml").train.balanced_sampler is False  # every face once per epoch
+
+
+def test_sampler_defaults_flags_and_faithful(tmp_path):
+    """Uniform sampling by default, the paper's class-balanced sampler with --faithful or the flag."""
+    def cfg(**flags: bool) -> RunConfig:
+        return resolve_config({"dataset": "x"}, **{**dict.fromkeys(RESOLVE_ARGS), "faithful": False, **flags})
+
+    assert cfg().train.balanced_sampler is False
+    assert cfg(faithful=True).train.balanced_sampler is True
+    assert cfg(balanced_sampler=True).train.balanced_sampler is True
+    assert cfg(faithful=True, balanced_sampler=False).train.balanced_sampler is False
 
 
 def test_score_reproduces_run_and_config_reads_back(synthetic_run):
@@ -54,9 +71,9 @@ def test_score_reproduces_run_and_config_reads_back(synthetic_run):
     assert res.exit_code != 0 and "--force" in res.output
     res = invoke("score", synthetic_run / "run", synthetic_run / "data" / "labels.csv",
                  "--path-column", "path", "--label-column", "label", "--out", out, "--force",
-                 "--mining-precision", "fp32")
+                 "--mining-precision", "fp32", "--tta", "none")
     assert res.exit_code == 0, res.output
-    assert records.read_scores(out).attrs["mining_precision"] == "fp32"
+    assert (records.read_scores(out).attrs["mining_precision"], records.read_scores(out).attrs["tta"]) == ("fp32", "none")
 
 
 def test_bad_inputs_fail_before_work(synthetic_run, tmp_path):

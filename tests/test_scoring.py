@@ -6,7 +6,7 @@ import torch
 
 from curate import neighbors, records
 from curate.data.synthetic import generate
-from curate.scoring.infer import native_bf16, resolve_mining_precision
+from curate.scoring.infer import iterate_outputs, native_bf16, resolve_mining_precision
 from curate.scoring.pipeline import _neighbours, score_table
 from curate.scoring.scores import ScoreConfig, compute_scores, knn_histogram
 from dmue_core.config import DMUEConfig
@@ -28,10 +28,10 @@ def test_knn_histogram_and_scores_by_hand():
     assert s["mislabel_score"][1] == pytest.approx(1 - 0.45 / 2.5)
     assert s["suggested_label"].tolist() == [0, 2]
     np.testing.assert_allclose(s["knn_disagreement"], [0.5, 0.75])
-    # ambiguity: sqrt(entropy / log 3 * (1 - sigma)); face 0 is certain (sigma = 1) -> 0
-    d1 = s["label_distribution"][1].astype(np.float64)
-    h1 = -(d1 * np.log(d1)).sum() / np.log(3)
-    np.testing.assert_allclose(s["ambiguity_score"], [0.0, np.sqrt(h1 * 0.5)], rtol=1e-5, atol=1e-7)
+    # ambiguity: (entropy / log 3 + (1 - sigma)) / 2; face 0 is certain (sigma = 1): half its entropy
+    d = s["label_distribution"].astype(np.float64)
+    h = -(d * np.log(d)).sum(axis=1) / np.log(3)
+    np.testing.assert_allclose(s["ambiguity_score"], [h[0] / 2, (h[1] + 0.5) / 2], rtol=1e-5, atol=1e-7)
 
 
 def test_empty_neighbour_slots_are_ignored():
@@ -116,6 +116,53 @@ def test_mining_precision_resolution():
         resolve_mining_precision("fp16", "cpu")
     with pytest.raises(ValueError, match="mining_precision"):
         ScoreConfig(mining_precision="half")
+
+
+class _Views(torch.utils.data.Dataset):
+    """Random faces as ``(x, y, idx)`` items; ``mirrored``: the same faces flipped left-right."""
+
+    def __init__(self, mirrored: bool = False) -> None:
+        g = torch.Generator().manual_seed(5)
+        self.x = torch.rand(12, 3, 32, 32, generator=g)
+        self.x = self.x.flip(3) if mirrored else self.x
+        self.y = torch.randint(0, 7, (12,), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        return self.x[i], self.y[i], i
+
+
+def _outputs(model, data, tta: str) -> list[np.ndarray]:
+    chunks = list(iterate_outputs(model, data, batch_size=5, tta=tta, progress=False))
+    return [np.concatenate([getattr(c, f) for c in chunks]) for f in ("emb", "logits", "latent")]
+
+
+def test_hflip_tta_is_the_mean_of_both_views_and_mirror_invariant(tiny):
+    """hflip = mean over the face and its mirror image: the outputs are the average of the two
+    one-view passes, and a face and its mirror image get the same outputs."""
+    model = tiny[2]
+    plain, mirrored = _outputs(model, _Views(), "none"), _outputs(model, _Views(mirrored=True), "none")
+    tta, tta_of_mirrored = _outputs(model, _Views(), "hflip"), _outputs(model, _Views(mirrored=True), "hflip")
+    for a, b, both, both_mirrored in zip(plain, mirrored, tta, tta_of_mirrored):
+        assert np.abs(a - b).max() > 1e-3  # the model is not already mirror-invariant
+        np.testing.assert_allclose(both, (a + b) / 2, atol=1e-5)
+        np.testing.assert_allclose(both, both_mirrored, atol=1e-5)
+    with pytest.raises(ValueError, match="tta"):
+        next(iterate_outputs(model, _Views(), tta="vflip", progress=False))
+    with pytest.raises(ValueError, match="score.tta"):
+        ScoreConfig(tta="vflip")
+
+
+def test_tta_is_recorded_and_changes_scores(tiny):
+    root, table, model = tiny
+    out = {t: root / f"tta-{t}.parquet" for t in ("none", "hflip")}
+    for t, path in out.items():
+        score_table(model, table, path, image_size=32, progress=False, score_cfg=ScoreConfig(k=5, tta=t))
+    a, b = records.read_scores(out["none"]), records.read_scores(out["hflip"])
+    assert (a.attrs["tta"], b.attrs["tta"]) == ("none", "hflip")
+    assert np.abs(a["mislabel_score"] - b["mislabel_score"]).max() > 1e-4
 
 
 def test_mismatches_fail_before_any_work(tiny):

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from curate.data.torch_dataset import FaceDataset, eval_transform, train_transform
 from curate.run_config import MODEL_DEFAULTS, TRAIN_DEFAULTS
+from curate.scoring.infer import mean_of_views, tta_views
 from dmue_core.baseline import PlainClassifier
 from dmue_core.config import DMUEConfig, TrainConfig
 from dmue_core.model import DMUE
@@ -63,15 +64,17 @@ def train_images_per_s(out_dir: Path) -> float:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, table: pd.DataFrame, *, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(logits [N,C] float32, embeddings [N,D] float32) in table order, eval mode.
-    ``model`` has ``embed(x) -> (emb, logits)`` (DMUE target path or the CE baseline)."""
+def predict(model: nn.Module, table: pd.DataFrame, *, tta: str = "none", batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(logits [N,C] float32, embeddings [N,D] float32) in table order, eval mode, averaged over
+    the ``tta`` views as ``curate score`` does. ``model`` has ``embed(x) -> (emb, logits)`` (DMUE
+    target path or the CE baseline)."""
     data = FaceDataset(table, IMAGE_SIZE, transform=eval_transform(IMAGE_SIZE))
     logits, embs = [], []
     model.eval()
     device = next(model.parameters()).device
     for x, _, _ in DataLoader(data, batch_size=batch_size, num_workers=1):
-        emb, z = model.embed(x.to(device, memory_format=torch.channels_last))
+        views = tta_views(x.to(device, memory_format=torch.channels_last), tta)
+        emb, z = (mean_of_views(list(out)) for out in zip(*(model.embed(v) for v in views)))
         logits.append(z.float().cpu().numpy())
         embs.append(emb.float().cpu().numpy())
     return np.concatenate(logits), np.concatenate(embs)

@@ -27,7 +27,7 @@ from curate.benchmark.signals import run_signals
 from curate.benchmark.splits import flip_labels, make_splits, stratified_sample
 from curate.benchmark.stages import Computed, StageStore
 from curate.data.table import FER2013_CLASSES
-from curate.scoring.scores import normalised_entropy, softmax
+from curate.scoring.scores import ScoreConfig, normalised_entropy, softmax
 
 Log = Callable[[str], Any]
 READER = {"path_column": "path", "label_column": "label", "classes": ",".join(FER2013_CLASSES)}
@@ -42,7 +42,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 @dataclass
 class BenchConfig:
     """``labels_csv``: a FERPlus labels.csv; ``out``: the stage folder. ``max_train`` subsamples
-    the training faces (stratified); ``flip_train`` the faces of the flip protocol."""
+    the training faces (stratified); ``flip_train`` the faces of the flip protocol. ``tta``: the
+    test-time augmentation of every model's predictions, DMUE's and the baselines' alike
+    (``curate score``'s default)."""
 
     labels_csv: Path
     out: Path
@@ -55,6 +57,7 @@ class BenchConfig:
     eval_fraction: float = 0.25
     k: int = 10
     seed: int = 0
+    tta: str = ScoreConfig.tta
     faithful: bool = True
     progress: bool = True
 
@@ -80,11 +83,11 @@ def _subset(table: pd.DataFrame, rows: np.ndarray, labels: np.ndarray | None = N
     return sub
 
 
-def _accuracy(model, table: pd.DataFrame, truth: pd.DataFrame) -> float:
+def _accuracy(model, table: pd.DataFrame, truth: pd.DataFrame, tta: str) -> float:
     """Accuracy of ``model`` on ``table`` against the FERPlus majority (rows with one)."""
     crowd = truth["ferplus_label"].to_numpy()
     known = crowd >= 0
-    logits, _ = models.predict(model, _subset(table, np.flatnonzero(known)))
+    logits, _ = models.predict(model, _subset(table, np.flatnonzero(known)), tta=tta)
     return float(np.mean(logits.argmax(1) == crowd[known]))
 
 
@@ -115,6 +118,7 @@ class Benchmark:
             f"--backbone={self.cfg.backbone}",
             f"--ramp-a={e / 3:g}",
             f"--seed={self.cfg.seed}",
+            f"--tta={self.cfg.tta}",
             "--no-load",
             f"--out={run_dir}",
             *flags,
@@ -126,7 +130,7 @@ class Benchmark:
 
         scalars |= {
             "train_images_per_s": models.train_images_per_s(run_dir),
-            "eval_accuracy": _accuracy(load_model(run_dir).model, self.eval, self.eval_truth),
+            "eval_accuracy": _accuracy(load_model(run_dir).model, self.eval, self.eval_truth, self.cfg.tta),
         }
         return scalars, run_signals(run_dir, self.train["sample_id"])
 
@@ -144,14 +148,14 @@ class Benchmark:
             progress=self.cfg.progress,
         )
         t1 = time.perf_counter()
-        logits, emb = models.predict(model, self.train)
+        logits, emb = models.predict(model, self.train, tta=self.cfg.tta)
         t2 = time.perf_counter()
         knn = detectors.knn_label_disagreement(emb, self.given, self.cfg.k)
         t3 = time.perf_counter()
         probs = softmax(logits)
         return ({"train_s": t1 - t0, "predict_s": t2 - t1, "knn_s": t3 - t2,
                  "train_images_per_s": models.train_images_per_s(folder / "train"),
-                 "eval_accuracy": _accuracy(model, self.eval, self.eval_truth)},
+                 "eval_accuracy": _accuracy(model, self.eval, self.eval_truth, self.cfg.tta)},
                 {"loss": -np.log(np.clip(probs[np.arange(len(probs)), self.given], 1e-12, None)),
                  "knn_disagreement": knn, "entropy": normalised_entropy(probs)})  # fmt: skip
 
@@ -170,7 +174,7 @@ class Benchmark:
                 progress=self.cfg.progress,
             )
             held = np.flatnonzero(folds == f)
-            oof[held] = models.predict(model, _subset(self.train, held))[0]
+            oof[held] = models.predict(model, _subset(self.train, held), tta=self.cfg.tta)[0]
         return {"seconds": time.perf_counter() - t0}, {"oof_logits": oof, "folds": folds}
 
     def cleanlab(self, oof_logits: np.ndarray) -> Computed:
@@ -205,7 +209,7 @@ class Benchmark:
                 backbone=self.cfg.backbone,
                 progress=self.cfg.progress,
             )
-            acc[f"{kind}_accuracy"] = _accuracy(model, self.eval, self.eval_truth)
+            acc[f"{kind}_accuracy"] = _accuracy(model, self.eval, self.eval_truth, self.cfg.tta)
         return {"rate": rate, "faces": len(rows), "actual_noise": float(np.mean(noisy != crowd[rows])), **acc}, {}
 
     # --- speed and cost ratios on the real data -------------------------------------------------
@@ -223,8 +227,10 @@ class Benchmark:
         seconds: dict[str, float] = {}
         with tempfile.TemporaryDirectory() as tmp:
             runs = {f"score_{p}_s": lambda p=p: score_job(run_dir, sub, Path(tmp) / f"{p}.parquet",
-                                                         mining_precision=p, progress=False)
+                                                         mining_precision=p, tta="none", progress=False)
                     for p in ("fp32", "bf16")}  # fmt: skip
+            runs["score_hflip_s"] = lambda: score_job(run_dir, sub, Path(tmp) / "hflip.parquet", tta="hflip",
+                                                      progress=False)  # the default: both views
             runs["plain_inference_s"] = lambda: _plain_inference(plain, sub)
             for _ in range(3):  # round-robin, best of three: load changes hit every variant alike
                 for name, fn in runs.items():

@@ -166,7 +166,9 @@ def markdown(results: dict[str, Any], rows: list[dict[str, Any]], amb: list[tupl
             f"Benchmark run {results['date']}: {results['faces']} training faces ({known.sum()} with a crowd "
             f"plurality, {noise:.1%} mislabeled), {results['eval_faces']} evaluation faces; backbone "
             f"{cfg.get('backbone', 'fer_cnn')}, "
-            f"{cfg['epochs']} epochs per model, {cfg['folds']}-fold CE for cleanlab and FiftyOne, k = {cfg['k']}."
+            f"{cfg['epochs']} epochs per model, {cfg['folds']}-fold CE for cleanlab and FiftyOne, k = {cfg['k']}"
+            + (", every model's predictions averaged over each face and its mirror image."
+               if cfg.get("tta", "none") == "hflip" else ".")
         ),
         "",
         (
@@ -226,6 +228,8 @@ def speed_rows(stages: dict[str, Any]) -> list[str]:
         out += [(f"| `curate score` / plain inference throughput ({s['faces']} faces read from disk; mining "
                  f"pass fp32, bf16) | {s['plain_inference_s'] / s['score_fp32_s']:.2f}, "
                  f"{s['plain_inference_s'] / s['score_bf16_s']:.2f} |"),
+                *([(f"| `curate score` with the default mirror-image TTA (two views) / plain inference | "
+                    f"{s['plain_inference_s'] / s['score_hflip_s']:.2f} |")] if "score_hflip_s" in s else []),
                 (f"| bf16 mining vs fp32: max change of mislabel / ambiguity score, suggested labels changed | "
                  f"{s['bf16_max_abs_diff_mislabel_score']:.1e} / {s['bf16_max_abs_diff_ambiguity_score']:.1e}, "
                  f"{s['bf16_suggested_label_changed']:.2%} |"),

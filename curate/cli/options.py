@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from curate.scoring.scores import MINING_PRECISIONS  # numpy only
+from curate.scoring.scores import MINING_PRECISIONS, TTA_MODES  # numpy only
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,6 +93,13 @@ mining_precision_option = click.option(
     type=click.Choice(MINING_PRECISIONS),
     help="Precision of DMUE's mining pass when scoring: auto = bfloat16 where the CPU/GPU has it "
     "natively (faster, scores move by ~1e-3), else fp32 [default: the run's config, auto].",
+)
+
+tta_option = click.option(
+    "--tta",
+    type=click.Choice(TTA_MODES),
+    help="Test-time augmentation when scoring: hflip = average each face with its mirror image "
+    "(better scores, twice the model cost), none = one pass [default: the run's config, hflip].",
 )
 
 

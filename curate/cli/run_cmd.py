@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from curate.cli.options import mining_precision_option, reader_options
+from curate.cli.options import mining_precision_option, reader_options, tta_option
 from curate.cli.train_cmd import table_and_config
 from curate.cli.train_options import train_options
 
@@ -17,7 +17,9 @@ from curate.cli.train_options import train_options
 @click.option("--load/--no-load", default=True, show_default=True, help="Load the scores into FiftyOne at the end.")
 @click.option("--name", help="FiftyOne dataset name [default: the run directory's name].")
 @mining_precision_option
-def run(dataset: str, top: int, load: bool, name: str | None, mining_precision: str | None, **kwargs) -> None:
+@tta_option
+def run(dataset: str, top: int, load: bool, name: str | None, mining_precision: str | None,
+        tta: str | None, **kwargs) -> None:
     """Train DMUE on DATASET, score every face (label distribution, uncertainty, mislabel and
     ambiguity scores, suggested label, faiss neighbours, verdict), write RUN_DIR/scores.parquet and
     load it into FiftyOne.
@@ -33,7 +35,7 @@ def run(dataset: str, top: int, load: bool, name: str | None, mining_precision: 
     from curate.run_config import override
 
     table, cfg, out = table_and_config(dataset, kwargs)
-    override(cfg, "score", mining_precision=mining_precision)
+    override(cfg, "score", mining_precision=mining_precision, tta=tta)
     try:
         result = run_job(table, cfg, out, log=click.echo)
     except (ValueError, TrainingInterrupted) as exc:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from curate.cli.options import load_table, mining_precision_option, reader_options
+from curate.cli.options import load_table, mining_precision_option, reader_options, tta_option
 
 
 @click.command("score")
@@ -19,9 +19,10 @@ from curate.cli.options import load_table, mining_precision_option, reader_optio
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, ...")
 @mining_precision_option
+@tta_option
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 def score(model: Path, dataset: str, out: Path, csv_out: Path | None, batch_size: int, device: str,
-          mining_precision: str | None, force: bool, **reader) -> None:
+          mining_precision: str | None, tta: str | None, force: bool, **reader) -> None:
     """Score every face of DATASET with MODEL (a run directory from `curate train`/`curate run`, or
     its exported model.pt) and write the per-face records to --out.
 
@@ -46,7 +47,7 @@ def score(model: Path, dataset: str, out: Path, csv_out: Path | None, batch_size
     table = load_table(dataset, **reader)
     try:
         result = score_job(model, table, out, reader=reader, batch_size=batch_size, device=device,
-                           mining_precision=mining_precision)
+                           mining_precision=mining_precision, tta=tta)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     if csv_out:

@@ -26,6 +26,9 @@ _OPTIONS = (
     click.option("--aux-fraction", type=click.FloatRange(0, 1, min_open=True),
                  help="Train each auxiliary branch on this random share of its rows per step (1 = all; "
                       "0.5 halves DMUE's extra cost)."),
+    click.option("--balanced-sampler/--no-balanced-sampler", default=None,
+                 help="Class-balanced draws with replacement (the paper) instead of every face once per "
+                      "epoch [default: the config's, no]."),
     click.option("--faithful", is_flag=True, default=False,
                  help="Switch on every quirk of the official DMUE code (see docs)."),
     click.option("--device", help="auto, cpu, cuda, cuda:1, ... [default: auto]."),
@@ -45,7 +48,7 @@ def train_options(command: F) -> F:
 def resolve_config(data: dict[str, Any], *, config_file: Path | None, backbone: str | None,
                    weights: str | None, epochs: int | None, batch_size: int | None,
                    image_size: int | None, small_input: bool | None, ramp_a: float | None,
-                   aux_fraction: float | None,
+                   aux_fraction: float | None, balanced_sampler: bool | None,
                    faithful: bool, device: str | None, num_workers: int | None, seed: int | None,
                    deterministic: bool | None, defaults: dict[str, Any] | None = None):
     """Defaults < ``defaults`` < config file < flags, as one RunConfig."""
@@ -58,13 +61,14 @@ def resolve_config(data: dict[str, Any], *, config_file: Path | None, backbone: 
             m = cfg.model
             cfg.model = DMUEConfig.faithful(m.num_classes, backbone=m.backbone, small_input=m.small_input,
                                             ramp_a=m.ramp_a, weights=m.weights)
+            cfg.train.balanced_sampler = True  # the official code's class-balanced sampler
         cfg.data = {**cfg.data, **{k: v for k, v in data.items() if v not in (None, (), "")}}
         if image_size is not None:
             cfg.image_size = image_size
         override(cfg, "model", backbone=backbone, weights=weights, small_input=small_input, ramp_a=ramp_a,
                  aux_fraction=aux_fraction)
         override(cfg, "train", epochs=epochs, batch_size=batch_size, device=device,
-                 num_workers=num_workers, seed=seed, deterministic=deterministic)
+                 num_workers=num_workers, seed=seed, deterministic=deterministic, balanced_sampler=balanced_sampler)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     return cfg

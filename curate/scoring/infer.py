@@ -13,7 +13,9 @@ convolutions on CPU for both kinds of model, ``bench/bench_scoring.py``). Rows m
 any ``order``; scoring visits them sorted by given label, so that most batches reach a single
 auxiliary branch in one call instead of C small ones. The mining pass can run in bfloat16
 (``mining_precision``): on hardware with native bfloat16 it costs ~0.6x, and the mined
-distribution moves by ~1e-3 (README, "Scoring speed").
+distribution moves by ~1e-3 (README, "Scoring speed"). Test-time augmentation ``tta="hflip"``
+runs every batch a second time mirrored left-right and averages the embeddings, logits and latent
+distributions of the two views (twice the model cost; README, "Measured quality").
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from curate.scoring.scores import MINING_PRECISIONS
+from curate.scoring.scores import MINING_PRECISIONS, TTA_MODES
 
 
 @dataclass
@@ -90,13 +92,16 @@ def iterate_outputs(
     num_workers: int = 0,
     order: Sequence[int] | None = None,
     mining_precision: str = "fp32",
+    tta: str = "none",
     progress: bool = True,
 ) -> Iterator[Chunk]:
     """Yield one ``Chunk`` per batch of rows taken in ``order`` (default: dataset order). Items
-    are ``(x, y, idx)``. ``mining_precision``: ``"fp32"`` or ``"bf16"`` (DMUE models only).
+    are ``(x, y, idx)``. ``mining_precision``: ``"fp32"`` or ``"bf16"`` (DMUE models only);
+    ``tta``: ``"none"`` or ``"hflip"`` (outputs averaged over the batch and its mirror image).
     The model is moved to ``device`` and to channels-last format in place."""
     if mining_precision not in ("fp32", "bf16"):
         raise ValueError(f"mining_precision must be 'fp32' or 'bf16', not {mining_precision!r}")
+    tta_views(torch.empty(0, 3, 1, 1), tta)  # check before any work
     model = model.to(device, memory_format=torch.channels_last).eval()
     is_dmue = hasattr(model, "score_outputs")
     captured: list[torch.Tensor] = []
@@ -108,22 +113,41 @@ def iterate_outputs(
     try:
         for x, y, idx in tqdm(loader, desc="scoring", unit="batch", disable=not progress):
             x = x.to(device, memory_format=torch.channels_last, non_blocking=True)
+            views = tta_views(x, tta)
             if is_dmue:
-                emb, logits, lat = model.score_outputs(
-                    x, y.to(device), mining_bf16=mining_precision == "bf16"
-                )
-                latent = lat.float().cpu().numpy()
+                y = y.to(device)
+                outs = [model.score_outputs(v, y, mining_bf16=mining_precision == "bf16") for v in views]
             else:
-                captured.clear()
-                logits = model(x)
-                emb = captured[-1].flatten(1)
-                latent = None
+                outs = []
+                for v in views:
+                    captured.clear()
+                    logits = model(v)
+                    outs.append((captured[-1].flatten(1), logits, None))
+            emb, logits, latent = (mean_of_views([o[i] for o in outs]) for i in range(3))
             yield Chunk(
                 idx=np.asarray(idx, dtype=np.int64),
                 emb=emb.float().cpu().numpy(),
                 logits=logits.float().cpu().numpy(),
-                latent=latent,
+                latent=None if latent is None else latent.float().cpu().numpy(),
             )
     finally:
         if hook is not None:
             hook.remove()
+
+
+
+def tta_views(x: torch.Tensor, tta: str) -> tuple[torch.Tensor, ...]:
+    """The views of a batch x [B,3,H,W] whose outputs ``tta`` averages: (x,) for ``"none"``,
+    (x, x mirrored left-right in channels-last format) for ``"hflip"``."""
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
+    if tta == "none":
+        return (x,)
+    return x, torch.flip(x, dims=[3]).contiguous(memory_format=torch.channels_last)
+
+
+def mean_of_views(outputs: list[torch.Tensor | None]) -> torch.Tensor | None:
+    """Element-wise mean of one output over the views (None when the model has no such output)."""
+    if outputs[0] is None:
+        return None
+    return outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(dim=0)

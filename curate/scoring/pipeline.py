@@ -132,7 +132,7 @@ def score_table(
         emb: np.ndarray | None = None
         by_label = np.argsort(given, kind="stable")  # most batches then reach one auxiliary branch
         for chunk in iterate_outputs(model, dataset, batch_size=batch_size, device=device, order=by_label,
-                                     mining_precision=precision, progress=progress):
+                                     mining_precision=precision, tta=score_cfg.tta, progress=progress):
             if emb is None:
                 emb = np.lib.format.open_memmap(
                     Path(tmp) / "emb.npy", mode="w+", dtype=np.float32, shape=(N, chunk.emb.shape[1])
@@ -161,6 +161,7 @@ def score_table(
             "flag_rule": rule.to_dict(),
             "latent_source": "dmue_aux_branch" if has_aux else "target_fallback",
             "mining_precision": precision if has_aux else None,
+            "tta": score_cfg.tta,
             "faces_without_embedding": int(no_embedding.sum()),
             **(metadata or {}),
         }
