@@ -43,7 +43,7 @@ def run_signals(run_dir: str | Path, sample_ids: Sequence[str]) -> dict[str, np.
     dyn = load_dynamics(run_dir)
     p_dyn = np.full(len(df), np.nan)
     if len(dyn["target_prob_given"]):  # indexed by the run's table row = scores.parquet's row
-        with warnings.catch_warnings():  # a face the balanced sampler never drew has only NaN
+        with warnings.catch_warnings():  # with the class-balanced sampler, a face never drawn has only NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             p_dyn = np.nanmean(np.asarray(dyn["target_prob_given"], dtype=np.float64), axis=0)[rows]
     return {

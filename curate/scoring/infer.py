@@ -15,7 +15,7 @@ auxiliary branch in one call instead of C small ones. The mining pass can run in
 (``mining_precision``): on hardware with native bfloat16 it costs ~0.6x, and the mined
 distribution moves by ~1e-3 (README, "Scoring speed"). Test-time augmentation ``tta="hflip"``
 runs every batch a second time mirrored left-right and averages the embeddings, logits and latent
-distributions of the two views (twice the model cost; README, "Measured quality").
+distributions of the two views (twice the model cost; README, "Scoring speed").
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def iterate_outputs(
     The model is moved to ``device`` and to channels-last format in place."""
     if mining_precision not in ("fp32", "bf16"):
         raise ValueError(f"mining_precision must be 'fp32' or 'bf16', not {mining_precision!r}")
-    tta_views(torch.empty(0, 3, 1, 1), tta)  # check before any work
+    _check_tta(tta)
     model = model.to(device, memory_format=torch.channels_last).eval()
     is_dmue = hasattr(model, "score_outputs")
     captured: list[torch.Tensor] = []
@@ -135,12 +135,15 @@ def iterate_outputs(
             hook.remove()
 
 
+def _check_tta(tta: str) -> None:
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
+
 
 def tta_views(x: torch.Tensor, tta: str) -> tuple[torch.Tensor, ...]:
     """The views of a batch x [B,3,H,W] whose outputs ``tta`` averages: (x,) for ``"none"``,
     (x, x mirrored left-right in channels-last format) for ``"hflip"``."""
-    if tta not in TTA_MODES:
-        raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
+    _check_tta(tta)
     if tta == "none":
         return (x,)
     return x, torch.flip(x, dims=[3]).contiguous(memory_format=torch.channels_last)

@@ -24,9 +24,8 @@ towards the classes DMUE mined for it. Then
 
 The ambiguity score is the mean of two views: how spread the believed distribution is, and how
 much the face's similarity profile disagrees with its label (PUE's 1 - sigma). On the FERPlus
-Training split (8-epoch ``fer_cnn`` run, mirror-image TTA) its Spearman correlation with the
-crowd's vote entropy is 0.543, against 0.499 for the entropy alone, 0.497 for 1 - sigma alone and
-0.536 for their geometric mean (README).
+Training split it follows the crowd's vote entropy more closely than either view alone and than
+their geometric mean (Spearman; README, "The scores").
 
 All three scores lie in [0, 1]. The weights are a ``ScoreConfig``; the defaults and their measured
 quality on the FERPlus benchmark are documented in the README.
