@@ -94,15 +94,23 @@ def test_scores_do_not_depend_on_batch(tiny, precision):
     np.testing.assert_allclose(records.vectors(da, "label_distribution"), records.vectors(db, "label_distribution"), atol=1e-5)
 
 
+def _score_with(tiny, setting: str, *values: str) -> list:
+    """The tiny table scored once per value of one ScoreConfig ``setting``; checks that each file
+    records the value it was made with."""
+    root, table, model = tiny
+    frames = []
+    for v in values:
+        path = root / f"{setting}-{v}.parquet"
+        score_table(model, table, path, image_size=32, progress=False, score_cfg=ScoreConfig(k=5, **{setting: v}))
+        frames.append(records.read_scores(path))
+        assert frames[-1].attrs[setting] == v
+    return frames
+
+
 def test_bf16_mining_changes_only_the_latent_and_only_slightly(tiny):
     """bf16 mining: the target outputs are bit-identical, the latent moves by < 1e-2, and the file
     records which precision made it."""
-    root, table, model = tiny
-    out = {p: root / f"{p}.parquet" for p in ("fp32", "bf16")}
-    for p, path in out.items():
-        score_table(model, table, path, image_size=32, progress=False, score_cfg=ScoreConfig(k=5, mining_precision=p))
-    a, b = records.read_scores(out["fp32"]), records.read_scores(out["bf16"])
-    assert (a.attrs["mining_precision"], b.attrs["mining_precision"]) == ("fp32", "bf16")
+    a, b = _score_with(tiny, "mining_precision", "fp32", "bf16")
     np.testing.assert_array_equal(records.vectors(a, "target_probs"), records.vectors(b, "target_probs"))
     lat_a, lat_b = records.vectors(a, "latent_distribution"), records.vectors(b, "latent_distribution")
     assert lat_a.std(axis=0).max() > 0.01  # the latent is not trivially uniform
@@ -156,12 +164,7 @@ def test_hflip_tta_is_the_mean_of_both_views_and_mirror_invariant(tiny):
 
 
 def test_tta_is_recorded_and_changes_scores(tiny):
-    root, table, model = tiny
-    out = {t: root / f"tta-{t}.parquet" for t in ("none", "hflip")}
-    for t, path in out.items():
-        score_table(model, table, path, image_size=32, progress=False, score_cfg=ScoreConfig(k=5, tta=t))
-    a, b = records.read_scores(out["none"]), records.read_scores(out["hflip"])
-    assert (a.attrs["tta"], b.attrs["tta"]) == ("none", "hflip")
+    a, b = _score_with(tiny, "tta", "none", "hflip")
     assert np.abs(a["mislabel_score"] - b["mislabel_score"]).max() > 1e-4
 
 
