@@ -73,7 +73,8 @@ def test_score_reproduces_run_and_config_reads_back(synthetic_run):
                  "--path-column", "path", "--label-column", "label", "--out", out, "--force",
                  "--mining-precision", "fp32", "--tta", "none")
     assert res.exit_code == 0, res.output
-    assert (records.read_scores(out).attrs["mining_precision"], records.read_scores(out).attrs["tta"]) == ("fp32", "none")
+    attrs = records.read_scores(out).attrs
+    assert (attrs["mining_precision"], attrs["tta"]) == ("fp32", "none")
 
 
 def test_bad_inputs_fail_before_work(synthetic_run, tmp_path):

@@ -83,14 +83,6 @@ def _subset(table: pd.DataFrame, rows: np.ndarray, labels: np.ndarray | None = N
     return sub
 
 
-def _accuracy(model, table: pd.DataFrame, truth: pd.DataFrame, tta: str) -> float:
-    """Accuracy of ``model`` on ``table`` against the FERPlus majority (rows with one)."""
-    crowd = truth["ferplus_label"].to_numpy()
-    known = crowd >= 0
-    logits, _ = models.predict(model, _subset(table, np.flatnonzero(known)), tta=tta)
-    return float(np.mean(logits.argmax(1) == crowd[known]))
-
-
 class Benchmark:
     def __init__(self, cfg: BenchConfig, log: Log = print) -> None:
         self.cfg = cfg
@@ -104,6 +96,23 @@ class Benchmark:
         self.train, self.truth = _read(self.train_csv)
         self.eval, self.eval_truth = _read(self.eval_csv)
         self.given = self.train["label"].to_numpy()
+
+    # --- training and predicting with the run's backbone, budget and TTA ------------------------
+    def _fit(self, kind: str, table: pd.DataFrame, out_dir: Path, *, seed_offset: int = 0):
+        """``models.fit`` with the benchmark's epochs, backbone and seed (+ ``seed_offset``)."""
+        return models.fit(kind, table, out_dir, epochs=self.cfg.epochs, seed=self.cfg.seed + seed_offset,
+                          backbone=self.cfg.backbone, progress=self.cfg.progress)
+
+    def _predict(self, model, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``models.predict`` with the benchmark's test-time augmentation."""
+        return models.predict(model, table, tta=self.cfg.tta)
+
+    def _accuracy(self, model) -> float:
+        """Accuracy of ``model`` on the evaluation faces against the FERPlus majority (rows with one)."""
+        crowd = self.eval_truth["ferplus_label"].to_numpy()
+        known = crowd >= 0
+        logits, _ = self._predict(model, _subset(self.eval, np.flatnonzero(known)))
+        return float(np.mean(logits.argmax(1) == crowd[known]))
 
     # --- DMUE through the CLI's main job -------------------------------------------------------
     def curate_run(self, name: str, *flags: str) -> Computed:
@@ -130,7 +139,7 @@ class Benchmark:
 
         scalars |= {
             "train_images_per_s": models.train_images_per_s(run_dir),
-            "eval_accuracy": _accuracy(load_model(run_dir).model, self.eval, self.eval_truth, self.cfg.tta),
+            "eval_accuracy": self._accuracy(load_model(run_dir).model),
         }
         return scalars, run_signals(run_dir, self.train["sample_id"])
 
@@ -138,24 +147,16 @@ class Benchmark:
     def ce_full(self) -> Computed:
         folder = self.store.dir("ce_full")
         t0 = time.perf_counter()
-        model = models.fit(
-            "ce",
-            self.train,
-            folder / "train",
-            epochs=self.cfg.epochs,
-            seed=self.cfg.seed,
-            backbone=self.cfg.backbone,
-            progress=self.cfg.progress,
-        )
+        model = self._fit("ce", self.train, folder / "train")
         t1 = time.perf_counter()
-        logits, emb = models.predict(model, self.train, tta=self.cfg.tta)
+        logits, emb = self._predict(model, self.train)
         t2 = time.perf_counter()
         knn = detectors.knn_label_disagreement(emb, self.given, self.cfg.k)
         t3 = time.perf_counter()
         probs = softmax(logits)
         return ({"train_s": t1 - t0, "predict_s": t2 - t1, "knn_s": t3 - t2,
                  "train_images_per_s": models.train_images_per_s(folder / "train"),
-                 "eval_accuracy": _accuracy(model, self.eval, self.eval_truth, self.cfg.tta)},
+                 "eval_accuracy": self._accuracy(model)},
                 {"loss": -np.log(np.clip(probs[np.arange(len(probs)), self.given], 1e-12, None)),
                  "knn_disagreement": knn, "entropy": normalised_entropy(probs)})  # fmt: skip
 
@@ -164,17 +165,10 @@ class Benchmark:
         oof = np.zeros((len(self.train), len(FER2013_CLASSES)), dtype=np.float32)
         t0 = time.perf_counter()
         for f in range(self.cfg.folds):
-            model = models.fit(
-                "ce",
-                _subset(self.train, np.flatnonzero(folds != f)),
-                self.store.dir("kfold") / f"fold{f}",
-                epochs=self.cfg.epochs,
-                seed=self.cfg.seed + f,
-                backbone=self.cfg.backbone,
-                progress=self.cfg.progress,
-            )
+            train = _subset(self.train, np.flatnonzero(folds != f))
+            model = self._fit("ce", train, self.store.dir("kfold") / f"fold{f}", seed_offset=f)
             held = np.flatnonzero(folds == f)
-            oof[held] = models.predict(model, _subset(self.train, held), tta=self.cfg.tta)[0]
+            oof[held] = self._predict(model, _subset(self.train, held))[0]
         return {"seconds": time.perf_counter() - t0}, {"oof_logits": oof, "folds": folds}
 
     def cleanlab(self, oof_logits: np.ndarray) -> Computed:
@@ -200,16 +194,8 @@ class Benchmark:
         folder = self.store.dir(f"flip-{rate:g}")
         acc = {}
         for kind in ("dmue", "ce"):
-            model = models.fit(
-                kind,
-                table,
-                folder / kind,
-                epochs=self.cfg.epochs,
-                seed=self.cfg.seed,
-                backbone=self.cfg.backbone,
-                progress=self.cfg.progress,
-            )
-            acc[f"{kind}_accuracy"] = _accuracy(model, self.eval, self.eval_truth, self.cfg.tta)
+            model = self._fit(kind, table, folder / kind)
+            acc[f"{kind}_accuracy"] = self._accuracy(model)
         return {"rate": rate, "faces": len(rows), "actual_noise": float(np.mean(noisy != crowd[rows])), **acc}, {}
 
     # --- speed and cost ratios on the real data -------------------------------------------------
