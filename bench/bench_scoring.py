@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from curate.scoring.infer import iterate_outputs, native_bf16
+from curate.scoring.infer import iterate_outputs
 from dmue_core import DMUE, DMUEConfig
 from dmue_core.export import to_target_model
+from dmue_core.precision import native_bf16
 
 
 class _Items(TensorDataset):

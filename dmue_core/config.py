@@ -43,6 +43,16 @@ class DMUEConfig(_JsonRecord):
             the target and auxiliary branches stay at chance (clean accuracy 0.25, CE baseline
             0.88); with 10, 0.89. The official value assumes a pretrained backbone.
         ramp_a: 6 (AffectNet); FERPlus 10-14, RAF-DB 9-10. Width of ``ramps.ramp_up/ramp_down``.
+        centred_uncertainty: default False (= the paper). True: the uncertainty MLP's output
+            before the sigmoid is centred per class, minus its mean over the batch's faces of the
+            same class in training (and a running mean of those, momentum 0.1, in eval mode and
+            for batch-free scoring), so sigma only ranks faces within their class. Without it the
+            MLP, which sees the one-hot label, can give a whole hard class sigma -> 0, which
+            switches L_wce off for that class: on FER2013 from random init (fer_cnn, 12 epochs)
+            angry, disgust and fear reach mean sigma < 0.01 by epoch 3 and the target branch
+            stops predicting them (mean p[given] < 0.01). Those are the classes whose FER2013
+            labels the FERPlus crowd overturns most (49-86 %), so the collapse ranks label errors
+            better there than centring does (README, "DMUE implementation").
 
     Speed switches:
         aux_detach_trunk: default False (= official). True: the auxiliary passes read the shared
@@ -92,6 +102,7 @@ class DMUEConfig(_JsonRecord):
     w_soft: float = 0.5
     gamma_sp: float = 10.0
     ramp_a: float = 6.0
+    centred_uncertainty: bool = False
     aux_detach_trunk: bool = False
     aux_bf16: bool = False
     aux_fraction: float = 1.0
@@ -118,16 +129,16 @@ class DMUEConfig(_JsonRecord):
         """All official-code behaviours on (method doc §6.1); ``overrides`` win."""
         backbone = overrides.get("backbone", "resnet18")
         small_input = overrides.get("small_input", False)
-        settings: dict[str, Any] = dict(
-            aux_detach_trunk=False,
-            aux_fraction=1.0,
-            official_frozen_uncertainty=True,
-            official_shared_neck=True,
-            official_stem=backbone == "resnet18" and not small_input,
-            official_mining_stats=True,
-            official_sp_logits=True,
-            gamma_sp=1000.0,
-        )
+        settings: dict[str, Any] = {
+            "aux_detach_trunk": False,
+            "aux_fraction": 1.0,
+            "official_frozen_uncertainty": True,
+            "official_shared_neck": True,
+            "official_stem": backbone == "resnet18" and not small_input,
+            "official_mining_stats": True,
+            "official_sp_logits": True,
+            "gamma_sp": 1000.0,
+        }
         settings.update(overrides)
         return cls(num_classes=num_classes, **settings)
 
@@ -140,7 +151,8 @@ class TrainConfig(_JsonRecord):
     lr_backbone / lr_classifier: 1e-4 / 1e-3, the base rates of the two ``param_groups``.
     schedule: "official" (step table of §4.2, stretched to ``epochs``) or "cosine".
     weight_decay: 1e-4 (Adam). balanced_sampler: class-balanced sampling with replacement.
-    seed, deterministic: reproducibility. amp: "auto" (on for CUDA), True or False.
+    seed, deterministic: reproducibility. amp: mixed precision, "auto" (on for CUDA and for
+    CPUs with native bfloat16; ``dmue_core.precision.training_autocast``), True or False.
     device: "auto", "cpu", "cuda", "cuda:1", ... num_workers: data-loader workers.
     ckpt_every: checkpoint every this many optimizer steps (0: only at epoch ends).
     """

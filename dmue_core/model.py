@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -72,6 +72,12 @@ class _AuxOutput(NamedTuple):
     features: Tensor
     logits: Tensor
     labels: Tensor
+
+
+def _bf16_autocast(h: Tensor, enabled: bool) -> AbstractContextManager:
+    """bfloat16 autocast on ``h``'s device when ``enabled``; otherwise the ambient precision
+    (a disabled autocast would switch off the trainer's AMP around the auxiliary passes)."""
+    return torch.autocast(h.device.type, torch.bfloat16) if enabled else nullcontext()
 
 
 @contextmanager
@@ -133,6 +139,8 @@ class DMUE(nn.Module):
         self.uncertainty_mlp = nn.Sequential(nn.Linear(2 * n, n), nn.PReLU(), nn.Linear(n, 1))
         if cfg.official_frozen_uncertainty:
             self.uncertainty_mlp.requires_grad_(False)
+        if cfg.centred_uncertainty:
+            self.register_buffer("uncertainty_centre", torch.zeros(n))
             for neck in self.necks:
                 neck.weight.requires_grad_(False)
 
@@ -224,7 +232,7 @@ class DMUE(nn.Module):
             "mining_running_stats": 0,
         }
         h = self.trunk(x)
-        aux_precision = torch.autocast(h.device.type, torch.bfloat16, enabled=cfg.aux_bf16)
+        aux_precision = _bf16_autocast(h, cfg.aux_bf16)
         with aux_precision:
             aux = self._aux_pass(h.detach() if cfg.aux_detach_trunk else h, y, notes)
         v, f_t, z = self._run_branch(n, h, training_rows=True)
@@ -258,20 +266,39 @@ class DMUE(nn.Module):
             notes=notes,
         )
 
-    def _sigma(self, class_similarity: Tensor, y: Tensor) -> Tensor:
+    def _sigma(self, class_similarity: Tensor, y: Tensor, *, batch_centre: bool) -> Tensor:
         u = torch.cat([minmax_rows(class_similarity), F.one_hot(y, self.num_classes).float()], 1)
-        return torch.sigmoid(self.uncertainty_mlp(u).float()).squeeze(1)
+        g = self.uncertainty_mlp(u).float().squeeze(1)
+        if self.cfg.centred_uncertainty:
+            g = g - (self._batch_class_centre(g, y) if batch_centre else self.uncertainty_centre[y])
+        return torch.sigmoid(g)
+
+    def _batch_class_centre(self, g: Tensor, y: Tensor, momentum: float = 0.1) -> Tensor:
+        """[B] mean of g [B] over the batch's faces of each face's class; moves the running
+        per-class centre towards the batch's (classes present in the batch only)."""
+        members = F.one_hot(y, self.num_classes).float()
+        counts = members.sum(0)
+        means = members.T @ g / counts.clamp_min(1)
+        with torch.no_grad():
+            present = counts > 0
+            centre = self.uncertainty_centre
+            centre[present] = (1 - momentum) * centre[present] + momentum * means.detach()[present]
+        return means[y]
 
     def uncertainty(self, emb: Tensor, y: Tensor) -> Tensor:
-        """In-batch PUE sigma [B] in (0,1) from target embeddings emb [B,D] (official)."""
-        return self._sigma(class_similarity_in_batch(emb, y, self.num_classes), y)
+        """In-batch PUE sigma [B] in (0,1) from target embeddings emb [B,D] (official); with
+        ``centred_uncertainty``, centred on the batch's class means in train mode (updating the
+        running centres) and on the running centres in eval mode."""
+        similarity = class_similarity_in_batch(emb, y, self.num_classes)
+        return self._sigma(similarity, y, batch_centre=self.training)
 
     def uncertainty_from_stats(self, emb: Tensor, y: Tensor, class_means: Tensor) -> Tensor:
         """Batch-free PUE sigma [B]: class similarities from ``class_means`` [C,D] (per-class mean
         of L2-normalised embeddings over a whole dataset, ``losses.normalized_class_means``;
-        NaN rows = classes without samples) instead of the batch. Equals ``uncertainty`` when the
-        means come from the same batch; a sample's score does not depend on its companions."""
-        return self._sigma(class_similarity_from_means(emb, class_means), y)
+        NaN rows = classes without samples) instead of the batch, centred on the running class
+        centres. Equals ``uncertainty`` in eval mode when the means come from the same batch; a
+        sample's score does not depend on its companions."""
+        return self._sigma(class_similarity_from_means(emb, class_means), y, batch_centre=False)
 
     def mine(self, x: Tensor, y: Tensor) -> Tensor:
         """Latent distribution [B,C] (0 at y, rows sum to 1) in eval mode, without gradient."""
@@ -288,7 +315,7 @@ class DMUE(nn.Module):
         with torch.no_grad(), _eval_mode(self):
             h = self.trunk(x)
             v, _, z = self._run_branch(self.num_classes, h, training_rows=False)
-            with torch.autocast(h.device.type, torch.bfloat16, enabled=mining_bf16):
+            with _bf16_autocast(h, mining_bf16):
                 latent = self._latent(h, y, running_stats=True)[0]
             return v, z, latent
 

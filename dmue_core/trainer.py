@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from dmue_core import distributed
 from dmue_core.config import TrainConfig
+from dmue_core.precision import training_autocast
 from dmue_core.schedule import lr_at
 
 Position = tuple[int, int, int]  # (epoch, position in the epoch's global sequence, dataset idx)
@@ -438,16 +439,6 @@ def _stop_signals(log: Log) -> Iterator[Callable[[], bool]]:
             signal.signal(s, h)
 
 
-def _autocast(device: torch.device, amp: str | bool) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, use GradScaler) for ``cfg.amp`` ("auto" or True: on for CUDA):
-    bf16 where supported, else fp16 with a GradScaler; always off on CPU."""
-    if not amp or device.type != "cuda":
-        return None, False
-    if torch.cuda.is_bf16_supported():
-        return torch.bfloat16, False
-    return torch.float16, True
-
-
 # ----------------------------------------------------------------------------------- train
 @dataclass(frozen=True)
 class TrainResult:
@@ -543,7 +534,7 @@ class _Run:
         self.optimizer = torch.optim.Adam(
             model.param_groups(cfg.lr_backbone, cfg.lr_classifier), weight_decay=cfg.weight_decay
         )
-        self.amp_dtype, use_scaler = _autocast(self.device, cfg.amp)
+        self.amp_dtype, use_scaler = training_autocast(self.device, cfg.amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.dynamics_files = _DynamicsFiles(
             out_dir / "dynamics", cfg.epochs, self.num_samples, self.num_classes

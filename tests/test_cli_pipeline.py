@@ -13,7 +13,7 @@ from curate.data.synthetic import generate
 from curate.run_config import RunConfig
 
 RESOLVE_ARGS = ("config_file", "backbone", "weights", "epochs", "batch_size", "image_size", "small_input", "ramp_a",
-                "aux_fraction", "balanced_sampler", "device", "num_workers", "seed", "deterministic")
+                "aux_fraction", "balanced_sampler", "device", "amp", "num_workers", "seed", "deterministic")
 FAST = ["--epochs", "1", "--ramp-a", "1", "--workers", "0", "--image-size", "32", "--no-load"]
 
 
@@ -53,6 +53,14 @@ def test_sampler_defaults_flags_and_faithful(tmp_path):
     assert cfg(faithful=True).train.balanced_sampler is True
     assert cfg(balanced_sampler=True).train.balanced_sampler is True
     assert cfg(faithful=True, balanced_sampler=False).train.balanced_sampler is False
+
+
+def test_amp_flag_maps_to_the_train_setting():
+    def amp(value: str | None):
+        args = {**dict.fromkeys(RESOLVE_ARGS), "faithful": False, "amp": value}
+        return resolve_config({"dataset": "x"}, **args).train.amp
+
+    assert (amp(None), amp("auto"), amp("on"), amp("off")) == ("auto", "auto", True, False)
 
 
 def test_score_reproduces_run_and_config_reads_back(synthetic_run):

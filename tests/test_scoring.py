@@ -6,11 +6,12 @@ import torch
 
 from curate import neighbors, records
 from curate.data.synthetic import generate
-from curate.scoring.infer import iterate_outputs, native_bf16, resolve_mining_precision
+from curate.scoring.infer import iterate_outputs, resolve_mining_precision
 from curate.scoring.pipeline import _neighbours, score_table
 from curate.scoring.scores import ScoreConfig, compute_scores, knn_histogram
 from dmue_core.config import DMUEConfig
 from dmue_core.model import DMUE
+from dmue_core.precision import native_bf16
 
 
 def test_knn_histogram_and_scores_by_hand():

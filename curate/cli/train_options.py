@@ -32,6 +32,9 @@ _OPTIONS = (
     click.option("--faithful", is_flag=True, default=False,
                  help="Switch on every quirk of the official DMUE code (see docs)."),
     click.option("--device", help="auto, cpu, cuda, cuda:1, ... [default: auto]."),
+    click.option("--amp", type=click.Choice(["auto", "on", "off"]),
+                 help="Mixed-precision training: auto = on for CUDA and for CPUs with native bfloat16 "
+                      "(AVX512-BF16/AMX, ~1.5x faster epochs), on, off [default: the config's, auto]."),
     click.option("--workers", "num_workers", type=click.IntRange(min=0), help="Data-loader worker processes."),
     click.option("--seed", type=int),
     click.option("--deterministic", is_flag=True, default=None, help="Bit-reproducible training (slower)."),
@@ -49,7 +52,7 @@ def resolve_config(data: dict[str, Any], *, config_file: Path | None, backbone: 
                    weights: str | None, epochs: int | None, batch_size: int | None,
                    image_size: int | None, small_input: bool | None, ramp_a: float | None,
                    aux_fraction: float | None, balanced_sampler: bool | None,
-                   faithful: bool, device: str | None, num_workers: int | None, seed: int | None,
+                   faithful: bool, device: str | None, amp: str | None, num_workers: int | None, seed: int | None,
                    deterministic: bool | None, defaults: dict[str, Any] | None = None):
     """Defaults < ``defaults`` < config file < flags, as one RunConfig."""
     from curate.run_config import RunConfig, override
@@ -67,7 +70,8 @@ def resolve_config(data: dict[str, Any], *, config_file: Path | None, backbone: 
             cfg.image_size = image_size
         override(cfg, "model", backbone=backbone, weights=weights, small_input=small_input, ramp_a=ramp_a,
                  aux_fraction=aux_fraction)
-        override(cfg, "train", epochs=epochs, batch_size=batch_size, device=device,
+        amp_setting = {"on": True, "off": False}.get(amp, amp)
+        override(cfg, "train", epochs=epochs, batch_size=batch_size, device=device, amp=amp_setting,
                  num_workers=num_workers, seed=seed, deterministic=deterministic, balanced_sampler=balanced_sampler)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -20,10 +20,8 @@ distributions of the two views (twice the model cost; README, "Scoring speed").
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from curate.scoring.scores import MINING_PRECISIONS, TTA_MODES
+from dmue_core.precision import native_bf16
 
 
 @dataclass
@@ -42,25 +41,6 @@ class Chunk:
     emb: np.ndarray  # (n, D) float32 target embedding (pre-classifier)
     logits: np.ndarray  # (n, C) float32 target logits
     latent: np.ndarray | None  # (n, C) float32 latent distribution (0 at the given label); None for plain models
-
-
-@functools.cache
-def _cpu_flags() -> frozenset[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    return frozenset(line.partition(":")[2].split())
-
-
-def native_bf16(device: str | torch.device) -> bool:
-    """True when ``device`` computes bfloat16 natively: a CUDA GPU that supports it, or a CPU with
-    AVX512-BF16 or AMX-BF16 (read from /proc/cpuinfo; False where that cannot be read)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def resolve_mining_precision(precision: str, device: str | torch.device) -> str:

@@ -5,7 +5,6 @@ import torch
 
 from dmue_core import DMUE, DMUEConfig, TrainConfig
 
-
 PRESETS = {
     "improved": lambda **kw: DMUEConfig(num_classes=4, **kw),
     "faithful": lambda **kw: DMUEConfig.faithful(4, **kw),
@@ -104,6 +103,25 @@ def test_bf16_auxiliary_passes_run_and_keep_float_outputs():
     assert torch.isfinite(out.loss) and out.loss.dtype == torch.float32
     assert out.latent.dtype == torch.float32
     assert all(p.grad.dtype == torch.float32 for p in model.aux_stages[0].parameters())
+
+
+@pytest.mark.parametrize("aux_bf16", [False, True])
+def test_step_under_the_trainers_cpu_bf16_autocast(aux_bf16):
+    """CPU mixed precision (``TrainConfig.amp``) wraps the whole step in bfloat16 autocast: every
+    branch runs in it (``aux_bf16=False`` must not switch it off around the auxiliary passes), and
+    the loss, latent distribution and gradients stay float32."""
+    y = torch.tensor([0, 0, 1, 1, 2, 3])
+    torch.manual_seed(0)
+    model = DMUE(PRESETS["improved"](backbone="fer_cnn", aux_bf16=aux_bf16)).train()
+    with torch.autocast("cpu", torch.bfloat16):
+        out = model.training_step(torch.randn(len(y), 3, 32, 32), y, 4)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and out.loss.dtype == torch.float32
+    assert out.latent.dtype == torch.float32 and out.target_probs.dtype == torch.float32
+    for module in (model.trunk, model.aux_stages[0], model.target_stage):
+        grads = [p.grad for p in module.parameters()]
+        assert all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+        assert any(g.abs().sum() > 0 for g in grads)
 
 
 def test_sp_on_features_differs_from_sp_on_logits():

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
+from dmue_core import precision
 from dmue_core.config import DMUEConfig, TrainConfig
 from dmue_core.model import DMUE
 from dmue_core.trainer import EpochBatchSampler, TrainResult, batch_bounds, load_dynamics, train
@@ -66,20 +67,20 @@ def make_model(seed: int = 0) -> DMUE:
 
 
 def make_cfg(**overrides) -> TrainConfig:
-    base = dict(
-        epochs=EPOCHS,
-        batch_size=BATCH,
-        lr_backbone=1e-3,
-        lr_classifier=1e-2,
-        weight_decay=1e-4,
-        balanced_sampler=True,
-        seed=7,
-        deterministic=True,
-        amp=False,
-        device="cpu",
-        num_workers=0,
-        ckpt_every=2,
-    )
+    base = {
+        "epochs": EPOCHS,
+        "batch_size": BATCH,
+        "lr_backbone": 1e-3,
+        "lr_classifier": 1e-2,
+        "weight_decay": 1e-4,
+        "balanced_sampler": True,
+        "seed": 7,
+        "deterministic": True,
+        "amp": False,
+        "device": "cpu",
+        "num_workers": 0,
+        "ckpt_every": 2,
+    }
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -129,7 +130,7 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[DMUE, Path, Trai
 
 
 def test_short_run_writes_checkpoints_log_and_dynamics(straight) -> None:
-    model, out, result = straight
+    _model, out, result = straight
     assert result.completed and result.epochs_done == EPOCHS
     assert result.global_step == EPOCHS * STEPS_PER_EPOCH and result.images_per_s > 0
     assert (out / "checkpoints" / "last.pt").is_file()
@@ -283,6 +284,27 @@ def test_rank_shards_are_disjoint_and_union_to_the_single_process_batches(balanc
               for r in range(2)]
     assert len(shards[0]) == len(shards[1]) == len(single) == 5
     for step, batch in enumerate(single):
-        positions = [set(p for _, p, _ in shards[r][step]) for r in range(2)]
+        positions = [{p for _, p, _ in shards[r][step]} for r in range(2)]
         assert not positions[0] & positions[1]
         assert sorted(shards[0][step] + shards[1][step]) == sorted(batch)
+
+
+@pytest.mark.parametrize(("amp", "native", "expected"), [
+    ("auto", True, torch.bfloat16), ("auto", False, None), (True, False, torch.bfloat16),
+    (False, True, None),
+])
+def test_cpu_mixed_precision_is_bf16_where_native_or_asked(monkeypatch, amp, native, expected) -> None:
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+    assert precision.training_autocast(torch.device("cpu"), amp) == (expected, False)
+
+
+def test_cpu_bf16_training_keeps_float32_weights_and_tracks_the_float32_run(straight, tmp_path: Path) -> None:
+    """amp=True on CPU: the same run in bfloat16 autocast. Its losses differ from the float32
+    run's (autocast took effect) but stay close, and the weights stay float32."""
+    model = make_model()
+    train(model, ToyFaces(), make_cfg(amp=True), tmp_path, resume=False, progress=False, log=lambda _: None)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    fp32, bf16 = [r["loss"] for r in read_log(straight[1])], [r["loss"] for r in read_log(tmp_path)]
+    assert all(np.isfinite(bf16))
+    assert fp32 != pytest.approx(bf16, abs=1e-6)
+    assert bf16 == pytest.approx(fp32, abs=0.1 * max(fp32))

@@ -31,6 +31,7 @@ def test_stats_version_equals_in_batch_version_with_means_of_the_same_batch(mode
     torch.testing.assert_close(
         class_similarity_from_means(emb, means), class_similarity_in_batch(emb, y, 4), equal_nan=True
     )
+    model.eval()
     in_batch = model.uncertainty(emb, y)
     from_stats = model.uncertainty_from_stats(emb, y, means)
     assert (in_batch - from_stats).abs().max() < 1e-6
@@ -58,7 +59,8 @@ def test_batch_free_score_ignores_batch_companions_and_size(model):
 
 def test_gradients_stay_finite_with_an_absent_class(model):
     emb = torch.randn(4, model.feat_dim, requires_grad=True)
-    model.uncertainty(emb, torch.tensor([0, 0, 1, 2])).sum().backward()
+    weights = torch.tensor([1.0, 2.0, 3.0, 4.0])  # a plain sum of centred sigmas can be constant
+    (model.uncertainty(emb, torch.tensor([0, 0, 1, 2])) * weights).sum().backward()
     assert torch.isfinite(emb.grad).all() and emb.grad.abs().sum() > 0
 
 
@@ -72,3 +74,46 @@ def test_score_outputs_equal_separate_eval_passes():
     torch.testing.assert_close(emb, emb2)
     torch.testing.assert_close(logits, logits2)
     torch.testing.assert_close(latent, model.mine(x, y))
+
+
+def _class_zero_given_up(model: DMUE) -> None:
+    """Bias the MLP so that any face labelled 0 gets sigma ~ 0 before centring (the collapse
+    a trained MLP can learn: the one-hot label is one of its inputs)."""
+    with torch.no_grad():
+        model.uncertainty_mlp[0].weight[:, 4] = 0.0  # one-hot slot of class 0 (4 similarity inputs first)
+        model.uncertainty_mlp[0].bias.zero_()
+        model.uncertainty_mlp[0].weight[0, 4] = 20.0
+        model.uncertainty_mlp[2].weight.zero_()
+        model.uncertainty_mlp[2].weight[0, 0] = -1.0
+        model.uncertainty_mlp[2].bias.zero_()
+
+
+def test_centred_sigma_cannot_give_up_a_whole_class():
+    """Centred: in train mode logit(sigma) averages 0 within each class of the batch, however the
+    MLP treats the class; the paper's (default) sigma for class 0 collapses."""
+    torch.manual_seed(3)
+    emb, y = torch.randn(8, 256), torch.tensor([0, 0, 0, 1, 1, 2, 2, 3])
+    centred = DMUE(DMUEConfig(num_classes=4, backbone="fer_cnn", centred_uncertainty=True))
+    plain = DMUE(DMUEConfig(num_classes=4, backbone="fer_cnn"))
+    for m in (centred, plain):
+        _class_zero_given_up(m)
+    assert plain.uncertainty(emb, y)[:3].max() < 1e-6
+    logit = torch.logit(centred.uncertainty(emb, y).detach().double())
+    for c in range(4):
+        assert abs(float(logit[y == c].mean())) < 1e-5
+    assert not hasattr(plain, "uncertainty_centre")
+
+
+def test_running_centres_follow_the_batches_and_serve_eval_mode():
+    torch.manual_seed(4)
+    model = DMUE(DMUEConfig(num_classes=4, backbone="fer_cnn", centred_uncertainty=True))
+    _class_zero_given_up(model)
+    emb, y = torch.randn(8, 256), torch.tensor([0, 0, 0, 1, 1, 2, 2, 2])  # class 3 absent
+    train_sigma = model.uncertainty(emb, y)
+    assert model.uncertainty_centre[0] < -1.0 and model.uncertainty_centre[3] == 0.0
+    for _ in range(200):
+        model.uncertainty(emb, y)
+    model.eval()
+    torch.testing.assert_close(model.uncertainty(emb, y), train_sigma, atol=1e-4, rtol=0)
+    means = normalized_class_means(emb, y, 4)
+    torch.testing.assert_close(model.uncertainty_from_stats(emb, y, means), train_sigma, atol=1e-4, rtol=0)
