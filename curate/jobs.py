@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from curate.data.table import classes_of
@@ -24,9 +25,13 @@ from dmue_core.config import DMUEConfig
 from dmue_core.distributed import resolve_device
 from dmue_core.export import save_target_model
 from dmue_core.model import DMUE
-from dmue_core.trainer import train
+from dmue_core.trainer import load_dynamics, train
 
 Log = Callable[[str], Any]
+
+#: classes whose faces get a mean target probability of their label below this in the last
+#: training epoch are reported as given up by the target branch
+GIVEN_UP_BELOW = 0.05
 
 
 class TrainingInterrupted(RuntimeError):
@@ -46,6 +51,29 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, classes: list[str]) -> RunPat
     write_json(paths.classes, list(classes))
     cfg.save(paths.config)
     return paths
+
+
+def given_up_classes(prob_given: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """{class name: mean of ``prob_given`` (N,) over its faces} for the classes below
+    ``GIVEN_UP_BELOW``; ``labels`` (N,) int indexes ``classes``; NaN entries (unseen faces) ignored."""
+    out = {}
+    for c, name in enumerate(classes):
+        values = prob_given[labels == c]
+        values = values[~np.isnan(values)]
+        if len(values) and float(values.mean()) < GIVEN_UP_BELOW:
+            out[name] = float(values.mean())
+    return out
+
+
+def _warn_given_up(run_dir: Path, labels: np.ndarray, classes: list[str], log: Log) -> None:
+    given_up = given_up_classes(np.asarray(load_dynamics(run_dir)["target_prob_given"][-1]), labels, classes)
+    if given_up:
+        listed = ", ".join(f"{name} ({p:.3f})" for name, p in given_up.items())
+        log(f"warning: the target branch stopped predicting {listed} (mean probability of the given "
+            f"label in the last epoch): DMUE's uncertainty sigma went to ~0 for these classes, so "
+            f"nearly every face given them scores as likely mislabeled. On FER2013 these are the classes "
+            f"the FERPlus crowd overturns most; for a classifier that keeps every class, set "
+            f"model.centred_uncertainty: true in the config (README, \"DMUE implementation\").")
 
 
 def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print,
@@ -72,6 +100,7 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
                                   f"run the same command again to resume from {result.checkpoint}")
     log(f"trained {cfg.model.backbone} DMUE on {len(table)} faces: {result.epochs_done} epochs, "
         f"{time.time() - t0:.0f} s this call, {result.images_per_s:.0f} images/s")
+    _warn_given_up(paths.root, table["label"].to_numpy(), classes, log)
     save_target_model(model, paths.model)
     return paths
 

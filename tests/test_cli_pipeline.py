@@ -136,3 +136,13 @@ def test_run_on_ferplus_mini(shared_data, tmp_path):
     ds = fo.load_dataset("mini")
     assert len(ds) == 2000 and "likely-mislabeled" in ds.list_saved_views()
     ds.delete()
+
+
+def test_given_up_classes_are_those_the_target_branch_stopped_predicting():
+    from curate.jobs import given_up_classes
+
+    labels = np.array([0, 0, 1, 1, 1, 2, 2])
+    prob_given = np.array([0.01, 0.03, 0.6, np.nan, 0.04, 0.049, np.nan])
+    given_up = given_up_classes(prob_given, labels, ["angry", "fear", "sad"])
+    assert given_up == pytest.approx({"angry": 0.02, "sad": 0.049})  # fear's mean 0.32; NaN ignored
+    assert given_up_classes(prob_given, labels, ["angry", "fear", "sad", "none"]).keys() == given_up.keys()
