@@ -7,6 +7,8 @@ and input size.
    (torchvision model, same stem). Goal on CPU, resnet18, batch 64: <= 2.0.
 2. Inference: ``dmue_core.export.to_target_model(model)`` in eval mode divided by the plain network
    in eval mode (no_grad forward). Goal: 1.00 +- 0.05.
+3. Mixed precision (``TrainConfig.amp``, on by default on CPUs with native bfloat16): the plain
+   and the improved DMUE step under CPU bfloat16 autocast divided by the same step in float32.
 
 All variants run round-robin (plain, improved, faithful, ... in every round) so that load
 changes on a shared machine hit them alike; each time is the median over ``--iters`` rounds after
@@ -32,6 +34,7 @@ from dmue_core.backbones import plain_backbone
 from dmue_core.config import DMUEConfig
 from dmue_core.export import to_target_model
 from dmue_core.model import DMUE
+from dmue_core.precision import native_bf16
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
@@ -81,6 +84,16 @@ def dmue_train_step(model: DMUE, x: torch.Tensor, y: torch.Tensor, epoch: int) -
     return step
 
 
+def under_bf16_autocast(step: Callable[[], object]) -> Callable[[], object]:
+    """``step`` inside CPU bfloat16 autocast, as the trainer runs it with ``amp`` on."""
+
+    def run() -> None:
+        with torch.autocast("cpu", torch.bfloat16):
+            step()
+
+    return run
+
+
 def inference(net: nn.Module, x: torch.Tensor) -> Callable[[], object]:
     net.eval()
 
@@ -116,6 +129,9 @@ def bench_size(args: argparse.Namespace, size: int, small_input: bool) -> list[s
         model = DMUE(cfg)
         steps[mode] = dmue_train_step(model, x, y, epoch)
         infers[mode] = inference(to_target_model(model), x)
+    mixed = {"plain": "plain_bf16", "improved": "improved_bf16"}
+    for fp32, bf16 in mixed.items():
+        steps[bf16] = under_bf16_autocast(steps[fp32])
     step_times = round_robin(steps, args.warmup, args.iters)
     infer_times = round_robin(infers, args.warmup, args.iters)
     ms = lambda t: f"{statistics.median(t) * 1e3:.0f} ms"
@@ -124,6 +140,10 @@ def bench_size(args: argparse.Namespace, size: int, small_input: bool) -> list[s
         step_s, infer_s = step_times[clock], infer_times[clock]
         rows.append(f"{size}x{size} small_input={small_input} [{clock} clock]: plain CE step "
                     f"{ms(step_s['plain'])}, plain inference {ms(infer_s['plain'])}")
+        for fp32, bf16 in mixed.items():
+            rows.append(f"  {fp32:9s} step under bf16 autocast {ms(step_s[bf16])} -> "
+                        f"{median_ratio(step_s[bf16], step_s[fp32]):.2f} x its fp32 step "
+                        f"(native bf16: {native_bf16('cpu')})")
         for mode in modes:
             rows.append(
                 f"  {mode:9s} DMUE step {ms(step_s[mode])} -> train ratio "

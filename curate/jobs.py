@@ -65,15 +65,15 @@ def given_up_classes(prob_given: np.ndarray, labels: np.ndarray, classes: list[s
     return out
 
 
-def _warn_given_up(run_dir: Path, labels: np.ndarray, classes: list[str], log: Log) -> None:
+def _warn_given_up(run_dir: Path, labels: np.ndarray, classes: list[str], centred: bool, log: Log) -> None:
     given_up = given_up_classes(np.asarray(load_dynamics(run_dir)["target_prob_given"][-1]), labels, classes)
     if given_up:
         listed = ", ".join(f"{name} ({p:.3f})" for name, p in given_up.items())
-        log(f"warning: the target branch stopped predicting {listed} (mean probability of the given "
-            f"label in the last epoch): DMUE's uncertainty sigma went to ~0 for these classes, so "
-            f"nearly every face given them scores as likely mislabeled. On FER2013 these are the classes "
-            f"the FERPlus crowd overturns most; for a classifier that keeps every class, set "
-            f"model.centred_uncertainty: true in the config (README, \"DMUE implementation\").")
+        advice = ("" if centred else " With the paper's uncertainty this happens when sigma goes to ~0 for a "
+                  "whole class; for a classifier that keeps every class, set model.centred_uncertainty: "
+                  "true in the config (README, \"DMUE implementation\").")
+        log(f"warning: the target branch stopped predicting {listed} (mean probability of the given label "
+            f"in the last epoch), so nearly every face given these classes scores as likely mislabeled.{advice}")
 
 
 def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print,
@@ -100,7 +100,7 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
                                   f"run the same command again to resume from {result.checkpoint}")
     log(f"trained {cfg.model.backbone} DMUE on {len(table)} faces: {result.epochs_done} epochs, "
         f"{time.time() - t0:.0f} s this call, {result.images_per_s:.0f} images/s")
-    _warn_given_up(paths.root, table["label"].to_numpy(), classes, log)
+    _warn_given_up(paths.root, table["label"].to_numpy(), classes, cfg.model.centred_uncertainty, log)
     save_target_model(model, paths.model)
     return paths
 
