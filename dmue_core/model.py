@@ -139,10 +139,10 @@ class DMUE(nn.Module):
         self.uncertainty_mlp = nn.Sequential(nn.Linear(2 * n, n), nn.PReLU(), nn.Linear(n, 1))
         if cfg.official_frozen_uncertainty:
             self.uncertainty_mlp.requires_grad_(False)
-        if cfg.centred_uncertainty:
-            self.register_buffer("uncertainty_centre", torch.zeros(n))
             for neck in self.necks:
                 neck.weight.requires_grad_(False)
+        if cfg.centred_uncertainty:
+            self.register_buffer("uncertainty_centre", torch.zeros(n))
 
     @property
     def num_classes(self) -> int:
