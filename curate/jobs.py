@@ -60,8 +60,9 @@ def given_up_classes(prob_given: np.ndarray, labels: np.ndarray, classes: list[s
     for c, name in enumerate(classes):
         values = prob_given[labels == c]
         values = values[~np.isnan(values)]
-        if len(values) and float(values.mean()) < GIVEN_UP_BELOW:
-            out[name] = float(values.mean())
+        mean = float(values.mean()) if len(values) else 1.0
+        if mean < GIVEN_UP_BELOW:
+            out[name] = mean
     return out
 
 
