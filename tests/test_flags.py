@@ -81,3 +81,23 @@ def test_class_name_count_must_match():
     given, dist, mis, amb, knn = _case()
     with pytest.raises(ValueError, match="class names"):
         decide(given, dist, mis, amb, knn, ["a", "b"])
+
+
+def test_noise_rate_from_separate_probabilities():
+    """The quota comes from ``noise_probs`` when given; the ranking still from ``mislabel_score``.
+    The smoothed distribution claims no face confidently; the sharper probabilities claim two."""
+    given = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    dist = np.array([[0.6, 0.3, 0.1]] * 4 + [[0.45, 0.44, 0.11]] * 2 + [[0.2, 0.7, 0.1]] * 3
+                    + [[0.1, 0.2, 0.7]] * 3)
+    probs = np.array([[0.9, 0.05, 0.05]] * 4 + [[0.02, 0.95, 0.03]] * 2 + [[0.05, 0.9, 0.05]] * 3
+                     + [[0.05, 0.05, 0.9]] * 3)
+    mis = 1 - dist[np.arange(12), given]
+    zeros = np.zeros(12)
+    verdict, _, rule = decide(given, dist, mis, zeros, zeros, CLASSES)
+    assert rule.noise_rate["overall"] == 0.0 and not (verdict == "likely_mislabeled").any()
+    verdict, reasons, rule = decide(given, dist, mis, zeros, zeros, CLASSES, noise_probs=probs)
+    assert rule.noise_rate["overall"] == pytest.approx(2 / 12)
+    assert list(np.flatnonzero(verdict == "likely_mislabeled")) == [4, 5]
+    assert "confident:b" in reasons[4]
+    with pytest.raises(ValueError, match="noise_probs"):
+        decide(given, dist, mis, zeros, zeros, CLASSES, noise_probs=probs[:, :2])

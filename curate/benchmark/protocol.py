@@ -35,7 +35,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 2,000 faces, 500 held out for accuracy: minutes, for re-checking figures often.
     "quick": {"epochs": 10, "folds": 3, "flip_train": None, "flip_rates": (0.3,)},
     # the whole Training split (28,558 faces); the flip protocol on a stratified 4,000-face subset.
-    "full": {"epochs": 12, "folds": 3, "flip_train": 4000, "flip_rates": (0.1, 0.2, 0.3)},
+    "full": {"epochs": 14, "folds": 3, "flip_train": 4000, "flip_rates": (0.1, 0.2, 0.3)},
 }
 
 
@@ -48,7 +48,7 @@ class BenchConfig:
 
     labels_csv: Path
     out: Path
-    epochs: int = 12
+    epochs: int = 14
     backbone: str = "fer_cnn"
     folds: int = 3
     max_train: int | None = None

@@ -152,7 +152,7 @@ def score_table(
         scores = compute_scores(given, probs, latent, sigma, knn_labels, score_cfg)
         verdict, reasons, rule = decide(
             given, scores["label_distribution"], scores["mislabel_score"], scores["ambiguity_score"],
-            scores["knn_disagreement"], classes, rule,
+            scores["knn_disagreement"], classes, rule, noise_probs=probs,
         )  # fmt: skip
         meta = {
             "classes": classes,

@@ -51,7 +51,7 @@ class ScoreConfig:
     and its mirror image, at twice the model cost; ``"none"``); see ``curate.scoring.infer``."""
 
     w_model: float = 1.0
-    w_knn: float = 1.0
+    w_knn: float = 0.5
     w_latent: float = 1.0
     k: int = 10
     mining_precision: str = "auto"
