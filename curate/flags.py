@@ -83,7 +83,11 @@ def confident_other(given: np.ndarray, dist: np.ndarray) -> np.ndarray:
 
 def estimated_noise_rate(given: np.ndarray, dist: np.ndarray, num_classes: int) -> np.ndarray:
     """(C,) share of faces given class y that are confidently another class."""
-    other = confident_other(given, dist)
+    return _share_claimed(given, confident_other(given, dist), num_classes)
+
+
+def _share_claimed(given: np.ndarray, other: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) share of faces given class y whose ``other`` (from ``confident_other``) is not -1."""
     rate = np.zeros(num_classes)
     for y in range(num_classes):
         m = given == y
@@ -114,8 +118,8 @@ def decide(
     belief = dist if noise_probs is None else np.asarray(noise_probs, dtype=np.float64)
     if belief.shape != dist.shape:
         raise ValueError(f"noise_probs has shape {belief.shape}, label_distribution {dist.shape}")
-    rate = estimated_noise_rate(given, belief, C)
     other = confident_other(given, belief)
+    rate = _share_claimed(given, other, C)
 
     overall = float((other >= 0).mean())
     global_threshold = float(np.quantile(mislabel_score, 1.0 - overall)) if overall > 0 else np.inf
