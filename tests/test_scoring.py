@@ -1,5 +1,7 @@
 """Scoring: formulas, the per-sample record schema, batch-free scores, model/data mismatches."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,33 +17,60 @@ from dmue_core.precision import native_bf16
 
 
 def test_knn_histogram_and_scores_by_hand():
-    given = np.array([0, 1])
-    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
-    latent = np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5]])
-    sigma = np.array([1.0, 0.5])
-    knn = np.array([[0, 0, 1, 2], [2, 2, 2, 1]])
-    np.testing.assert_allclose(knn_histogram(knn, 3), [[0.5, 0.25, 0.25], [0.0, 0.25, 0.75]])
+    given = np.array([0, 1, 2, 2])
+    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.1, 0.1, 0.8], [0.2, 0.4, 0.4]])
+    latent = np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
+    sigma = np.array([1.0, 0.5, 0.9, 0.2])
+    knn = np.array([[1, 2], [0, -1], [3, 0], [2, 1]])  # labels [1, 2], [0], [2, 0], [2, 1]
+    np.testing.assert_allclose(knn_histogram(np.array([[0, 0, 1, 2], [2, 2, 2, 1]]), 3),
+                               [[0.5, 0.25, 0.25], [0.0, 0.25, 0.75]])
     s = compute_scores(given, probs, latent, sigma, knn, ScoreConfig(w_model=1, w_knn=1, w_latent=1))
-    # face 0: sigma=1 -> latent ignored; (probs + hist) / 2
-    np.testing.assert_allclose(s["label_distribution"][0], [0.55, 0.275, 0.175], rtol=1e-6)
-    # face 1: probs + hist + 0.5 * latent, total 2.5
-    np.testing.assert_allclose(s["label_distribution"][1], [0.45 / 2.5, 0.45 / 2.5, 1.6 / 2.5], rtol=1e-6)
-    assert s["mislabel_score"][1] == pytest.approx(1 - 0.45 / 2.5)
-    assert s["suggested_label"].tolist() == [0, 2]
-    np.testing.assert_allclose(s["knn_disagreement"], [0.5, 0.75])
-    # ambiguity: (entropy / log 3 + (1 - sigma)) / 2; face 0 is certain (sigma = 1): half its entropy
     d = s["label_distribution"].astype(np.float64)
-    h = -(d * np.log(d)).sum(axis=1) / np.log(3)
-    np.testing.assert_allclose(s["ambiguity_score"], [h[0] / 2, (h[1] + 0.5) / 2], rtol=1e-5, atol=1e-7)
+    # face 0: sigma = 1 -> latent ignored; (probs + [0, .5, .5]) / 2
+    np.testing.assert_allclose(d[0], [0.3, 0.4, 0.3], rtol=1e-6)
+    # face 1: probs + [1, 0, 0] + 0.5 * latent, total 2.5
+    np.testing.assert_allclose(d[1], [1.45 / 2.5, 0.2 / 2.5, 0.85 / 2.5], rtol=1e-6)
+    np.testing.assert_allclose(s["mislabel_score"], 1 - d[np.arange(4), given], rtol=1e-6)
+    assert s["mislabel_score"][0] == pytest.approx(0.7)
+    assert s["suggested_label"].tolist() == [1, 0, 2, 0]
+    np.testing.assert_allclose(s["knn_disagreement"], [1.0, 1.0, 0.5, 0.5])
+    # ambiguity: own = (entropy / log 3 + (1 - sigma)) / 2, pooled half with the neighbours' mean
+    # (face 1 has one neighbour), plus the class's mean mislabel score, halved
+    own = (-(d * np.log(d)).sum(axis=1) / np.log(3) + 1 - sigma) / 2
+    local = 0.5 * own + 0.5 * np.array([(own[1] + own[2]) / 2, own[0], (own[3] + own[0]) / 2, (own[2] + own[1]) / 2])
+    ms = 1 - d[np.arange(4), given]
+    contested = np.array([ms[0], ms[1], (ms[2] + ms[3]) / 2, (ms[2] + ms[3]) / 2])
+    np.testing.assert_allclose(s["ambiguity_score"], (local + contested) / 2, rtol=1e-5, atol=1e-7)
+    alone = compute_scores(given, probs, latent, sigma, knn, ScoreConfig(ambiguity_neighbours=0, ambiguity_class=0))
+    d0 = alone["label_distribution"].astype(np.float64)
+    own0 = (-(d0 * np.log(d0)).sum(axis=1) / np.log(3) + 1 - sigma) / 2
+    np.testing.assert_allclose(alone["ambiguity_score"], own0, rtol=1e-5, atol=1e-7)
+
+
+def test_ambiguity_pools_neighbours_and_class():
+    """A face whose neighbours are ambiguous, or whose class is contested, scores higher than the
+    same face among clear neighbours in an uncontested class."""
+    given = np.array([0, 0, 0, 1, 1, 1])
+    probs = np.array([[0.9, 0.05, 0.05]] * 3 + [[0.05, 0.9, 0.05], [0.4, 0.3, 0.3], [0.3, 0.4, 0.3]])
+    latent = np.array([[0, 0.5, 0.5]] * 3 + [[0.5, 0, 0.5]] * 3)
+    sigma = np.array([0.9, 0.9, 0.9, 0.9, 0.3, 0.3])
+    knn = np.array([[1, 2], [0, 2], [0, 1], [4, 5], [3, 5], [3, 4]])
+    cfg = ScoreConfig(w_knn=0)
+    s = compute_scores(given, probs, latent, sigma, knn, cfg)["ambiguity_score"]
+    alone = compute_scores(given, probs, latent, sigma, knn, replace(cfg, ambiguity_neighbours=0, ambiguity_class=0))
+    assert alone["ambiguity_score"][3] == pytest.approx(alone["ambiguity_score"][0], abs=0.05)  # same face alone
+    assert s[3] > s[0] + 0.2  # ... but among ambiguous neighbours, in a contested class
+    with pytest.raises(ValueError, match="ambiguity_neighbours"):
+        ScoreConfig(ambiguity_neighbours=1.5)
 
 
 def test_empty_neighbour_slots_are_ignored():
     """An approximate index may leave slots at -1: they must not count as a class or a vote."""
-    knn = np.array([[0, 1, -1, -1], [-1, -1, -1, -1]])
-    np.testing.assert_allclose(knn_histogram(knn, 3), [[0.5, 0.5, 0.0], [0.0, 0.0, 0.0]])
+    knn = np.array([[1, -1, -1, -1], [-1, -1, -1, -1]])
+    np.testing.assert_allclose(knn_histogram(np.array([[0, 1, -1, -1], [-1] * 4]), 3), [[0.5, 0.5, 0.0], [0.0] * 3])
     s = compute_scores(np.array([0, 2]), np.full((2, 3), 1 / 3), np.full((2, 3), 0.5) * [[0, 1, 1], [1, 1, 0]],
                        np.ones(2), knn)
-    np.testing.assert_allclose(s["knn_disagreement"], [0.5, 0.0])
+    np.testing.assert_allclose(s["knn_disagreement"], [1.0, 0.0])
     np.testing.assert_allclose(s["label_distribution"].sum(axis=1), 1.0, rtol=1e-6)
     assert np.all((0 <= s["ambiguity_score"]) & (s["ambiguity_score"] <= 1))
 

@@ -148,8 +148,7 @@ def score_table(
             latent = _latent_fallback(probs, given)
         sigma = _uncertainty(model, emb, given, C)
         knn_indices, no_embedding = _neighbours(emb, score_cfg.k)
-        knn_labels = np.where(knn_indices >= 0, given[knn_indices], -1)  # -1: slot left empty
-        scores = compute_scores(given, probs, latent, sigma, knn_labels, score_cfg)
+        scores = compute_scores(given, probs, latent, sigma, knn_indices, score_cfg)
         verdict, reasons, rule = decide(
             given, scores["label_distribution"], scores["mislabel_score"], scores["ambiguity_score"],
             scores["knn_disagreement"], classes, rule, noise_probs=probs,
