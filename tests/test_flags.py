@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from curate.flags import FlagRule, decide, estimated_noise_rate, per_class_thresholds
+from curate.flags import FlagRule, calibrated_noise_rate, confident_share, decide, per_class_thresholds
 
 CLASSES = ["a", "b", "c"]
 
@@ -25,9 +25,28 @@ def test_thresholds_and_noise_rate_by_hand():
     t = per_class_thresholds(given, dist)
     assert t[0] == pytest.approx((0.9 * 4 + 0.1 * 2) / 6)
     # b's threshold: mean p_b over faces given b = 0.9 -> the two "a" faces at 0.85 are below it
-    assert estimated_noise_rate(given, dist, 3)[0] == 0.0
+    assert confident_share(given, dist, 3)[0] == 0.0
     dist[4:6] = [0.05, 0.92, 0.03]
-    assert estimated_noise_rate(given, dist, 3)[0] == pytest.approx(2 / 6)
+    assert confident_share(given, dist, 3)[0] == pytest.approx(2 / 6)
+
+
+def test_calibrated_noise_rate_and_blended_quota_by_hand():
+    """Two "a" faces are confidently "b"; two more are above no class's threshold. The confident
+    share of "a" is 2/6; the calibrated rate counts only faces above some threshold: 2/4. The
+    quota is the geometric mean of the overall rates, sqrt(2/12 * 3/12)."""
+    given = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    dist = np.array([[0.9, 0.05, 0.05]] * 2 + [[0.4, 0.35, 0.25]] * 2 + [[0.05, 0.9, 0.05]] * 5
+                    + [[0.05, 0.05, 0.9]] * 3)
+    np.testing.assert_allclose(confident_share(given, dist, 3), [2 / 6, 0, 0])
+    np.testing.assert_allclose(calibrated_noise_rate(given, dist, 3), [2 / 4, 0, 0])
+    mis = 1 - dist[np.arange(12), given]  # 0.1 clean, 0.6 faces 2-3, 0.95 faces 4-5
+    zeros = np.zeros(12)
+    verdict, reasons, rule = decide(given, dist, mis, zeros, zeros, CLASSES)
+    assert rule.noise_rate["a"] == pytest.approx(0.5) and rule.noise_rate["overall"] == pytest.approx(3 / 12)
+    assert rule.flag_share["overall"] == pytest.approx(np.sqrt(2 / 12 * 3 / 12))
+    # the top 20.4 % by score: the 0.95 pair and, at the 0.6 quantile, the uncertain pair
+    assert list(np.flatnonzero(verdict == "likely_mislabeled")) == [2, 3, 4, 5]
+    assert "confident:b" in reasons[4] and "confident" not in reasons[2]
 
 
 def test_decide_flags_top_share_of_each_class():
