@@ -92,17 +92,7 @@ def confident_other(given: np.ndarray, dist: np.ndarray) -> np.ndarray:
 
 def confident_share(given: np.ndarray, dist: np.ndarray, num_classes: int) -> np.ndarray:
     """(C,) share of faces given class y that are confidently another class."""
-    return _share_claimed(given, confident_other(given, dist), num_classes)
-
-
-def _share_claimed(given: np.ndarray, other: np.ndarray, num_classes: int) -> np.ndarray:
-    """(C,) share of faces given class y whose ``other`` (from ``confident_other``) is not -1."""
-    rate = np.zeros(num_classes)
-    for y in range(num_classes):
-        m = given == y
-        if m.any():
-            rate[y] = (other[m] >= 0).mean()
-    return rate
+    return _class_share(given, confident_other(given, dist) >= 0, num_classes)
 
 
 def calibrated_noise_rate(given: np.ndarray, dist: np.ndarray, num_classes: int) -> np.ndarray:
@@ -110,14 +100,19 @@ def calibrated_noise_rate(given: np.ndarray, dist: np.ndarray, num_classes: int)
     given y with some class above its threshold ``t_k``, the share whose most probable such class
     is not y (0 for a class with no such face)."""
     above = dist >= per_class_thresholds(given, dist)[None, :]
-    counted = above.any(axis=1)
     claim = np.where(above, dist, -np.inf).argmax(axis=1)
-    rate = np.zeros(num_classes)
-    for y in range(num_classes):
-        m = (given == y) & counted
-        if m.any():
-            rate[y] = (claim[m] != y).mean()
-    return rate
+    return _class_share(given, claim != given, num_classes, among=above.any(axis=1))
+
+
+def _class_share(
+    given: np.ndarray, hit: np.ndarray, num_classes: int, among: np.ndarray | None = None
+) -> np.ndarray:
+    """(C,) share of the faces given class y (restricted to the bool mask ``among``) where the
+    bool ``hit`` (N,) holds; 0 for a class with no such face."""
+    rows = given if among is None else given[among]
+    hits = hit if among is None else hit[among]
+    counts = np.bincount(rows, minlength=num_classes)
+    return np.bincount(rows, weights=hits.astype(np.float64), minlength=num_classes) / np.maximum(counts, 1)
 
 
 def decide(
@@ -144,10 +139,11 @@ def decide(
         raise ValueError(f"noise_probs has shape {belief.shape}, label_distribution {dist.shape}")
     other = confident_other(given, belief)
     counts = np.bincount(given, minlength=C)
-    confident = _share_claimed(given, other, C)
+    confident = _class_share(given, other >= 0, C)
     noise = calibrated_noise_rate(given, belief, C)
+    noise_overall = float(counts @ noise / n)
     share = np.sqrt(confident * noise)
-    overall = float(np.sqrt((other >= 0).mean() * (counts @ noise) / n))
+    overall = float(np.sqrt(counts @ confident / n * noise_overall))
 
     global_threshold = float(np.quantile(mislabel_score, 1.0 - overall)) if overall > 0 else np.inf
     thresholds = np.full(C, np.inf)  # no estimated noise (in a class) -> flag nothing there
@@ -166,7 +162,7 @@ def decide(
         elif m.any() and share[y] > 0:
             thresholds[y] = float(np.quantile(mislabel_score[m], 1.0 - share[y]))
     rule.resolved = {classes[y]: float(thresholds[y]) for y in range(C) if np.isfinite(thresholds[y])}
-    rule.noise_rate = {**{classes[y]: float(noise[y]) for y in range(C)}, "overall": float(counts @ noise / n)}
+    rule.noise_rate = {**{classes[y]: float(noise[y]) for y in range(C)}, "overall": noise_overall}
     rule.flag_share = {**{classes[y]: float(share[y]) for y in range(C)}, "overall": overall}
 
     mis = mislabel_score >= thresholds[given]
