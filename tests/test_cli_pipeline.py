@@ -85,6 +85,31 @@ def test_score_reproduces_run_and_config_reads_back(synthetic_run):
     assert (attrs["mining_precision"], attrs["tta"]) == ("fp32", "none")
 
 
+def test_config_replays_its_reader_options(synthetic_run, tmp_path):
+    """--config reads the table with the recorded columns and class order; flags still win."""
+    from curate.cli.options import READER_KEYS
+    from curate.cli.train_cmd import table_and_config
+    from curate.data.table import classes_of
+
+    cfg = RunConfig.load(synthetic_run / "run" / "config.yaml")
+    order = ["neutral", "angry", "disgust", "fear", "happy", "sad", "surprise"]
+    cfg.data = {**cfg.data, "classes": ",".join(order), "skip_report": str(tmp_path / "old-report.csv")}
+    cfg.save(tmp_path / "config.yaml")
+    data = synthetic_run / "data" / "labels.csv"
+
+    def read(**flags):
+        kwargs = {**dict.fromkeys(READER_KEYS), "splits": (), **dict.fromkeys(RESOLVE_ARGS), "faithful": False,
+                  "config_file": tmp_path / "config.yaml", "out": tmp_path / "run", **flags}
+        table, resolved, _ = table_and_config(str(data), kwargs)
+        return classes_of(table), resolved.data
+
+    classes, recorded = read()
+    assert classes == order and recorded["classes"] == ",".join(order)
+    assert not (tmp_path / "old-report.csv").exists()  # an output path is not replayed
+    classes, recorded = read(classes=",".join(order[::-1]))
+    assert classes == order[::-1] and recorded["classes"] == ",".join(order[::-1])
+
+
 def test_bad_inputs_fail_before_work(synthetic_run, tmp_path):
     data = synthetic_run / "data" / "labels.csv"
     opts = ["--path-column", "path", "--label-column", "label"]

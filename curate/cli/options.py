@@ -33,9 +33,8 @@ _OPTIONS = (
         "--format",
         "format",
         type=click.Choice(FORMAT_CHOICES),
-        default="auto",
-        show_default=True,
-        help="Dataset format; auto detects it from the path and the CSV header.",
+        help="Dataset format; auto detects it from the path and the CSV header [default: auto, or the "
+        "format recorded in --config].",
     ),
     click.option(
         "--path-column",
@@ -106,7 +105,7 @@ tta_option = click.option(
 def load_table(
     dataset: str,
     *,
-    format: str = "auto",
+    format: str | None = None,
     path_column: str | None = None,
     label_column: str | None = None,
     split_column: str | None = None,
@@ -131,7 +130,7 @@ def load_table(
     try:
         df = read_dataset(
             dataset,
-            format=format,
+            format=format or "auto",
             on_bad=on_bad or "error",
             report=report,
             path_column=path_column,

@@ -9,11 +9,18 @@ from curate.cli.train_options import resolve_config, train_options
 
 
 def table_and_config(dataset: str, kwargs: dict):
-    """(LabelTable, RunConfig, run directory) from a train/run command's arguments."""
+    """(LabelTable, RunConfig, run directory) from a train/run command's arguments.
+
+    The table is read with the resolved reader options: those given on the command line, else those
+    recorded in ``--config``'s ``data`` section (so a config replays the same columns and class
+    order), else the defaults. DATASET itself and ``--skip-report`` (an output) are never replayed.
+    """
     reader = {k: kwargs.pop(k) for k in READER_KEYS if k in kwargs}
     out = kwargs.pop("out")
-    table = load_table(dataset, **reader)
-    return table, resolve_config({"dataset": dataset, **reader}, **kwargs), out
+    cfg = resolve_config({"dataset": dataset, **reader}, **kwargs)
+    replayed = {k: v for k, v in cfg.data.items() if k in READER_KEYS and k != "skip_report"}
+    table = load_table(dataset, **{**replayed, "skip_report": reader.get("skip_report")})
+    return table, cfg, out
 
 
 @click.command("train")
