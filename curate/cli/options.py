@@ -33,8 +33,8 @@ _OPTIONS = (
         "--format",
         "format",
         type=click.Choice(FORMAT_CHOICES),
-        help="Dataset format; auto detects it from the path and the CSV header [default: auto, or the "
-        "format recorded in --config].",
+        help="Dataset format; auto detects it from the path and the CSV header [default: auto; train and run with "
+        "--config: the format it recorded].",
     ),
     click.option(
         "--path-column",
