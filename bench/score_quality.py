@@ -11,13 +11,16 @@ correlations with the vote entropy. Truth: ``label_disagrees == 1`` (rows with -
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from curate import records
 from curate.benchmark.report import ambiguity_rows, ambiguity_table, detection_rows, detection_table
 from curate.benchmark.signals import run_signals
+from curate.data.table import FER2013_CLASSES
 
 
 def main() -> None:
@@ -29,6 +32,12 @@ def main() -> None:
     labels = pd.read_csv(args.labels)
     labels["path"] = [str((args.labels.parent / p).resolve()) for p in labels["path"]]  # as the readers resolve them
     truth = labels.set_index("path").loc[ids].reset_index()
+    # ferplus_label counts in FER2013's class order; the run's suggested labels in its own
+    run_classes = json.loads((args.run_dir / "classes.json").read_text())
+    if sorted(run_classes) != sorted(FER2013_CLASSES):
+        raise SystemExit(f"{args.run_dir}: classes {run_classes} are not FER2013's {list(FER2013_CLASSES)}")
+    to_run = np.array([run_classes.index(c) for c in FER2013_CLASSES] + [-1])  # -1 (no plurality) stays -1
+    truth["ferplus_label"] = to_run[truth["ferplus_label"].to_numpy()]
     results = {"stages": {"dmue": ({}, run_signals(args.run_dir, ids))}, "truth": truth}
     wrong = truth["label_disagrees"].to_numpy()
     print(f"{len(ids)} faces, {(wrong >= 0).sum()} with a crowd plurality, {(wrong == 1).sum() / (wrong >= 0).sum():.1%} mislabeled\n")
