@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from curate.cli.options import mining_precision_option, reader_options, tta_option
@@ -36,6 +38,9 @@ def run(dataset: str, top: int, load: bool, name: str | None, mining_precision: 
 
     table, cfg, out = table_and_config(dataset, kwargs)
     override(cfg, "score", mining_precision=mining_precision, tta=tta)
+    name = name or Path(out).resolve().name
+    if load:
+        _check_dataset_name(name, Path(out).resolve() / "scores.parquet")
     try:
         result = run_job(table, cfg, out, log=click.echo)
     except (ValueError, TrainingInterrupted) as exc:
@@ -44,8 +49,29 @@ def run(dataset: str, top: int, load: bool, name: str | None, mining_precision: 
     click.echo(result.scores.summary())
     click.echo(top_flagged(result.scores.path, top))
     if load:
-        from curate.fiftyone import load_scores
+        from curate.fiftyone import ScoresFileError, load_scores
 
-        name = name or result.paths.root.resolve().name
-        load_scores(result.scores.path, name)
+        try:
+            load_scores(result.scores.path, name)
+        except (ScoresFileError, ConnectionError) as exc:
+            raise click.ClickException(
+                f"{exc}\nthe scores are written; load them with `curate load {result.scores.path} --name NAME`"
+            ) from exc
         click.echo(f"\nloaded into FiftyOne as '{name}': review with `curate app {name}`")
+
+
+def _check_dataset_name(name: str, scores: Path) -> None:
+    """Fail before training when the FiftyOne dataset ``name`` exists and holds another run's
+    scores (or is not curate's): `curate run` never merges runs silently."""
+    from curate.fiftyone import ScoresFileError, loaded_from
+
+    try:
+        previous = loaded_from(name)
+    except ScoresFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if previous and str(scores) not in previous:
+        raise click.ClickException(
+            f"FiftyOne dataset {name!r} holds the scores of {', '.join(previous)}, not of this run's {scores}; "
+            f"pass --name to load this run into its own dataset (or --no-load), or add its faces to {name!r} "
+            f"afterwards with `curate load {scores} --name {name}`"
+        )

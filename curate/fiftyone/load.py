@@ -25,10 +25,11 @@ tags                                     ``likely_mislabeled`` / ``ambiguous`` =
 
 The decision fields (:mod:`curate.review`) get their initial values on new samples only; a load
 never writes them on existing samples, nor their other tags. The dataset also gets:
-``default_classes`` and ``info["classes"]``; ``info["scores"]``, the last scores file loaded; the
-review queues as saved views (:data:`QUEUES` and ``given-<class>``); the embeddings side file as
-the faiss similarity brain run :data:`SIMILARITY_KEY`; one custom run ``curate_load_<n>`` per
-load (config: scores path, classes, model; results: row/added/updated/verdict counts, seconds).
+media type ``image``, ``default_classes`` and ``info["classes"]``; ``info["scores"]``, the last
+scores file loaded (:func:`loaded_from` lists them all); the review queues as saved views
+(:data:`QUEUES` and ``given-<class>``); the embeddings side file as the faiss similarity brain run
+:data:`SIMILARITY_KEY`; one custom run ``curate_load_<n>`` per load (config: scores path,
+classes, model; results: row/added/updated/verdict counts, seconds).
 """
 
 from __future__ import annotations
@@ -114,6 +115,27 @@ def load_scores(
     return dataset
 
 
+def loaded_from(name: str) -> list[str]:
+    """The scores files (resolved paths, in load order, once each) that ``curate load`` put into
+    the dataset ``name``; empty when there is no such dataset. Raises :class:`ScoresFileError`
+    when ``name`` is a dataset that ``curate load`` did not make."""
+    if not fo.dataset_exists(name):
+        return []
+    dataset = fo.load_dataset(name)
+    if "classes" not in dataset.info:
+        raise ScoresFileError(f"dataset {name!r} exists and was not made by `curate load`; choose another --name")
+    paths = [dataset.get_run_info(key).config.scores_path for key in sorted(_load_keys(dataset), key=_load_number)]
+    return list(dict.fromkeys(paths))
+
+
+def _load_keys(dataset: fo.Dataset) -> list[str]:
+    return [key for key in dataset.list_runs() if key.startswith(RUN_PREFIX) and key[len(RUN_PREFIX):].isdigit()]
+
+
+def _load_number(key: str) -> int:
+    return int(key[len(RUN_PREFIX):])
+
+
 def _read(path: Path) -> pd.DataFrame:
     """The records of a scores file, validated; raises :class:`ScoresFileError`."""
     if not path.is_file():
@@ -171,6 +193,7 @@ def _open(name: str, classes: list[str], overwrite: bool) -> fo.Dataset:
         else:
             return dataset
     dataset = fo.Dataset(name, persistent=True)
+    dataset.media_type = "image"  # samples are inserted as raw documents, which does not set it
     dataset.default_classes = classes
     dataset.info["classes"] = classes
     dataset.save()
@@ -333,7 +356,7 @@ def _index(dataset: fo.Dataset, keys: list[str], embeddings: np.ndarray) -> None
 def _record_load(
     dataset: fo.Dataset, scores_path: Path, df: pd.DataFrame, *, added: int, updated: int, seconds: float
 ) -> None:
-    number = 1 + sum(key.startswith(RUN_PREFIX) for key in dataset.list_runs())
+    number = 1 + max((_load_number(key) for key in _load_keys(dataset)), default=0)
     key = f"{RUN_PREFIX}{number}"
     meta = df.attrs
     config = dataset.init_run(

@@ -1,4 +1,4 @@
-"""``curate plugin install`` and ``curate app``'s checks before it starts anything."""
+"""``curate plugin install``, and the checks ``curate app`` and ``curate run`` make before they start anything."""
 
 from __future__ import annotations
 
@@ -50,6 +50,28 @@ def test_app_refuses_unknown_dataset_and_busy_port(make_scores, dataset_name):
         port = busy.getsockname()[1]
         result = runner.invoke(main, ["app", dataset_name, "--port", str(port)])
     assert result.exit_code == 1 and f"cannot serve on 127.0.0.1:{port}" in result.output
+
+
+def test_run_refuses_a_dataset_of_another_run_before_training(tmp_path, make_scores, dataset_name):
+    import fiftyone as fo
+
+    from curate.data.synthetic import generate
+    from curate.fiftyone import load_scores
+
+    generate(20, tmp_path / "data", seed=1)
+    load_scores(make_scores(3), dataset_name, similarity=False, progress=False)
+    args = ["run", str(tmp_path / "data" / "labels.csv"), "--out", str(tmp_path / dataset_name), "--epochs", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and f"FiftyOne dataset '{dataset_name}' holds the scores of" in result.output
+    assert "--name" in result.output and not (tmp_path / dataset_name).exists()  # nothing trained
+
+    foreign = fo.Dataset(f"{dataset_name}-plain")
+    try:
+        result = CliRunner().invoke(main, [*args, "--name", foreign.name])
+        assert result.exit_code == 1 and "was not made by `curate load`" in result.output
+    finally:
+        foreign.delete()
+    assert not (tmp_path / dataset_name).exists()
 
 
 @pytest.mark.parametrize("command", [["app"], ["plugin", "install"], ["load"]])

@@ -10,7 +10,7 @@ from fo_helpers import CLASSES, scores_frame, write
 
 from curate import review
 from curate.cli import main
-from curate.fiftyone import ScoresFileError, load_scores
+from curate.fiftyone import ScoresFileError, load_scores, loaded_from
 from curate.records import read_scores
 
 pytestmark = pytest.mark.mongo
@@ -24,7 +24,7 @@ def test_fields_tags_queues_and_runs(make_scores, dataset_name):
     df = read_scores(path)
     ds = load_scores(path, dataset_name, progress=False)
 
-    assert fo.load_dataset(dataset_name).persistent and len(ds) == 12
+    assert fo.load_dataset(dataset_name).persistent and len(ds) == 12 and ds.media_type == "image"
     assert ds.default_classes == CLASSES and ds.info["classes"] == CLASSES and ds.info["scores"] == str(path)
     s = ds.one(fo.ViewField("sample_key") == "f4")
     row = df.set_index("sample_id").loc["f4"]
@@ -99,6 +99,11 @@ def test_reload_updates_in_place_and_keeps_decisions(tmp_path, make_scores, data
     assert ds.list_runs() == ["curate_load_1", "curate_load_2"]
     assert (ds.load_run_results("curate_load_2").added, ds.load_run_results("curate_load_2").updated) == (2, 12)
     assert ds.load_brain_results("dmue_sim").total_index_size == 14
+    assert loaded_from(dataset_name) == [str(path), str(tmp_path / "v2.parquet")]
+
+    ds.delete_run("curate_load_1")  # a curator tidying the records: the next load still gets a free key
+    load_scores(tmp_path / "v2.parquet", dataset_name, similarity=False, progress=False)
+    assert ds.list_runs() == ["curate_load_2", "curate_load_3"]
 
 
 def test_errors_name_the_problem(tmp_path, make_scores, dataset_name):
@@ -136,6 +141,10 @@ def test_cli_load(tmp_path, make_scores, dataset_name):
     assert (
         "9 faces, 3 likely mislabeled, 3 ambiguous" in result.output and f"curate app {dataset_name}" in result.output
     )
+    assert "also holds faces scored in" not in result.output
+    batch2 = make_scores(9, name="batch2.parquet")
+    result = CliRunner().invoke(main, ["load", str(batch2), "--name", dataset_name, "--no-similarity"])
+    assert result.exit_code == 0 and "also holds faces scored in" in result.output
 
 
 def test_documents_match_what_fiftyone_writes(make_scores, dataset_name):
