@@ -12,7 +12,9 @@ returned to FiftyOne are cosine distances ``1 - cos``. An index with a brain key
 key>``) as three files: ``index.faiss`` (``NeighborIndex.save``), ``embeddings.npy`` (rows as
 added, their original dtype) and ``sample_ids.npy`` (row -> FiftyOne sample id). Every
 ``add_to_index`` / ``remove_from_index`` rewrites them, so the index reloads in a new process;
-deleting the brain run deletes them. Queries restricted to a view (``use_view``) search an exact
+deleting the brain run deletes them. A cloned dataset's run first names its source's folder: the
+clone copies the files into its own folder when it first opens the index, and deleting the
+clone's run never deletes the source's files. Queries restricted to a view (``use_view``) search an exact
 index built over that view's rows. Least-similar queries search with the negated query (exact for
 flat indexes). This module path is stored on datasets: keep it stable.
 """
@@ -103,13 +105,23 @@ class FaissSimilarity(Similarity):
         return FaissSimilarityIndex(samples, self.config, brain_key, backend=self)
 
     def cleanup(self, samples: fo.core.collections.SampleCollection, brain_key: str) -> None:
-        if self.config.index_dir:
+        if self.config.index_dir and not _other_datasets(Path(self.config.index_dir), samples._root_dataset):
             _remove_files(Path(self.config.index_dir))
 
 
 def default_index_dir(dataset: fo.Dataset, brain_key: str) -> Path:
     """Where the index of ``brain_key`` on ``dataset`` lives unless its config names a folder."""
-    return Path(fo.config.default_dataset_dir) / "curate" / "similarity" / f"{dataset._doc.id}-{brain_key}"
+    return _default_root() / f"{dataset._doc.id}-{brain_key}"
+
+
+def _default_root() -> Path:
+    return Path(fo.config.default_dataset_dir) / "curate" / "similarity"
+
+
+def _other_datasets(index_dir: Path, dataset: fo.Dataset) -> bool:
+    """True when ``index_dir`` is the default folder of another dataset: ``dataset`` is a clone,
+    whose run config still names its source's files."""
+    return index_dir.parent == _default_root() and not index_dir.name.startswith(f"{dataset._doc.id}-")
 
 
 class FaissSimilarityIndex(SimilarityIndex, DuplicatesMixin):
@@ -131,6 +143,15 @@ class FaissSimilarityIndex(SimilarityIndex, DuplicatesMixin):
         DuplicatesMixin.__init__(self)
         if config.index_dir is None and brain_key is not None:
             config.index_dir = str(default_index_dir(samples._root_dataset, brain_key))
+            self.save_config()
+        elif brain_key is not None and _other_datasets(Path(config.index_dir), samples._root_dataset):
+            own = default_index_dir(samples._root_dataset, brain_key)  # a clone: copy, then diverge
+            own.mkdir(parents=True, exist_ok=True)
+            for name in (INDEX_FILE, EMBEDDINGS_FILE, SAMPLE_IDS_FILE):
+                if (Path(config.index_dir) / name).exists():
+                    shutil.copyfile(Path(config.index_dir) / name, own / f"{name}.tmp")
+                    os.replace(own / f"{name}.tmp", own / name)
+            config.index_dir = str(own)
             self.save_config()
         if self._dir is not None and (self._dir / SAMPLE_IDS_FILE).exists():
             self._embeddings = np.load(self._dir / EMBEDDINGS_FILE)

@@ -114,3 +114,29 @@ def test_missing_index_files_are_reported_and_rebuilt_by_a_reload(make_scores, d
         ds.load_brain_results(SIMILARITY_KEY)
     ds = load_scores(path, dataset_name, progress=False)
     assert ds.load_brain_results(SIMILARITY_KEY).total_index_size == 40
+
+
+def test_a_clone_gets_its_own_index_files(loaded):
+    """Deleting a clone's brain run, before or after it used the index, leaves the source's files."""
+    import fiftyone as fo
+
+    ds, emb, ids = loaded
+    folder = Path(ds.get_brain_info(SIMILARITY_KEY).config.index_dir)
+    expected = ds.sort_by_similarity(ids[0], k=5, brain_key=SIMILARITY_KEY).values("id")
+    clones = [ds.clone(f"{ds.name}-clone{i}") for i in range(2)]
+    try:
+        clones[0].delete_brain_runs()  # never opened: nothing of the source's is removed
+        used = clones[1]
+        assert used.sort_by_similarity(ids[0], k=5, brain_key=SIMILARITY_KEY).values("id") == expected
+        own = Path(used.get_brain_info(SIMILARITY_KEY).config.index_dir)
+        assert own != folder and (own / SAMPLE_IDS_FILE).exists()
+        used.load_brain_results(SIMILARITY_KEY).remove_from_index(sample_ids=[ids[1]])
+        used.delete_brain_runs()
+        assert not own.exists()
+    finally:
+        for clone in clones:
+            clone.delete()
+    ds.clear_cache()
+    assert {p.name for p in folder.iterdir()} == {INDEX_FILE, EMBEDDINGS_FILE, SAMPLE_IDS_FILE}
+    assert fo.load_dataset(ds.name).load_brain_results(SIMILARITY_KEY).total_index_size == 40
+    assert ds.sort_by_similarity(ids[0], k=5, brain_key=SIMILARITY_KEY).values("id") == expected
