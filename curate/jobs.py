@@ -6,6 +6,7 @@ its last checkpoint (a finished training is not repeated), scoring rewrites its 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -38,18 +39,47 @@ class TrainingInterrupted(RuntimeError):
     """Training was stopped (Ctrl-C, SIGTERM) after saving a resumable checkpoint."""
 
 
-def prepare_run_dir(run_dir: Path, cfg: RunConfig, classes: list[str]) -> RunPaths:
-    """Create the run directory and write its config and class list; refuse to mix runs."""
+def faces_digest(table: pd.DataFrame) -> dict[str, Any]:
+    """{"faces": N, "sha256": digest of the ordered (sample_id, label) pairs}: what a run trained on."""
+    text = "\n".join(f"{sid}\t{label}" for sid, label in zip(table["sample_id"], table["label"]))
+    return {"faces": len(table), "sha256": hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()}
+
+
+def prepare_run_dir(run_dir: Path, cfg: RunConfig, table: pd.DataFrame) -> RunPaths:
+    """Create the run directory and write its config, class list and faces digest.
+
+    A directory that already holds a training checkpoint is resumed only with the same classes,
+    faces, labels, image size and model config; otherwise a ValueError says what differs and
+    nothing is written. Its config.yaml is left for :func:`train_job` to rewrite once the trainer
+    accepted the resume (train settings may change on resume, e.g. more epochs)."""
     paths = RunPaths(Path(run_dir))
-    paths.root.mkdir(parents=True, exist_ok=True)
-    if paths.classes.exists():
+    classes, digest = classes_of(table), faces_digest(table)
+    resuming = paths.checkpoint.exists()
+    if resuming:
         import json
 
-        old = json.loads(paths.classes.read_text())
-        if old != list(classes):
-            raise ValueError(f"{paths.root} holds a run on classes {old}, not {list(classes)}; use another --out")
+        differs = []
+        if paths.classes.exists() and json.loads(paths.classes.read_text()) != list(classes):
+            differs.append(f"classes {json.loads(paths.classes.read_text())}, not {list(classes)}")
+        if paths.faces.exists() and json.loads(paths.faces.read_text()) != digest:
+            old = json.loads(paths.faces.read_text())["faces"]
+            differs.append(f"another dataset or other labels ({old} faces, now {digest['faces']})")
+        if paths.config.exists():
+            old_cfg = RunConfig.load(paths.config)
+            if old_cfg.image_size != cfg.image_size:
+                differs.append(f"image size {old_cfg.image_size}, not {cfg.image_size}")
+            changed = {k: (v, cfg.model.to_dict()[k]) for k, v in old_cfg.model.to_dict().items()
+                       if cfg.model.to_dict().get(k) != v}
+            if changed:
+                differs.append(f"another model config {changed}")
+        if differs:
+            raise ValueError(f"{paths.root} holds a run trained on {'; '.join(differs)}; use another --out "
+                             "(or the run's own settings to resume it)")
+    paths.root.mkdir(parents=True, exist_ok=True)
     write_json(paths.classes, list(classes))
-    cfg.save(paths.config)
+    write_json(paths.faces, digest)
+    if not resuming:
+        cfg.save(paths.config)
     return paths
 
 
@@ -90,12 +120,13 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
     if missing:
         raise ValueError(f"classes with no training faces: {missing}; drop them with --classes or add faces")
     cfg.model = DMUEConfig.from_dict({**cfg.model.to_dict(), "num_classes": len(classes)})
-    paths = prepare_run_dir(run_dir, cfg, classes)
+    model = DMUE(cfg.model)  # an unknown backbone or bad weights fail here, before anything is written
     dataset = FaceDataset(table, image_size=cfg.image_size, transform=train_transform(cfg.image_size),
-                          preload=True)
-    model = DMUE(cfg.model)
+                          preload=True)  # so does an unreadable image
+    paths = prepare_run_dir(run_dir, cfg, table)
     t0 = time.time()
     result = train(model, dataset, cfg.train, paths.root, resume=True, progress=progress)
+    cfg.save(paths.config)  # the trainer accepted these settings
     if not result.completed:
         raise TrainingInterrupted(f"training stopped after epoch {result.epochs_done} of {cfg.train.epochs}; "
                                   f"run the same command again to resume from {result.checkpoint}")

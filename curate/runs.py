@@ -4,6 +4,7 @@ Layout::
 
     RUN_DIR/config.yaml              the resolved RunConfig (``--config`` reads it back)
     RUN_DIR/classes.json             the ordered class names the model was trained on
+    RUN_DIR/faces.json               the training faces' count and a digest of their ids and labels
     RUN_DIR/checkpoints/last.pt      the trainer's full checkpoint (DMUE weights, optimizer, RNG, ...)
     RUN_DIR/dynamics/, train_log.jsonl  the trainer's per-sample training dynamics and epoch log
     RUN_DIR/model.pt                 the exported target-only model (a plain backbone)
@@ -38,6 +39,10 @@ class RunPaths:
     @property
     def classes(self) -> Path:
         return self.root / "classes.json"
+
+    @property
+    def faces(self) -> Path:
+        return self.root / "faces.json"
 
     @property
     def checkpoint(self) -> Path:
@@ -79,7 +84,7 @@ def _load_checkpoint(path: Path) -> dict:
 def load_model(source: str | Path) -> LoadedModel:
     """Load a model from a run directory (full DMUE with auxiliary branches) or from an exported
     ``model.pt`` (plain target model; class names read from a ``classes.json`` beside it if any)."""
-    source = Path(source)
+    source = Path(source).resolve()
     if source.is_dir():
         paths = RunPaths(source)
         if not paths.config.exists():

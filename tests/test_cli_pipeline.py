@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -131,6 +134,65 @@ def test_bad_inputs_fail_before_work(synthetic_run, tmp_path):
     res = invoke("score", synthetic_run / "run", data, *opts, "--out", tmp_path / "nope" / "z.parquet")
     assert res.exit_code != 0 and "does not exist" in res.output
     assert not list(tmp_path.glob("*.parquet"))
+
+
+def test_rerun_resumes_its_own_settings_and_refuses_another_run(synthetic_run, tmp_path):
+    """An existing --out is resumed with its config.yaml; another image size, model or dataset is
+    refused before anything is written."""
+    run = tmp_path / "run"
+    shutil.copytree(synthetic_run / "run", run)
+    data = synthetic_run / "data" / "labels.csv"
+    saved = (run / "config.yaml").read_bytes()
+    res = invoke("train", data, "--out", run)  # no flags: the run's own settings (1 epoch, 32 px)
+    assert res.exit_code == 0, res.output
+    assert "resuming" in res.output and (run / "config.yaml").read_bytes() == saved
+
+    for flags, why in ((["--image-size", "48"], "image size 32, not 48"),
+                       (["--backbone", "mobilenet_v2"], "another model config")):
+        res = invoke("train", data, "--out", run, *flags)
+        assert res.exit_code == 1 and why in res.output and "use another --out" in res.output, res.output
+        assert (run / "config.yaml").read_bytes() == saved
+    other = generate(60, tmp_path / "other", seed=5, noise_rate=0.3)
+    assert len(other) == 60
+    res = invoke("train", tmp_path / "other" / "labels.csv", "--out", run)
+    assert res.exit_code == 1 and "another dataset or other labels (120 faces, now 60)" in res.output
+    assert (run / "config.yaml").read_bytes() == saved
+
+
+def test_early_failures_leave_no_run_directory(synthetic_run, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_run / "data", data)
+    res = invoke("train", data / "labels.csv", "--out", tmp_path / "nb", "--backbone", "nosuch", *FAST[:-1])
+    assert res.exit_code == 1 and "nosuch" in res.output and not (tmp_path / "nb").exists()
+
+    broken = sorted((data / "images").iterdir())[7]
+    broken.write_bytes(b"not an image at all" * 10)
+    res = invoke("train", data / "labels.csv", "--out", tmp_path / "bad", *FAST[:-1])
+    assert res.exit_code == 1 and "not a readable image" in res.output and broken.name in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)  # a message, not a traceback
+    assert not (tmp_path / "bad").exists()
+    report = tmp_path / "skipped.csv"
+    res = invoke("train", data / "labels.csv", "--out", tmp_path / "skip", "--on-bad", "skip",
+                 "--skip-report", report, *FAST[:-1])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "skip" / "faces.json").read_text())["faces"] == 119
+    assert broken.name in report.read_text()
+
+
+def test_records_hold_absolute_paths_and_score_keeps_files(synthetic_run, tmp_path, monkeypatch):
+    shutil.copytree(synthetic_run / "data", tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    keep = tmp_path / "keep.csv"
+    keep.write_text("precious")
+    res = invoke("score", synthetic_run / "run", "data/labels.csv", "--out", "s.parquet", "--csv", keep)
+    assert res.exit_code == 1 and "keep.csv exists; pass --force" in res.output and keep.read_text() == "precious"
+    res = invoke("score", synthetic_run / "run", "data/labels.csv", "--out", "s.parquet")
+    assert res.exit_code == 0, res.output
+    attrs = records.read_scores(tmp_path / "s.parquet").attrs
+    assert attrs["dataset"] == str(tmp_path / "data" / "labels.csv")
+    assert attrs["model"] == str((synthetic_run / "run").resolve())
+    assert RunConfig.load(synthetic_run / "run" / "config.yaml").data["dataset"] == str(
+        (synthetic_run / "data" / "labels.csv").resolve())
 
 
 @pytest.mark.realdata

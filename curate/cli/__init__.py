@@ -47,6 +47,6 @@ def main() -> None:
 
     \b
     Examples:
-      curate inspect ../shared/data/ferplus/labels.csv --path-column path --label-column fer2013_label
-      curate run ../shared/data/ferplus-mini/labels.csv --label-column fer2013_label --out runs/mini
+      curate inspect ../shared/data/ferplus/labels.csv
+      curate run ../shared/data/ferplus-mini/labels.csv --out runs/mini
     """

@@ -28,7 +28,7 @@ def inspect(dataset: str, check_images: bool, **reader: object) -> None:
     Examples:
       curate inspect ../shared/data/ferplus-mini/labels.csv
       curate inspect ../shared/data/ferplus/labels.csv --no-check-images --split Training
-      curate inspect ../shared/data/ferplus/labels.csv --path-column path --label-column fer2013_label
+      curate inspect ../shared/data/ferplus/labels.csv
       curate inspect photos/ --classes angry,happy,sad --skip-report skipped.csv
       curate inspect fiftyone:my-faces --label-column ground_truth
     """

@@ -6,6 +6,7 @@ This module imports no pandas at import time so that ``curate --help`` stays fas
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
@@ -102,6 +103,12 @@ tta_option = click.option(
 )
 
 
+def absolute_if_path(source: str) -> str:
+    """``source`` as an absolute path when it names an existing file or folder (so a run's record
+    stays valid from any working directory), else unchanged (e.g. ``fiftyone:NAME``)."""
+    return str(Path(source).resolve()) if Path(source).exists() else source
+
+
 def load_table(
     dataset: str,
     *,
@@ -116,12 +123,15 @@ def load_table(
     on_bad: str | None = None,
     skip_report: str | None = None,
     report: SkipReport | None = None,
+    decodable: bool = False,
 ) -> pd.DataFrame:
     """Read ``dataset`` with the reader options; a DataError becomes a ``click.ClickException``.
 
     Skipped items go to ``report``, or, when none is given, are summarised on stderr; with
     ``skip_report`` they are also written to that CSV. ``splits`` keeps only those splits
-    (each must exist).
+    (each must exist). ``decodable`` with ``on_bad="skip"`` also decodes every image and skips
+    those that do not decode (the readers only check that the files exist and are not empty), for
+    commands that will load every image.
     """
     from curate.data import DataError, SkipReport, read_dataset
 
@@ -140,6 +150,8 @@ def load_table(
             classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
             ferplus_csv=ferplus_csv,
         )
+        if decodable and on_bad == "skip":
+            df = _drop_undecodable(df, report)
     except DataError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -156,3 +168,23 @@ def load_table(
             )
         df = df[df["split"].isin(splits)].reset_index(drop=True)
     return df
+
+
+def _drop_undecodable(df: pd.DataFrame, report: SkipReport) -> pd.DataFrame:
+    """``df`` without the rows whose image does not decode; each one recorded in ``report``."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from curate.data.errors import DataError
+    from curate.data.images import FILE_HINT, check_image
+
+    paths = df["filepath"].tolist()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        problems = list(tqdm(pool.map(check_image, paths), total=len(paths), desc="check images", unit="img",
+                             disable=None))
+    bad = [i for i, problem in enumerate(problems) if problem]
+    for i in bad:
+        report.add(DataError(paths[i], None, problems[i], FILE_HINT))
+    return df.drop(index=df.index[bad]).reset_index(drop=True) if bad else df

@@ -29,9 +29,10 @@ def run(dataset: str, top: int, load: bool, name: str | None, mining_precision: 
 
     \b
     Examples:
-      curate run ../shared/data/ferplus-mini/labels.csv --label-column fer2013_label --out runs/mini
+      curate run ../shared/data/ferplus-mini/labels.csv --out runs/mini
       curate run faces/ --format imagefolder --backbone resnet18 --epochs 15 --out runs/faces
     """
+    from curate.data.errors import DataError
     from curate.jobs import TrainingInterrupted, run_job
     from curate.report import top_flagged
     from curate.run_config import override
@@ -43,7 +44,7 @@ def run(dataset: str, top: int, load: bool, name: str | None, mining_precision: 
         _check_dataset_name(name, Path(out).resolve() / "scores.parquet")
     try:
         result = run_job(table, cfg, out, log=click.echo)
-    except (ValueError, TrainingInterrupted) as exc:
+    except (ValueError, TrainingInterrupted, DataError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"scores: {result.scores.path}")
     click.echo(result.scores.summary())

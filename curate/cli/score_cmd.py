@@ -28,14 +28,16 @@ def score(model: Path, dataset: str, out: Path, csv_out: Path | None, batch_size
 
     \b
     Examples:
-      curate score runs/mini ../shared/data/ferplus-mini/labels.csv --label-column fer2013_label --out mini.parquet
+      curate score runs/mini ../shared/data/ferplus-mini/labels.csv --out mini.parquet
       curate score runs/mini/model.pt new_batch/ --format imagefolder --out new.parquet --csv new.csv
     """
+    from curate.data.errors import DataError
     from curate.jobs import score_job
     from curate.records import read_scores, write_csv
 
-    if out.exists() and not force:
-        raise click.ClickException(f"{out} exists; pass --force to overwrite it")
+    for path in (out, csv_out):
+        if path is not None and path.exists() and not force:
+            raise click.ClickException(f"{path} exists; pass --force to overwrite it")
     if not out.parent.is_dir():
         raise click.ClickException(f"output folder {out.parent} does not exist")
     probe = out.parent / f".{out.name}.probe"
@@ -44,11 +46,11 @@ def score(model: Path, dataset: str, out: Path, csv_out: Path | None, batch_size
         probe.unlink()
     except OSError as exc:
         raise click.ClickException(f"cannot write into {out.parent}: {exc.strerror}") from exc
-    table = load_table(dataset, **reader)
+    table = load_table(dataset, **reader, decodable=True)
     try:
         result = score_job(model, table, out, reader=reader, batch_size=batch_size, device=device,
                            mining_precision=mining_precision, tta=tta)
-    except ValueError as exc:
+    except (ValueError, DataError) as exc:
         raise click.ClickException(str(exc)) from exc
     if csv_out:
         write_csv(read_scores(out), csv_out)

@@ -105,4 +105,7 @@ def read_dataset(
             f" (it takes: {', '.join(sorted(accepted)) or 'none'})",
             "Leave them out, or choose another --format.",
         )
-    return reader(path, on_bad=on_bad, report=report, **given)
+    table = reader(path, on_bad=on_bad, report=report, **given)
+    if os.path.exists(table.attrs.get("source", "")):  # a record that stays valid from any directory
+        table.attrs["source"] = os.path.abspath(table.attrs["source"])
+    return table
