@@ -73,6 +73,8 @@ class CsvLayout:
     decode: Callable[[str], int]
     encode: Callable[[int, str], str]
     names: Sequence[str] | None = None  # header-less file: these column names
+    #: (row as column -> cell, clean label id) -> the other cells that follow from the label
+    derived: Callable[[dict[str, str], int], dict[str, str]] | None = None
 
 
 def write_source_csv(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> Written:
@@ -99,11 +101,29 @@ def write_source_csv(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> Wr
     return _rewrite_csv(cleaned, src, tmp, layout, delimiter=delimiter)
 
 
+#: FERPlus vote column of each FER2013 class
+FERPLUS_VOTES = dict(zip(FER2013_CLASSES, ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")))
+
+
 def write_ferplus(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> Written:
-    """FERPlus ``labels.csv`` with ``fer2013_label`` replaced (FER2013 class ids)."""
+    """FERPlus ``labels.csv`` with ``fer2013_label`` replaced (FER2013 class ids), and the columns
+    derived from it, where present, kept consistent: ``fer2013_label_name``,
+    ``votes_for_fer2013_label`` and ``label_disagrees`` (against ``ferplus_label``)."""
     _require_classes(cleaned, FER2013_CLASSES, "ferplus")
-    layout = CsvLayout("fer2013_label", lambda n, row: row["path"].strip(), _int, _int_text)
+    layout = CsvLayout("fer2013_label", lambda n, row: row["path"].strip(), _int, _int_text,
+                       derived=_ferplus_derived)
     return _rewrite_csv(cleaned, _dataset(ctx), tmp, layout, delimiter=",")
+
+
+def _ferplus_derived(row: dict[str, str], clean: int) -> dict[str, str]:
+    name = FER2013_CLASSES[clean]
+    out = {"fer2013_label_name": name}
+    if INT.fullmatch(row.get(FERPLUS_VOTES[name], "").strip()):
+        out["votes_for_fer2013_label"] = row[FERPLUS_VOTES[name]].strip()
+    crowd = row.get("ferplus_label", "").strip()
+    if INT.fullmatch(crowd) and int(crowd) >= 0:
+        out["label_disagrees"] = str(int(int(crowd) != clean))
+    return out
 
 
 def write_fer2013(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> Written:
@@ -188,6 +208,10 @@ def _rewrite_csv(cleaned: CleanedLabels, src: Path, tmp: Path, layout: CsvLayout
             if clean < 0:
                 continue
             if clean != given:
+                if layout.derived:
+                    for column, cell in layout.derived(dict(zip(columns, row)), clean).items():
+                        if column in columns:
+                            row[columns.index(column)] = cell
                 row[label_at] = layout.encode(clean, row[label_at])
                 ending = text[len(text.rstrip("\r\n")):]
                 csv.writer(fout, delimiter=delimiter, lineterminator=ending).writerow(row)

@@ -18,6 +18,7 @@ from curate.data import read_dataset
 from curate.data.readers.affectnet import AFFECTNET_COLUMNS
 from curate.data.readers.ferplus_labels import FERPLUS_LABELS_COLUMNS
 from curate.data.readers.rafdb import RAFDB_CLASSES
+from curate.data.table import FER2013_CLASSES
 from curate.export import export_cleaned
 
 COLUMNS = ["sample_id", "filepath", "split", "label"]
@@ -135,6 +136,35 @@ def test_ferplus(tmp_path):
     assert summary.format == "ferplus" and records(back) == records(expected)
     keep = table.set_index("sample_id").loc[back["sample_id"]]
     assert (back["votes_happy"].to_numpy() == keep["votes_happy"].to_numpy()).all()
+
+
+def test_ferplus_columns_derived_from_the_label_follow_it(tmp_path):
+    from curate.export.native import FERPLUS_VOTES
+
+    src = tmp_path / "ferplus" / "labels.csv"
+    derived = ("fer2013_label_name", "ferplus_label", "label_disagrees", "votes_for_fer2013_label")
+    lines = [",".join((*FERPLUS_LABELS_COLUMNS, *derived))]
+    for k in range(8):
+        make_image(src.parent / "Training" / f"fer{k:07d}.png", 20 * k)
+        votes = [str((k + j) % 5) for j in range(10)]
+        given, crowd = k % 7, (k + 3) % 7
+        cells = dict(zip(FERPLUS_LABELS_COLUMNS[4:], votes))
+        lines.append(f"Training/fer{k:07d}.png,{k},Training,{given}," + ",".join(votes)
+                     + f",{FER2013_CLASSES[given]},{crowd},{int(given != crowd)},{cells[FERPLUS_VOTES[FER2013_CLASSES[given]]]}")
+    src.write_text("\n".join(lines) + "\n")
+    table = read_dataset(src)
+    out, _ = export(tmp_path, table, src.parent / "labels.clean.csv", format="ferplus")
+    before = pd.read_csv(src, dtype=str).set_index("path")
+    after = pd.read_csv(out, dtype=str).set_index("path")
+    changed = after.index[after["fer2013_label"] != before.loc[after.index, "fer2013_label"]]
+    assert len(changed) > 0
+    for path, row in after.iterrows():
+        name = FER2013_CLASSES[int(row["fer2013_label"])]
+        assert row["fer2013_label_name"] == name
+        assert row["votes_for_fer2013_label"] == row[FERPLUS_VOTES[name]]
+        assert row["label_disagrees"] == str(int(int(row["ferplus_label"]) != int(row["fer2013_label"])))
+        if path not in changed:
+            assert row.equals(before.loc[path])
 
 
 def test_fer2013(tmp_path):
