@@ -75,6 +75,10 @@ def export_cleaned(
         written = fmt.write(cleaned, staged[0].path, ctx)
         summary = summarize(cleaned, written, out=out, audit=sidecar, format=name, policy=policy,
                             confidence=confidence, soft_format=fmt.soft)  # fmt: skip
+        if own_format and _relative_elsewhere(ctx, out, cleaned.faces["filepath"]):
+            summary.notes.append(
+                f"image paths are copied as written in {ctx.dataset}, relative to {ctx.dataset.parent}; "
+                f"from {out.parent} they do not resolve: keep the cleaned file beside the original")
         staged.append(Staged(sidecar, folder=False))
         audit = build_audit(
             table, summary, dataset=_describe(ctx), links=links if fmt.folder else None,
@@ -90,12 +94,24 @@ def export_cleaned(
     return summary
 
 
+def _relative_elsewhere(ctx: WriteContext, out: Path, filepaths: Any) -> bool:
+    """Whether an own-format file written to ``out`` leaves the folder its image paths (resolved
+    by the reader against the original file's folder) are relative to."""
+    if ctx.dataset is None or not ctx.dataset.is_file() or out.parent.resolve() == ctx.dataset.parent.resolve():
+        return False
+    folder = ctx.dataset.parent.resolve()
+    return any(Path(p).resolve().is_relative_to(folder) for p in list(filepaths)[:100])
+
+
 def _context(dataset: str | os.PathLike[str] | None, table: DecisionTable, *, required: bool,
              **options: Any) -> WriteContext:
     """The original dataset: ``dataset`` when given, else the scores metadata's; it must exist
     when given or ``required`` (own formats), else a missing one is ignored. A RAF-DB folder
-    becomes its label file."""
+    becomes its label file. Without ``dataset``, the format and the column options the scores
+    were read with (their metadata) are used, unless given here."""
     given = dataset is not None
+    recorded = {} if given else dict(table.metadata.get("reader") or {})
+    options = {k: v if v is not None else recorded.get(k) for k, v in options.items()}
     text = os.fspath(dataset) if given else str(table.metadata.get("dataset") or "")
     if not text:
         return WriteContext(**options)
@@ -109,7 +125,7 @@ def _context(dataset: str | os.PathLike[str] | None, table: DecisionTable, *, re
             raise ExportError(f"the scores' original dataset {text} is not found (moved?); pass it with --dataset")
         return WriteContext(**options)
     try:
-        fmt = detect_format(path)
+        fmt = (None if given else table.metadata.get("dataset_format")) or detect_format(path)
     except DataError as exc:
         raise ExportError(str(exc)) from None
     if fmt == "rafdb" and path.is_dir():

@@ -167,6 +167,28 @@ def test_ferplus_columns_derived_from_the_label_follow_it(tmp_path):
             assert row.equals(before.loc[path])
 
 
+def test_native_export_follows_how_the_scores_were_read(tmp_path):
+    """A FERPlus file read as a generic CSV (its label column named) exports as that CSV, and a
+    cleaned file written away from the original notes that its relative image paths break."""
+    src = tmp_path / "ferplus" / "labels.csv"
+    lines = [",".join(FERPLUS_LABELS_COLUMNS)]
+    for k in range(8):
+        make_image(src.parent / "Training" / f"fer{k:07d}.png", 20 * k)
+        lines.append(f"Training/fer{k:07d}.png,{k},Training,{k % 7}," + ",".join(["1"] * 10))
+    src.write_text("\n".join(lines) + "\n")
+    reader = {"path_column": "path", "label_column": "fer2013_label"}
+    table = read_dataset(src, format="csv", **reader)
+    assert table.attrs["classes"] == [str(k) for k in range(7)]
+    scores = auto_scores(table, tmp_path / "scores.parquet", dataset_format="csv", reader=reader)
+    beside = export_cleaned(scores, policy="auto", format="native", out=src.parent / "clean.csv")
+    assert beside.format == "source-csv" and not any("do not resolve" in note for note in beside.notes)
+    back = read_dataset(src.parent / "clean.csv", format="csv", **reader, classes=table.attrs["classes"])
+    assert records(back) == records(expected_auto(table))
+    (tmp_path / "elsewhere").mkdir()
+    away = export_cleaned(scores, policy="auto", format="native", out=tmp_path / "elsewhere" / "clean.csv")
+    assert any("do not resolve" in note for note in away.notes)
+
+
 def test_fer2013(tmp_path):
     src = tmp_path / "fer" / "fer2013.csv"
     src.parent.mkdir()
