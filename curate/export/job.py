@@ -75,6 +75,7 @@ def export_cleaned(
         written = fmt.write(cleaned, staged[0].path, ctx)
         summary = summarize(cleaned, written, out=out, audit=sidecar, format=name, policy=policy,
                             confidence=confidence, soft_format=fmt.soft)  # fmt: skip
+        summary.notes.extend(table.notes)
         if own_format and _relative_elsewhere(ctx, out, cleaned.faces["filepath"]):
             summary.notes.append(
                 f"image paths are copied as written in {ctx.dataset}, relative to {ctx.dataset.parent}; "

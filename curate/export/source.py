@@ -24,8 +24,9 @@ tags                list[str]               ``excluded``: a curator excluded the
 metadata gives classes, model and the original dataset path. Without it the classes come from
 ``dataset.classes[label_field]`` or ``dataset.default_classes``.
 
-The state in force is read from ``clean_label`` and the ``excluded`` tag; the ``decisions`` log
-says who decided when (the last entry) and is recorded in full in the audit.
+The state in force is read from ``clean_label`` and the ``excluded`` tag (a note counts the faces
+where the plugin's ``excluded`` field says otherwise); the ``decisions`` log says who decided when
+(the last entry) and is recorded in full in the audit.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ FIFTYONE_FIELDS = ("sample_key", "label_distribution", "suggested_label", "misla
                    "ambiguity_score", "verdict")  # fmt: skip
 
 
+#: decisions that set a face's clean label (the others exclude or include it)
+LABEL_ACTIONS = ("relabel", "accept_suggestion", "keep")
+
+
 @dataclass(frozen=True)
 class Curation:
     """What curators decided for one face, as stored on its FiftyOne sample."""
@@ -59,9 +64,10 @@ class Curation:
     clean_label: str | None = None
     excluded: bool = False
 
-    def resolve(self, given: int, suggested: int, classes: Sequence[str], sample_id: str) -> tuple[str, int]:
+    def resolve(self, given: int, classes: Sequence[str], sample_id: str) -> tuple[str, int]:
         """(action, clean label id) in force: ``exclude``/-1, ``keep``, ``accept_suggestion``
-        (the last decision accepted the suggestion), ``relabel``; ``("", -1)`` when none is."""
+        (the last decision that set the label accepted the suggestion of its time),
+        ``relabel``; ``("", -1)`` when none is."""
         if self.excluded:
             return "exclude", -1
         if self.clean_label is None:
@@ -72,8 +78,8 @@ class Curation:
         label = list(classes).index(self.clean_label)
         if label == given:
             return "keep", label
-        last = self.decisions[-1] if self.decisions else {}
-        accepted = last.get("action") == "accept_suggestion" and label == suggested
+        setting = next((d for d in reversed(self.decisions) if d.get("action") in LABEL_ACTIONS), {})
+        accepted = setting.get("action") == "accept_suggestion" and setting.get("to") == self.clean_label
         return ("accept_suggestion" if accepted else "relabel"), label
 
 
@@ -86,7 +92,8 @@ class DecisionTable:
     (``""`` or keep | relabel | accept_suggestion | exclude), curator_label (int, -1 = none),
     curator_by, curator_when (str, of the last decision). ``distribution`` is the (N, C)
     label_distribution; ``decisions`` the full curator log, one dict per entry with its
-    sample_id; ``origin`` describes the source; ``metadata`` is the scores metadata ({} if none).
+    sample_id; ``origin`` describes the source; ``metadata`` is the scores metadata ({} if none);
+    ``notes`` what the export should tell the user about the source.
     """
 
     faces: pd.DataFrame
@@ -95,6 +102,7 @@ class DecisionTable:
     origin: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def load_source(source: str, *, label_field: str = "ground_truth") -> DecisionTable:
@@ -139,8 +147,7 @@ def with_curations(table: DecisionTable, curations: Mapping[str, Curation]) -> D
     log: list[dict[str, Any]] = []
     for sid, cur in curations.items():
         i = index[sid]
-        action, label = cur.resolve(int(faces.at[i, "given_label"]), int(faces.at[i, "suggested_label"]),
-                                    table.classes, sid)  # fmt: skip
+        action, label = cur.resolve(int(faces.at[i, "given_label"]), table.classes, sid)
         last = cur.decisions[-1] if cur.decisions else {}
         faces.loc[i, ["curator_action", "curator_label", "curator_by", "curator_when"]] = (
             action, label, str(last.get("by") or ""), _text(last.get("when")))  # fmt: skip
@@ -212,6 +219,14 @@ def load_fiftyone(name: str, *, label_field: str = "ground_truth") -> DecisionTa
         for sid, log, label, tags in zip(values["sample_id"], decisions, clean, values["tags"])
         if log or label is not None or EXCLUDED_TAG in tags
     }
+    if EXCLUDED_TAG in schema:  # the plugin's field: the tag wins, but say where they differ
+        field_says = ds.values(EXCLUDED_TAG)
+        differ = sum(bool(f) != (EXCLUDED_TAG in tags) for f, tags in zip(field_says, values["tags"]))
+        if differ:
+            table.notes.append(
+                f"{differ} face(s) have the {EXCLUDED_TAG!r} tag without an exclude decision, or an exclude "
+                f"decision without the tag (tagged or untagged by hand); the tag was followed. Use the "
+                f"plugin's exclude/include to record the decision")
     return with_curations(table, curations)
 
 

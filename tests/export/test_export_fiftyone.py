@@ -65,3 +65,23 @@ def test_fiftyone_dataset_without_scores_is_refused(curated):
     curated.delete_sample_field("verdict")
     with pytest.raises(ExportError, match=r"field\(s\) verdict missing"):
         load_source(curated.name)
+
+
+def test_an_excluded_tag_and_field_that_disagree_are_noted(curated, tmp_path):
+    """The plugin keeps an ``excluded`` field beside the tag; when a curator tags or untags by hand
+    the export follows the tag and says how many faces disagree."""
+    import fiftyone as fo
+
+    curated.add_sample_field("excluded", fo.BooleanField)
+    tagged = curated.match_tags("excluded").values("sample_key")
+    curated.set_values("excluded", [key in tagged for key in curated.values("sample_key")])
+    summary = export_cleaned(curated.name, format="csv", policy="auto", out=tmp_path / "a.csv")
+    assert not any("tag was followed" in note for note in summary.notes)
+
+    untag = curated.match_tags("excluded").limit(1)
+    gone = untag.values("sample_key")
+    untag.untag_samples("excluded")
+    summary = export_cleaned(curated.name, format="csv", policy="auto", out=tmp_path / "b.csv")
+    assert any(note.startswith("1 face(s) have the 'excluded' tag") for note in summary.notes)
+    actions = dict(zip(*pd.read_csv(tmp_path / "b.csv", keep_default_na=False)[["sample_id", "action"]].T.values))
+    assert gone[0] in actions and actions[gone[0]] != "exclude"
