@@ -7,6 +7,7 @@ Subcommand modules import heavy libraries (torch, fiftyone) inside the command b
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
@@ -38,6 +39,20 @@ class LazyGroup(click.Group):
             return None
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the subcommand; FiftyOne's "Could not connect to `mongod`" becomes one clear error."""
+        try:
+            return super().invoke(ctx)
+        except ConnectionError as exc:
+            if "mongod" not in str(exc):
+                raise
+            uri = os.environ.get("FIFTYONE_DATABASE_URI")
+            where = f"the MongoDB at FIFTYONE_DATABASE_URI={uri}" if uri else "FiftyOne's embedded MongoDB"
+            raise click.ClickException(
+                f"cannot reach {where}. Start that server (or unset FIFTYONE_DATABASE_URI to use the embedded "
+                "one) and run the command again; scores already written load with `curate load SCORES --name NAME`"
+            ) from exc
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
