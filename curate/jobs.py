@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curate.data.table import classes_of
+from curate.data.table import classes_of, unlabeled_rows
 from curate.data.torch_dataset import FaceDataset, train_transform
 from curate.run_config import RunConfig
 from curate.runs import RunPaths, load_model, write_json
@@ -114,7 +114,7 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
     if len(table) == 0:
         raise ValueError("the dataset is empty: nothing to train on")
     if (table["label"] < 0).any():
-        raise ValueError(f"{int((table['label'] < 0).sum())} rows have no label; training needs labels")
+        raise ValueError(f"{unlabeled_rows(table)}; training needs labels: label them or remove their rows")
     counts = table["label"].value_counts()
     missing = [classes[c] for c in range(len(classes)) if c not in counts.index]
     if missing:

@@ -210,6 +210,11 @@ def test_mismatches_fail_before_any_work(tiny):
         score_table(five, table, out, progress=False)
     with pytest.raises(ValueError, match="does not exist"):
         score_table(model, table, root / "missing" / "x.parquet", progress=False)
+    unlabeled = table.copy()
+    unlabeled.loc[[2, 5], "label"] = -1
+    first = ", ".join(table["sample_id"][[2, 5]])
+    with pytest.raises(ValueError, match=f"2 row\\(s\\) of .* have no label \\(first: {first}\\)"):
+        score_table(model, unlabeled, out, progress=False)
     assert not out.exists()
 
 

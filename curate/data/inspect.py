@@ -146,6 +146,12 @@ def _label_problems(df: pd.DataFrame, classes: list[str]) -> Iterable[Problem]:
             "label outside the class list",
             f"{sid}: label {label} is not in 0..{len(classes) - 1}. Fix the label or the class list.",
         )
+    for sid in df.loc[df["label"] == -1, "sample_id"]:
+        yield Problem(
+            "warning",
+            "no label",
+            f"{sid}: no label. `curate train`, `run` and `score` need one: label it or remove its row.",
+        )
     counts = df.loc[df["label"] >= 0, "label"].value_counts()
     for i, name in enumerate(classes):
         n = int(counts.get(i, 0))

@@ -97,3 +97,9 @@ def validate_table(df: pd.DataFrame) -> None:
         raise ValueError("column 'sample_id' has repeated ids")
     if not df["filepath"].map(os.path.isabs).all():
         raise ValueError("column 'filepath' must hold absolute paths")
+
+
+def unlabeled_rows(df: pd.DataFrame, shown: int = 3) -> str:
+    """``"N row(s) have no label (first: id, id, ...)"`` for a LabelTable's label == -1 rows."""
+    ids = df.loc[df["label"] < 0, "sample_id"].tolist()
+    return f"{len(ids)} row(s) of {df.attrs.get('source') or 'the dataset'} have no label (first: {', '.join(ids[:shown])})"

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from curate import neighbors, records
-from curate.data.table import classes_of
+from curate.data.table import classes_of, unlabeled_rows
 from curate.data.torch_dataset import FaceDataset, eval_transform
 from curate.flags import FlagRule, decide
 from curate.scoring.infer import iterate_outputs, resolve_mining_precision
@@ -74,9 +74,8 @@ def check_compatible(model: nn.Module, table: pd.DataFrame, model_classes: list[
     c_model = model_num_classes(model)
     if c_model != len(classes):
         raise ValueError(f"the model predicts {c_model} classes but the dataset has {len(classes)}: {classes}")
-    unlabeled = int((table["label"] < 0).sum())
-    if unlabeled:
-        raise ValueError(f"{unlabeled} rows have no given label; scoring needs the given labels to judge them")
+    if (table["label"] < 0).any():
+        raise ValueError(f"{unlabeled_rows(table)}; scoring judges the given labels: label them or remove their rows")
 
 
 def class_means(emb: np.ndarray, labels: np.ndarray, num_classes: int, *, chunk: int = 65_536) -> np.ndarray:

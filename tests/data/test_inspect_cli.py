@@ -181,6 +181,8 @@ def test_unlabeled_rows_in_histogram(tmp_path, make_image):
     df = make_table(["s1", "s2"], [path, path + "x"], [0, -1], ["x"])
     result = inspect_table(df)
     assert result.counts.loc["(unlabeled)", "total"] == 1
+    assert [p.message for p in result.problems if p.kind == "no label"] == [
+        "s2: no label. `curate train`, `run` and `score` need one: label it or remove its row."]
 
 
 @pytest.mark.realdata
