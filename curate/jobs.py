@@ -128,7 +128,7 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
     result = train(model, dataset, cfg.train, paths.root, resume=True, progress=progress)
     cfg.save(paths.config)  # the trainer accepted these settings
     if not result.completed:
-        raise TrainingInterrupted(f"training stopped after epoch {result.epochs_done} of {cfg.train.epochs}; "
+        raise TrainingInterrupted(f"training stopped with {result.epochs_done} of {cfg.train.epochs} epochs complete; "
                                   f"run the same command again to resume from {result.checkpoint}")
     log(f"trained {cfg.model.backbone} DMUE on {len(table)} faces: {result.epochs_done} epochs, "
         f"{time.time() - t0:.0f} s this call, {result.images_per_s:.0f} images/s")

@@ -48,7 +48,8 @@ class StepOutput:
     target_probs [B,C]: softmax of the unscaled target logits. latent [B,C]: mined latent
     distribution (0 at y, rows sum to 1). uncertainty [B]: sigma in (0,1). All detached.
     notes: counts about the batch composition:
-        batch_size, aux_rows (rows over all auxiliary passes, sum of |{y != c}|),
+        rows (the batch size; summed over an epoch, the rows seen), aux_rows (rows over all auxiliary
+        passes, sum of |{y != c}|),
         classes_absent, classes_with_1_sample,
         aux_branches_empty (every sample has label c: branch c has nothing to train on),
         aux_running_stats (auxiliary passes on 1 row, normalised with running statistics),
@@ -223,7 +224,7 @@ class DMUE(nn.Module):
         cfg, n = self.cfg, self.num_classes
         counts = torch.bincount(y, minlength=n)
         notes = {
-            "batch_size": len(y),
+            "rows": len(y),
             "aux_rows": 0,
             "classes_absent": int((counts == 0).sum()),
             "classes_with_1_sample": int((counts == 1).sum()),
