@@ -1,8 +1,9 @@
 """FiftyOne plugin ``@dmue-curate/review``: thin operators and a panel over :mod:`curate.review`.
 
-Operators act on the faces selected in the grid (relabel, undo, show_similar) or on the
-selection / current view (accept_suggestions, mark_reviewed, exclude, include: the App offers
-the target; from Python, ``selected`` ids win over the view). Each records a decision through
+Operators act on the faces selected in the grid (relabel, show_similar) or on the selection /
+current view (accept_suggestions, mark_reviewed, exclude, include, undo: the App offers the
+target, so a batch decision on a queue can be undone on the same queue; from Python,
+``selected`` ids win over the view). Each records a decision through
 :mod:`curate.review`, by the App user when known, else ``$USER``.
 """
 
@@ -95,14 +96,13 @@ class Relabel(foo.Operator):
         return _done(ctx, f"Relabeled {n} faces to {label}", n)
 
 
-class Undo(foo.Operator):
-    @property
-    def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(name="undo", label="Undo last decision on selected faces")
+def _undo(samples: Any, *, by: str) -> int:
+    return review.undo(samples)  # an undo removes a decision; it records none, so ``by`` is unused
 
-    def execute(self, ctx: foo.ExecutionContext) -> dict[str, int]:
-        n = review.undo(_selected(ctx))
-        return _done(ctx, f"Undid the last decision of {n} faces", n)
+
+class Undo(_Decision):
+    operator_name, label = "undo", "Undo the last decision"
+    apply = staticmethod(_undo)
 
 
 class ShowSimilar(foo.Operator):

@@ -120,7 +120,7 @@ def test_a_clone_gets_its_own_index_files(loaded):
     """Deleting a clone's brain run, before or after it used the index, leaves the source's files."""
     import fiftyone as fo
 
-    ds, emb, ids = loaded
+    ds, _, ids = loaded
     folder = Path(ds.get_brain_info(SIMILARITY_KEY).config.index_dir)
     expected = ds.sort_by_similarity(ids[0], k=5, brain_key=SIMILARITY_KEY).values("id")
     clones = [ds.clone(f"{ds.name}-clone{i}") for i in range(2)]

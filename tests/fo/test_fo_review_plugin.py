@@ -98,6 +98,12 @@ def test_undo_pops_the_last_decision_and_restores(ds):
     assert keyed(ds, "reviewed")["f1"] is False and "reviewed" not in ds.count_sample_tags()
     assert run("undo", ds, selected=f1).result == {"count": 0}
 
+    flagged = ds.match_tags("likely_mislabeled")  # a batch decision on a queue, undone on the queue
+    before = keyed(ds, "decisions")
+    run("accept_suggestions", ds, view=flagged)
+    assert run("undo", ds, view=flagged).result == {"count": len(flagged)}
+    assert keyed(ds, "decisions") == before
+
 
 def test_show_similar_sets_a_similarity_view(ds):
     query = ids_of(ds, "f2")
