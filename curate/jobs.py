@@ -154,6 +154,7 @@ def score_job(source: Path, table: pd.DataFrame, out: Path, *, cfg: RunConfig | 
     overrides = {k: v for k, v in {"mining_precision": mining_precision, "tta": tta}.items() if v is not None}
     score_cfg = replace(score_cfg, **overrides)
     rule = run_cfg.flag_rule() if run_cfg else None
+    table = in_model_order(table, loaded.classes)
     return score_table(
         loaded.model, table, out, image_size=loaded.image_size, score_cfg=score_cfg, rule=rule,
         model_classes=loaded.classes, batch_size=batch_size, device=str(resolve_device(device)),
@@ -162,6 +163,20 @@ def score_job(source: Path, table: pd.DataFrame, out: Path, *, cfg: RunConfig | 
                   "dataset_format": table.attrs.get("format", ""),
                   "reader": {k: v for k, v in (reader or {}).items() if v not in (None, (), "")}},
     )  # fmt: skip
+
+
+def in_model_order(table: pd.DataFrame, model_classes: list[str] | None) -> pd.DataFrame:
+    """``table`` with its labels renumbered into ``model_classes`` when its class names are the
+    model's (or some of them) in another order, e.g. a re-read export that lists its classes
+    alphabetically or leaves out empty ones; otherwise unchanged (``score_table`` then explains
+    the mismatch)."""
+    classes = classes_of(table)
+    if model_classes is None or classes == list(model_classes) or not set(classes) <= set(model_classes):
+        return table
+    to_model = np.array([list(model_classes).index(c) for c in classes] + [-1])  # -1 (unlabeled) stays
+    out = table.assign(label=to_model[table["label"].to_numpy()])
+    out.attrs = {**table.attrs, "classes": list(model_classes)}
+    return out
 
 
 @dataclass

@@ -113,12 +113,24 @@ def test_config_replays_its_reader_options(synthetic_run, tmp_path):
     assert classes == order[::-1] and recorded["classes"] == ",".join(order[::-1])
 
 
+def test_score_takes_the_model_class_order(synthetic_run, tmp_path):
+    """The same faces listed with their classes in another order score the same, in the model's order."""
+    out = tmp_path / "reordered.parquet"
+    res = invoke("score", synthetic_run / "run", synthetic_run / "data" / "labels.csv", "--path-column", "path",
+                 "--label-column", "label", "--classes", "surprise,sad,neutral,happy,fear,disgust,angry", "--out", out)
+    assert res.exit_code == 0, res.output
+    a, b = records.read_scores(synthetic_run / "run" / "scores.parquet"), records.read_scores(out)
+    assert b.attrs["classes"] == a.attrs["classes"]
+    assert (a["given_label"] == b["given_label"]).all() and (a["verdict"] == b["verdict"]).all()
+    np.testing.assert_allclose(a["mislabel_score"], b["mislabel_score"], atol=1e-5)
+
+
 def test_bad_inputs_fail_before_work(synthetic_run, tmp_path):
     data = synthetic_run / "data" / "labels.csv"
     opts = ["--path-column", "path", "--label-column", "label"]
-    # classes in another order than the model's
+    # a class the model does not know
     res = invoke("score", synthetic_run / "run", data, *opts, "--classes",
-                 "neutral,angry,disgust,fear,happy,sad,surprise", "--out", tmp_path / "x.parquet")
+                 "angry,disgust,fear,happy,sad,surprise,neutral,contempt", "--out", tmp_path / "x.parquet")
     assert res.exit_code != 0 and "trained on classes" in res.output
     # truncated checkpoint
     bad_run = tmp_path / "bad"

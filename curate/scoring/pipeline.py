@@ -69,7 +69,8 @@ def check_compatible(model: nn.Module, table: pd.DataFrame, model_classes: list[
     if model_classes is not None and list(model_classes) != list(classes):
         raise ValueError(
             f"the model was trained on classes {list(model_classes)} but the dataset has {list(classes)}; "
-            "pass --classes in the model's order, or score with a model trained on these classes"
+            "score with a model trained on these classes, or leave out the faces of the others "
+            "(`curate score` takes the model's order itself when the names are the model's)"
         )
     c_model = model_num_classes(model)
     if c_model != len(classes):
