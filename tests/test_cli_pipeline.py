@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -104,13 +105,19 @@ def test_config_replays_its_reader_options(synthetic_run, tmp_path):
         kwargs = {**dict.fromkeys(READER_KEYS), "splits": (), **dict.fromkeys(RESOLVE_ARGS), "faithful": False,
                   "config_file": tmp_path / "config.yaml", "out": tmp_path / "run", **flags}
         table, resolved, _ = table_and_config(str(data), kwargs)
-        return classes_of(table), resolved.data
+        return classes_of(table), resolved.data, len(table)
 
-    classes, recorded = read()
+    classes, recorded, _ = read()
     assert classes == order and recorded["classes"] == ",".join(order)
     assert not (tmp_path / "old-report.csv").exists()  # an output path is not replayed
-    classes, recorded = read(classes=",".join(order[::-1]))
+    classes, recorded, _ = read(classes=",".join(order[::-1]))
     assert classes == order[::-1] and recorded["classes"] == ",".join(order[::-1])
+
+    cfg.data["splits"] = ["no-such-split"]  # a recorded split this dataset lacks: --split '' clears it
+    cfg.save(tmp_path / "config.yaml")
+    with pytest.raises(click.ClickException, match="no-such-split not found"):
+        read()
+    assert read(splits=("",))[2] == 120
 
 
 def test_score_takes_the_model_class_order(synthetic_run, tmp_path):

@@ -59,7 +59,8 @@ _OPTIONS = (
     ),
     click.option("--classes", metavar="A,B,...", help="Comma-separated class names, in label-id order."),
     click.option(
-        "--split", "splits", multiple=True, metavar="NAME", help="Keep only this split (repeatable)."
+        "--split", "splits", multiple=True, metavar="NAME",
+        help="Keep only this split (repeatable); --split '' keeps every split (e.g. over a --config's)."
     ),
     click.option(
         "--ferplus-csv",
@@ -159,6 +160,7 @@ def load_table(
             report.to_csv(skip_report)
     if echo_summary and report.items:
         click.echo(report.summary(), err=True)
+    splits = [s for s in splits if s]  # '' = every split
     if splits:
         unknown = sorted(set(splits) - set(df["split"]))
         if unknown:
