@@ -34,23 +34,37 @@ def test_reads_and_writes_pngs_once(fer_csv, tmp_path):
     assert df["label_name"].tolist() == ["angry", "happy", "neutral", "fear"]
     assert df["split"].tolist() == ["Training", "Training", "PublicTest", "PrivateTest"]
     cache = tmp_path / ".fer2013_png"
-    assert df["filepath"].tolist() == [str(cache / f"row{i:05d}.png") for i in range(4)]
-    img = Image.open(cache / "row00001.png")
+    names = [os.path.basename(f) for f in df["filepath"]]
+    assert [n[:9] for n in names] == [f"row{i:05d}-" for i in range(4)] and len(set(names)) == 4
+    assert df["filepath"].tolist() == [str(cache / n) for n in names]
+    img = Image.open(cache / names[1])
     assert img.size == (48, 48) and img.mode == "L" and np.asarray(img).max() == 20
-    assert sorted(p.name for p in cache.iterdir()) == [f"row{i:05d}.png" for i in range(4)]  # no temp files
+    assert sorted(p.name for p in cache.iterdir()) == sorted(names)  # no temp files
     stamps = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
-    os.utime(cache / "row00000.png", ns=(1, 1))
+    os.utime(cache / names[0], ns=(1, 1))
     df2 = read_fer2013(fer_csv)
     assert df2["filepath"].tolist() == df["filepath"].tolist()
-    assert (cache / "row00000.png").stat().st_mtime_ns == 1  # reused, not rewritten
-    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir() if p.name != "row00000.png"} == {
-        k: v for k, v in stamps.items() if k != "row00000.png"
+    assert (cache / names[0]).stat().st_mtime_ns == 1  # reused, not rewritten
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir() if p.name != names[0]} == {
+        k: v for k, v in stamps.items() if k != names[0]
     }
+
+
+def test_another_file_in_the_same_folder_never_reuses_a_face(fer_csv, tmp_path):
+    first = read_fer2013(fer_csv)
+    other = tmp_path / "other.csv"
+    other.write_text("emotion,pixels,Usage\n" + f"0,{pixels(200)},Training\n" * 2 + "0,1 2 3,Training\n")
+    with pytest.raises(DataError, match="row 4: 'pixels' holds 3 values"):  # checked, not taken from the cache
+        read_fer2013(other)
+    df = read_fer2013(other, on_bad="skip")
+    assert len(df) == 2 and not set(df["filepath"]) & set(first["filepath"])
+    assert all(np.asarray(Image.open(f)).min() == 200 for f in df["filepath"])
 
 
 def test_cache_dir_and_auto_detection(fer_csv, tmp_path):
     df = read_dataset(fer_csv, cache_dir=tmp_path / "cache")
-    assert df.attrs["format"] == "fer2013" and (tmp_path / "cache" / "row00003.png").is_file()
+    assert df.attrs["format"] == "fer2013" and os.path.dirname(df["filepath"][3]) == str(tmp_path / "cache")
+    assert os.path.isfile(df["filepath"][3])
 
 
 def test_bad_pixels(fer_csv):

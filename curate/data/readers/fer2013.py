@@ -1,13 +1,15 @@
 """Reader for the original Kaggle ``fer2013.csv`` (columns ``emotion,pixels,Usage``).
 
 Each row holds a 48x48 grey face as 2,304 space-separated values 0..255. The faces are written
-once as ``row{N:05d}.png`` (``N`` = 0-based data row) into a cache folder and reused by later
-reads. ``sample_id`` is ``row{N:05d}``, ``split`` the ``Usage`` value, the label the FER2013
+once as ``row{N:05d}-{D}.png`` (``N`` = 0-based data row, ``D`` = the first 16 hex digits of the
+SHA-1 of its ``pixels`` text) into a cache folder and reused by later reads: another file, or an
+edited row, gets its own PNG, never another face's. ``sample_id`` is ``row{N:05d}``, ``split`` the ``Usage`` value, the label the FER2013
 ``emotion`` (0..6). ``ferplus_csv`` joins FERPlus ``fer2013new.csv`` votes by row position.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -51,7 +53,7 @@ def read_fer2013(
     n_rows = len(frame)
     frame = frame.assign(
         sample_id=[f"row{n:05d}" for n in frame.index],
-        filepath=[str(cache.absolute() / f"row{n:05d}.png") for n in frame.index],
+        filepath=[str(cache.absolute() / f"row{n:05d}-{_digest(p)}.png") for n, p in zip(frame.index, frame["pixels"])],
     )
     frame = _write_pngs(frame, path, on_bad=on_bad, report=report)
     if ferplus_csv is not None:
@@ -97,6 +99,11 @@ def _write_pngs(
             if os.path.exists(tmp):
                 os.remove(tmp)
     return errors.apply(frame, on_bad=on_bad, report=report)
+
+
+def _digest(pixels: object) -> str:
+    """16 hex digits naming a row's face by its ``pixels`` text (any cell, valid or not)."""
+    return hashlib.sha1(str(pixels).encode("utf-8", "surrogateescape"), usedforsecurity=False).hexdigest()[:16]
 
 
 def _pixel_problem(pixels: object) -> str | None:
