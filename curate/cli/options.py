@@ -136,6 +136,8 @@ def load_table(
     """
     from curate.data import DataError, SkipReport, read_dataset
 
+    if skip_report:
+        _check_report_path(Path(skip_report), [dataset, ferplus_csv])
     echo_summary = report is None
     report = report if report is not None else SkipReport()
     try:
@@ -170,6 +172,20 @@ def load_table(
             )
         df = df[df["split"].isin(splits)].reset_index(drop=True)
     return df
+
+
+def _check_report_path(report: Path, inputs: list[str | None]) -> None:
+    """Refuse a --skip-report path that is an input (or lies inside an input folder) or whose
+    folder does not exist, before anything is read or written."""
+    target = report.resolve()
+    for given in inputs:
+        if given and Path(given).exists():
+            source = Path(given).resolve()
+            if target == source or (source.is_dir() and target.is_relative_to(source)):
+                raise click.ClickException(f"--skip-report {report} would overwrite or add to the input {given}; "
+                                           "write the report elsewhere")
+    if not target.parent.is_dir():
+        raise click.ClickException(f"--skip-report {report}: folder {report.parent} does not exist")
 
 
 def _drop_undecodable(df: pd.DataFrame, report: SkipReport) -> pd.DataFrame:

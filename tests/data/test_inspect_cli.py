@@ -66,6 +66,11 @@ def test_bad_images_are_errors_exit_1(folder):
     assert [(r["level"], r["reason"]) for r in rows] == [("skipped", "image file is empty (0 bytes)")]
     assert run(folder, "--no-check-images").stdout.count("bad image file") == 0
 
+    for bad, why in ((folder / "train" / "report.csv", "would overwrite or add to the input"),
+                     (folder.parent / "nope" / "report.csv", "does not exist")):
+        result = run(folder, "--skip-report", bad)
+        assert result.exit_code == 1 and why in result.output and not bad.exists()
+
 
 def test_on_bad_error_stops_with_the_message(folder):
     (folder / "train" / "happy" / "1.png").write_bytes(b"")
