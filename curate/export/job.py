@@ -76,7 +76,7 @@ def export_cleaned(
         summary = summarize(cleaned, written, out=out, audit=sidecar, format=name, policy=policy,
                             confidence=confidence, soft_format=fmt.soft)  # fmt: skip
         summary.notes.extend(table.notes)
-        if own_format and _relative_elsewhere(ctx, out, cleaned.faces["filepath"]):
+        if own_format and _relative_elsewhere(ctx, name, out, cleaned.faces["filepath"]):
             summary.notes.append(
                 f"image paths are copied as written in {ctx.dataset}, relative to {ctx.dataset.parent}; "
                 f"from {out.parent} they do not resolve: keep the cleaned file beside the original")
@@ -95,13 +95,16 @@ def export_cleaned(
     return summary
 
 
-def _relative_elsewhere(ctx: WriteContext, out: Path, filepaths: Any) -> bool:
+def _relative_elsewhere(ctx: WriteContext, name: str, out: Path, filepaths: Any) -> bool:
     """Whether an own-format file written to ``out`` leaves the folder its image paths (resolved
-    by the reader against the original file's folder) are relative to."""
-    if ctx.dataset is None or not ctx.dataset.is_file() or out.parent.resolve() == ctx.dataset.parent.resolve():
+    by the reader against the original file's folder; RAF-DB's from the folder above
+    ``EmoLabel``) are relative to. fer2013 holds its pixels, not paths."""
+    if name == "fer2013" or ctx.dataset is None or not ctx.dataset.is_file():
         return False
-    folder = ctx.dataset.parent.resolve()
-    return any(Path(p).resolve().is_relative_to(folder) for p in list(filepaths)[:100])
+    if out.parent.resolve() == ctx.dataset.parent.resolve():
+        return False
+    root = ctx.dataset.parent.parent if name == "rafdb" else ctx.dataset.parent
+    return any(Path(p).resolve().is_relative_to(root.resolve()) for p in list(filepaths)[:100])
 
 
 def _context(dataset: str | os.PathLike[str] | None, table: DecisionTable, *, required: bool,

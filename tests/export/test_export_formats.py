@@ -200,6 +200,7 @@ def test_fer2013(tmp_path):
     back = read_dataset(out)  # its PNG cache goes to out's folder
     expected = expected_auto(table)
     assert summary.format == "fer2013" and len(back) == len(expected) == 6
+    assert not any("do not resolve" in note for note in summary.notes)  # the pixels travel with the file
     assert back["label"].tolist() == expected["label"].tolist()
     assert back["split"].tolist() == expected["split"].tolist()
     pixels = [np.asarray(Image.open(p)) for p in back["filepath"]]
@@ -238,3 +239,6 @@ def test_rafdb(tmp_path):
     first_changed = expected["sample_id"][1]  # row 1 accepted the next class: 1-based label + 1
     assert f"{first_changed} {table['label'][1] + 2}" in out.read_text().splitlines()
     assert table.attrs["classes"] == list(RAFDB_CLASSES)
+    assert not any("do not resolve" in note for note in summary.notes)
+    _, away = export(tmp_path, table, "list_patition_label.txt", format="rafdb", force=True)
+    assert any("do not resolve" in note for note in away.notes)
