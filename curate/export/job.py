@@ -15,6 +15,7 @@ from curate.export.policies import DEFAULT_CONFIDENCE, POLICIES, apply_policy
 from curate.export.safety import ExportError, Staged, check_output
 from curate.export.source import FIFTYONE_PREFIX, DecisionTable, load_source
 from curate.export.tree import LINKS
+from curate.records import embeddings_path
 
 AUDIT_SUFFIX = ".audit.json"
 
@@ -66,9 +67,9 @@ def export_cleaned(
     sidecar = out.with_name(out.name + AUDIT_SUFFIX)
     protected = [Path(p) for p in (table.origin.get("path"), table.origin.get("scores"), ctx.dataset) if p]
     check_output(
-        out, sidecar, force=force, folder=fmt.folder, protected_files=protected,
+        out, sidecar, force=force, folder=fmt.folder, protected_files=protected + _run_files(table),
         protected_trees=[ctx.dataset] if ctx.dataset and ctx.dataset_format == "imagefolder" else [],
-        images=cleaned.faces["filepath"] if fmt.folder else (),
+        images=cleaned.faces["filepath"],
     )  # fmt: skip
     staged = [Staged(out, folder=fmt.folder)]
     try:
@@ -93,6 +94,20 @@ def export_cleaned(
             item.abort()
         raise
     return summary
+
+
+def _run_files(table: DecisionTable) -> list[Path]:
+    """The scores' embeddings side file and, when the scores live in a run directory (it has a
+    config.yaml), the run's other files, except earlier exports (files with an audit beside them)."""
+    scores = table.origin.get("path") if table.origin.get("kind") == "scores" else table.origin.get("scores")
+    if not scores:
+        return []
+    scores = Path(scores)
+    files = [embeddings_path(scores)]
+    if (scores.parent / "config.yaml").is_file():
+        files += [f for f in scores.parent.iterdir() if f.is_file() and not f.name.endswith(AUDIT_SUFFIX)
+                  and not f.with_name(f.name + AUDIT_SUFFIX).exists()]
+    return files
 
 
 def _relative_elsewhere(ctx: WriteContext, name: str, out: Path, filepaths: Any) -> bool:

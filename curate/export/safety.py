@@ -70,17 +70,22 @@ def check_output(
 ) -> None:
     """Refuse an output that would overwrite the inputs, or an existing output without ``force``.
 
-    ``protected_files`` (scores file, original label file) must not be ``out``;
+    ``protected_files`` (scores file, original label file) and ``images`` must not be ``out``;
     ``protected_trees`` (an ImageFolder source) must not hold or be held by ``out``; a folder
-    ``out`` must not hold any of ``images`` (replacing it would delete them).
+    ``out`` must not hold any of ``images`` (replacing it would delete them) nor lie inside the
+    folder that holds them all (it would add a class to the source tree).
     """
     if not out.parent.is_dir():
         raise ExportError(f"output folder {out.parent} does not exist; create it first")
     real = out.resolve()
+    images = list(images)
     for path in protected_files:
         if real == path.resolve():
             raise ExportError(f"{out} is the source file {path}; the source labels are never overwritten."
                               " Choose another --out")
+    hit = next((p for p in images if Path(p).resolve() == real), None)
+    if hit is not None:
+        raise ExportError(f"{out} is the source image {hit}; source images are never overwritten. Choose another --out")
     for tree in protected_trees:
         tree = tree.resolve()
         if real == tree or tree in real.parents or real in tree.parents:
@@ -90,6 +95,10 @@ def check_output(
         inside = next((p for p in images if _within(Path(p), real)), None)
         if inside is not None:
             raise ExportError(f"{out} holds source image {inside}; choose an --out that holds no source images")
+        root = _image_root(images)
+        if root is not None and (real == root or real.is_relative_to(root)):
+            raise ExportError(f"{out} lies inside {root}, the folder that holds the source images; the source"
+                              " is never modified. Choose an --out outside it")
     for path in (out, sidecar):
         if not (path.exists() or path.is_symlink()):
             continue
@@ -124,6 +133,15 @@ def safe_file_name(sample_id: str, filepath: str) -> str:
     if suffix and not name.lower().endswith(suffix.lower()):
         name += suffix
     return safe_component(name, what="file name", sample_id=sample_id)
+
+
+def _image_root(images: list[str]) -> Path | None:
+    """The deepest folder holding every image (links resolved), or None when that is a filesystem
+    root or home-level folder (images spread too widely to call it the source's tree)."""
+    if not images:
+        return None
+    root = Path(os.path.commonpath([str(Path(p).resolve().parent) for p in images]))
+    return root if len(root.parts) > 2 else None
 
 
 def _within(path: Path, folder: Path) -> bool:

@@ -69,6 +69,35 @@ def test_refuses_out_inside_source_tree_and_foreign_folders(tmp_path):
     assert sorted(p.name for p in root.rglob("*")) == ["0.png", "1.png", "2.png", "a", "b", "c"]
 
 
+def test_never_writes_over_images_into_their_tree_or_over_run_files(tmp_path):
+    """Without a recorded dataset too: a scored image, the folder holding the images (through a
+    symlink as well) and the files of the run the scores belong to are refused even with --force."""
+    root = tmp_path / "ds"
+    for k in range(3):
+        make_image(root / "images" / "abc"[k] / f"{k}.png")
+    table = read_dataset(root / "images")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: {}\n")
+    (run / "classes.json").write_text('["a", "b", "c"]')
+    frame = scores_frame(table["sample_id"], table["filepath"], table["label"], np.eye(3, dtype=np.float32),
+                         ["ok"] * 3)  # fmt: skip
+    scores = save_scores(run / "scores.parquet", frame, ["a", "b", "c"])  # no dataset recorded
+    (tmp_path / "link").symlink_to(root)
+    image = table["filepath"][0]
+    before = {p: p.read_bytes() for p in [*root.rglob("*.png"), run / "classes.json"]}
+    for fmt, out, why in (("csv", image, "is the source image"),
+                          ("imagefolder", root / "images" / "zz", "folder that holds the source images"),
+                          ("imagefolder", tmp_path / "link" / "images" / "zz", "folder that holds the source images"),
+                          ("csv", run / "classes.json", "is the source file"),
+                          ("jsonl", run / "scores.embeddings.npy", "is the source file")):
+        with pytest.raises(ExportError, match=why):
+            export_cleaned(scores, format=fmt, policy="auto", out=out, force=True)
+    assert {p: p.read_bytes() for p in before} == before and not (root / "images" / "zz").exists()
+    export_cleaned(scores, format="csv", policy="auto", out=run / "clean.csv")
+    export_cleaned(scores, format="csv", policy="auto", out=run / "clean.csv", force=True)  # an earlier export
+
+
 @pytest.mark.parametrize("bad_id", ["../escape.png", "/etc/escape.png", "a/../../escape.png"])
 def test_path_traversal_is_refused(tmp_path, bad_id):
     img = make_image(tmp_path / "img" / "x.png")
