@@ -123,12 +123,9 @@ def safe_component(name: str, *, what: str, sample_id: str) -> str:
 
 def safe_file_name(sample_id: str, filepath: str) -> str:
     """The image's file name in an exported tree: the last component of ``sample_id`` (plus the
-    image's suffix when it has none); absolute ids and ids with ``..`` are refused."""
-    parts = PurePosixPath(sample_id.replace("\\", "/"))
-    if parts.is_absolute() or ".." in parts.parts or not parts.parts:
-        raise ExportError(f"sample {sample_id!r}: an absolute id or one with '..' could escape the output"
-                          " folder; fix the sample id in the scores file")
-    name = parts.name
+    image's suffix when it has none). Only that component is used, so an absolute id or one with
+    ``..`` (a CSV listing ``/data/x.png`` or ``../x.png``) lands inside the tree too."""
+    name = PurePosixPath(sample_id.replace("\\", "/")).name
     suffix = Path(filepath).suffix
     if suffix and not name.lower().endswith(suffix.lower()):
         name += suffix
