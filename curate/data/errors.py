@@ -65,10 +65,12 @@ class Skipped:
 
 @dataclass
 class SkipReport:
-    """Collects skipped items (``items``) and non-fatal findings (``warnings``) of a read."""
+    """Collects skipped items (``items``), non-fatal findings (``warnings``) and rows a reader
+    leaves out by design (``excluded``: e.g. AffectNet's non-emotion categories) of a read."""
 
     items: list[Skipped] = field(default_factory=list)
     warnings: list[Skipped] = field(default_factory=list)
+    excluded: list[Skipped] = field(default_factory=list)
 
     def add(self, error: DataError) -> None:
         """Record an item that was left out of the table."""
@@ -78,6 +80,10 @@ class SkipReport:
         """Record a non-fatal finding (nothing was removed because of it)."""
         self.warnings.append(Skipped(error.path, error.row, error.problem, error.hint))
 
+    def exclude(self, error: DataError) -> None:
+        """Record a row the format defines as not a face of a class (left out, not a problem)."""
+        self.excluded.append(Skipped(error.path, error.row, error.problem, error.hint))
+
     def __len__(self) -> int:
         return len(self.items)
 
@@ -86,11 +92,12 @@ class SkipReport:
 
     def summary(self, *, examples: int = 5) -> str:
         """A few lines: how many items were skipped, grouped by problem, with examples."""
-        if not self.items and not self.warnings:
+        if not self.items and not self.warnings and not self.excluded:
             return "Nothing skipped."
         lines = [
             f"Skipped {len(self.items)} item(s)"
             + (f", {len(self.warnings)} warning(s)" if self.warnings else "")
+            + (f", left out {len(self.excluded)} row(s) by design" if self.excluded else "")
             + "."
         ]
         kinds = Counter(_kind(s.reason) for s in self.items)
@@ -105,14 +112,15 @@ class SkipReport:
         return "\n".join(lines)
 
     def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """Write ``level,path,row,reason,hint`` rows (skipped items, then warnings) atomically."""
+        """Write ``level,path,row,reason,hint`` rows (skipped items, warnings, exclusions) atomically."""
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         try:
             with open(tmp, "w", newline="", encoding="utf-8") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(["level", "path", "row", "reason", "hint"])
-                for level, entries in (("skipped", self.items), ("warning", self.warnings)):
+                for level, entries in (("skipped", self.items), ("warning", self.warnings),
+                                       ("excluded", self.excluded)):
                     writer.writerows(
                         [level, s.path, "" if s.row is None else s.row, s.reason, s.hint] for s in entries
                     )

@@ -71,6 +71,7 @@ def inspect_table(
     if report is not None:
         problems += [_from_report("error", "skipped while reading", s) for s in report.items]
         problems += [_from_report("warning", "reader warning", s) for s in report.warnings]
+        problems += [_from_report("warning", "left out by design", s) for s in report.excluded]
     problems += _label_problems(df, classes)
     problems += _duplicate_problems(df)
     problems += _vote_problems(df, classes)

@@ -100,8 +100,8 @@ def test_ferplus_votes_join_by_row_position(fer_csv, tmp_path):
     assert df["votes_happy"].tolist() == [0, 8, 0] and df["votes_angry"].tolist() == [3, 0, 0]
     assert df["votes_fear"].tolist() == [0, 0, 7] and df["unknown"].tolist() == [0, 1, 3]
     assert df["ferplus_name"].tolist() == ["fer0000000.png", "fer0000001.png", "fer0000002.png"]
-    assert [(os.path.basename(s.path), s.row) for s in report] == [("fer2013new.csv", 3)]
-    assert "no image name" in report.items[0].reason
+    assert [(os.path.basename(s.path), s.row) for s in report.excluded] == [("fer2013new.csv", 3)]
+    assert "no image name" in report.excluded[0].reason and report.items == []
 
 
 def test_ferplus_csv_not_aligned(fer_csv, tmp_path):

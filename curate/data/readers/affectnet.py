@@ -69,7 +69,7 @@ def read_affectnet(
     if report is not None:
         for i in frame.index[dropped]:
             kind = NOT_EMOTIONS[int(expression[i])]
-            report.add(
+            report.exclude(
                 DataError(
                     path,
                     i + first_line,

@@ -153,7 +153,7 @@ def _join_ferplus(
     no_image = votes["Image name"].loc[frame.index].isna()
     if report is not None:
         for i in frame.index[no_image]:
-            report.add(
+            report.exclude(
                 DataError(
                     ferplus_csv,
                     i + 2,
