@@ -57,3 +57,14 @@ def test_bad_label_and_missing_image(raf):
         (4, "the line has no label"),
         (2, "image file not found: 'Image/aligned/train_00009_aligned.jpg'"),
     ]
+
+
+def test_a_line_with_extra_fields_is_named(raf):
+    labels = raf / "EmoLabel" / "list_patition_label.txt"
+    original = labels.read_text().splitlines()
+    labels.write_text("\n".join([original[0] + " extra", *original[1:]]) + "\n")
+    with pytest.raises(DataError, match=r"row 1: the line has 3 fields, not 2\. Each line must read"):
+        read_rafdb(labels)
+    report = SkipReport()
+    df = read_rafdb(labels, on_bad="skip", report=report)
+    assert len(df) == len(original) - 1 and [s.row for s in report] == [1]

@@ -23,6 +23,15 @@ RAFDB_CLASSES = ("surprise", "fear", "disgust", "happiness", "sadness", "anger",
 LABEL_FILE = "list_patition_label.txt"
 
 
+def _widest_line(path: Path) -> int:
+    """The most whitespace-separated fields on one line of ``path`` (0 if unreadable: load_csv reports it)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            return max((len(line.split()) for line in fh), default=0)
+    except OSError:
+        return 0
+
+
 def read_rafdb(
     path: str | os.PathLike[str],
     *,
@@ -44,8 +53,16 @@ def read_rafdb(
     if root is None:
         root = path.parent.parent if path.parent.name == "EmoLabel" else path.parent
     root = os.path.abspath(root)
-    frame = load_csv(path, delimiter=r"\s+", names=("name", "raf_label"), text_columns=("name", "raf_label"))
+    widest = _widest_line(path)  # more fields than names would make pandas index by the first
+    extra = tuple(f"extra{k}" for k in range(max(0, widest - 2)))
+    frame = load_csv(path, delimiter=r"\s+", names=("name", "raf_label", *extra),
+                     text_columns=("name", "raf_label", *extra))
     errors = RowErrors(path, first_line=1)
+    if extra:
+        fields = 2 + frame[list(extra)].notna().sum(axis=1)
+        for i in frame.index[fields > 2]:
+            errors.add(i, f"the line has {fields[i]} fields, not 2", "Each line must read `<image name> <label 1..7>`.")
+        frame = frame.drop(columns=list(extra))
     names = frame["name"].fillna("").astype(str)
     numbers = pd.to_numeric(frame["raf_label"], errors="coerce")
     bad = ~numbers.isin(range(1, len(RAFDB_CLASSES) + 1))
