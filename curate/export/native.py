@@ -193,8 +193,8 @@ def _rewrite_csv(cleaned: CleanedLabels, src: Path, tmp: Path, layout: CsvLayout
         for n, row in enumerate(reader):
             text = raw()
             key = layout.key(n, dict(zip(columns, row))) if len(row) == len(columns) else None
-            face = lookup.get(key) if key is not None else None
-            if face is None:
+            face = lookup.get(key) if key is not None and key not in seen else None
+            if face is None:  # not scored, or a repeat of a face's row (the reader kept the first)
                 unscored += bool(row)
                 fout.write(text)
                 continue

@@ -121,6 +121,19 @@ def test_source_csv(tmp_path):
     assert back["note"].tolist() == [f"note {k}" for k in (0, 1, 3, 4, 5, 7, 8)]
 
 
+def test_a_repeated_row_the_reader_skipped_is_copied_unchanged(tmp_path):
+    src = tmp_path / "ds" / "labels.csv"
+    for k in range(4):
+        make_image(src.parent / f"{k}.png", 30 * k)
+    src.write_text("path,label\n0.png,a\n1.png,b\n1.png,b\n2.png,c\n3.png,a\n")
+    table = read_dataset(src, on_bad="skip", classes=["a", "b", "c"])
+    assert len(table) == 4
+    out, summary = export(tmp_path, table, src.parent / "clean.csv", format="native")
+    lines = out.read_text().splitlines()
+    assert summary.unscored_rows == 1 and summary.written == len(expected_auto(table)) == 3
+    assert lines[2:4] == ["1.png,c", "1.png,b"]  # the face's row relabeled, its repeat copied as it was
+
+
 def test_ferplus(tmp_path):
     src = tmp_path / "ferplus" / "labels.csv"
     lines = [",".join(FERPLUS_LABELS_COLUMNS)]
