@@ -184,6 +184,13 @@ def test_duplicate_ids(tmp_path, images, write_csv):
         read_csvlist(csv, id_column="id")
 
 
+def test_ids_stay_text_under_a_padded_header(tmp_path, images):
+    csv = tmp_path / "l.csv"
+    csv.write_text("path, id, label\nimg/a.png,007,x\nimg/b.png,7,x\n")
+    df = read_csvlist(csv, id_column="id")
+    assert df["sample_id"].tolist() == ["007", "7"]
+
+
 def test_empty_path_and_blank_lines_keep_line_numbers(tmp_path, images):
     csv = tmp_path / "l.csv"
     csv.write_text("path,label\nimg/a.png,x\n\n,x\n")

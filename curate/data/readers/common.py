@@ -78,7 +78,7 @@ def load_csv(
             header=header,
             names=names,
             encoding=encoding,
-            dtype={c: str for c in text_columns if c in columns},
+            dtype={c: str for c in columns if str(c).strip() in text_columns},  # header cells may be padded
             keep_default_na=False,
             na_values=[""],
             skip_blank_lines=False,
