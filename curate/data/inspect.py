@@ -72,6 +72,8 @@ def inspect_table(
         problems += [_from_report("error", "skipped while reading", s) for s in report.items]
         problems += [_from_report("warning", "reader warning", s) for s in report.warnings]
         problems += [_from_report("warning", "left out by design", s) for s in report.excluded]
+    if len(df) == 0 and not (report is not None and report.items):  # none listed (not: all skipped)
+        problems.append(Problem("error", "no images", "the dataset lists no images. Check the path and --format."))
     problems += _label_problems(df, classes)
     problems += _duplicate_problems(df)
     problems += _vote_problems(df, classes)

@@ -181,6 +181,12 @@ def test_inspect_table_duplicates_single_class_and_votes(tmp_path, make_image):
     assert "ERROR: duplicate image path (1)" in format_report(result)
 
 
+def test_a_dataset_without_images_is_an_error(tmp_path):
+    (tmp_path / "l.csv").write_text("path,label\n")
+    result = run(tmp_path / "l.csv")
+    assert result.exit_code == 1 and "ERROR: no images (1)" in result.output
+
+
 def test_unlabeled_rows_in_histogram(tmp_path, make_image):
     path = str(make_image(tmp_path / "a.png"))
     df = make_table(["s1", "s2"], [path, path + "x"], [0, -1], ["x"])
