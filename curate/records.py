@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from curate.files import temp_beside
 
 VERDICTS = ("ok", "ambiguous", "likely_mislabeled")
 META_KEY = b"curate"
@@ -102,9 +103,7 @@ class ScoresWriter:
     def __init__(self, path: str | Path, num_classes: int, metadata: dict[str, Any]):
         self.path = Path(path)
         self.schema = schema(num_classes, metadata)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temp_beside(self.path)
         self._writer = pq.ParquetWriter(self._tmp, self.schema)
         self.rows = 0
 
@@ -171,8 +170,8 @@ def embeddings_path(scores_path: str | Path) -> Path:
 def save_embeddings(scores_path: str | Path, emb: np.ndarray, *, dtype: str = "float16") -> Path:
     """Save (N, D) embeddings beside the scores file, atomically; returns the path."""
     target = embeddings_path(scores_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    with os.fdopen(fd, "wb") as fh:
+    tmp = temp_beside(target)
+    with open(tmp, "wb") as fh:
         np.save(fh, np.asarray(emb, dtype=dtype))
     os.replace(tmp, target)
     return target
@@ -190,8 +189,8 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
     for col in (*VECTOR_COLUMNS, "neighbors"):
         if col in out.columns:
             out[col] = [json.dumps(np.asarray(v).tolist()) for v in out[col]]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as fh:
+    tmp = temp_beside(path)
+    with open(tmp, "w", newline="") as fh:
         out.to_csv(fh, index=False)
     os.replace(tmp, path)
     return path

@@ -9,13 +9,13 @@ Command-line flags override the file; the file overrides the defaults.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from curate.files import temp_beside
 from curate.flags import FlagRule
 from curate.scoring.scores import ScoreConfig
 from dmue_core.config import DMUEConfig, TrainConfig
@@ -84,8 +84,8 @@ class RunConfig:
     def save(self, path: str | Path) -> Path:
         """Write YAML atomically."""
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
+        tmp = temp_beside(path)
+        with open(tmp, "w") as fh:
             yaml.safe_dump(self.to_dict(), fh, sort_keys=False)
         os.replace(tmp, path)
         return path

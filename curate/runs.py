@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from curate.files import temp_beside
 from curate.run_config import RunConfig
 from dmue_core.export import FORMAT as TARGET_FORMAT
 from dmue_core.export import load_target_model
@@ -59,8 +59,8 @@ class RunPaths:
 
 def write_json(path: Path, obj: object) -> None:
     """Write JSON atomically."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
+    tmp = temp_beside(path)
+    with open(tmp, "w") as fh:
         json.dump(obj, fh, indent=2)
     os.replace(tmp, path)
 

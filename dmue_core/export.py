@@ -60,6 +60,9 @@ def save_target_model(model: DMUE, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"state_dict": to_target_model(model).state_dict(), "config": _plain_config(model)}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; give the mode a plain open would
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)

@@ -46,6 +46,10 @@ def test_run_writes_config_model_and_scores(synthetic_run):
     assert df.attrs["reader"]["label_column"] == "label"
     assert df.attrs["tta"] == "hflip"
     assert RunConfig.load(run / "config.yaml").train.balanced_sampler is False  # every face once per epoch
+    from curate.files import umask
+
+    for name in ("config.yaml", "classes.json", "faces.json", "model.pt", "scores.parquet", "scores.embeddings.npy"):
+        assert (run / name).stat().st_mode & 0o777 == 0o666 & ~umask(), name  # not private like mkstemp's
 
 
 def test_sampler_defaults_flags_and_faithful(tmp_path):

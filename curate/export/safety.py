@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+from curate.files import temp_beside, umask
+
 #: Hidden file inside an exported folder (readers ignore hidden entries).
 MARKER = ".curate-export"
 
@@ -32,10 +34,8 @@ class Staged:
         if folder:
             self.path = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
         else:
-            fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
-            os.close(fd)
-            self.path = Path(name)
-        self.path.chmod((0o777 if folder else 0o666) & ~_umask())
+            self.path = temp_beside(target, suffix)
+        self.path.chmod((0o777 if folder else 0o666) & ~umask())
 
     def commit(self) -> None:
         """Move the temporary into place (a previous folder is renamed aside, then removed)."""
@@ -144,9 +144,3 @@ def _image_root(images: list[str]) -> Path | None:
 def _within(path: Path, folder: Path) -> bool:
     """``path`` (as given, or with links resolved) lies inside ``folder``."""
     return path.absolute().is_relative_to(folder) or path.resolve().is_relative_to(folder)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
