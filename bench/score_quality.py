@@ -1,6 +1,7 @@
 """Detection quality of one existing run's scores against the FERPlus crowd (the real-noise benchmark).
 
 Usage: python bench/score_quality.py RUN_DIR [--labels ../shared/data/ferplus/labels.csv]
+(use the ferplus-mini labels.csv for a run on the mini set)
 
 The same figures as ``curate bench`` reports for its DMUE stage (``curate.benchmark.signals`` and
 ``report``): AUROC / AP / precision@k / FNR at the noise-rate budget / flag precision and recall /
@@ -30,7 +31,12 @@ def main() -> None:
     args = ap.parse_args()
     ids = records.read_scores(args.run_dir / "scores.parquet")["sample_id"]
     labels = pd.read_csv(args.labels)
-    labels["path"] = [str((args.labels.parent / p).resolve()) for p in labels["path"]]  # as the readers resolve them
+    if not ids.isin(labels["path"]).all():  # ids are the paths as written (FERPlus reader) or resolved (CSV list)
+        labels["path"] = [str((args.labels.parent / p).resolve()) for p in labels["path"]]
+    missing = ids[~ids.isin(labels["path"])]
+    if len(missing):
+        raise SystemExit(f"{len(missing)} scored faces are not rows of {args.labels} (first: {missing.iloc[0]}); "
+                         "pass the labels file the run was made from with --labels")
     truth = labels.set_index("path").loc[ids].reset_index()
     # ferplus_label counts in FER2013's class order; the run's suggested labels in its own
     run_classes = json.loads((args.run_dir / "classes.json").read_text())
