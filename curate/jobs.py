@@ -130,8 +130,12 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
     if not result.completed:
         raise TrainingInterrupted(f"training stopped with {result.epochs_done} of {cfg.train.epochs} epochs complete; "
                                   f"run the same command again to resume from {result.checkpoint}")
-    log(f"trained {cfg.model.backbone} DMUE on {len(table)} faces: {result.epochs_done} epochs, "
-        f"{time.time() - t0:.0f} s this call, {result.images_per_s:.0f} images/s")
+    if result.images_per_s == 0:  # nothing left to train this call
+        log(f"{cfg.model.backbone} DMUE already trained on these {len(table)} faces ({result.epochs_done} epochs): "
+            "reusing the model")
+    else:
+        log(f"trained {cfg.model.backbone} DMUE on {len(table)} faces: {result.epochs_done} epochs, "
+            f"{time.time() - t0:.0f} s this call, {result.images_per_s:.0f} images/s")
     _warn_given_up(paths.root, table["label"].to_numpy(), classes, cfg.model.centred_uncertainty, log)
     save_target_model(model, paths.model)
     return paths

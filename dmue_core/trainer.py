@@ -615,8 +615,11 @@ class _Run:
             self.records = [r for r in _read_jsonl(self.log_path) if r["epoch"] < self.epoch]
             _atomic_write(self.log_path, lambda f: f.write(_jsonl(self.records)), "w")
             self.dynamics_files.prepare(self.epoch)
-        self.log(f"resumed from {self.last_path}: epoch {self.epoch + 1}, step {self.step}, "
-                 f"global step {self.global_step}")
+        if self.epoch >= self.cfg.epochs:
+            self.log(f"{self.last_path}: training already complete ({self.epoch}/{self.cfg.epochs} epochs)")
+        else:
+            self.log(f"resumed from {self.last_path}: epoch {self.epoch + 1}, step {self.step}, "
+                     f"global step {self.global_step}")
 
     # ------------------------------------------------------------------------------ loop
     def _loop(

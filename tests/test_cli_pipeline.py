@@ -169,6 +169,7 @@ def test_rerun_resumes_its_own_settings_and_refuses_another_run(synthetic_run, t
     res = invoke("train", data, "--out", run)  # no flags: the run's own settings (1 epoch, 32 px)
     assert res.exit_code == 0, res.output
     assert "resuming" in res.output and (run / "config.yaml").read_bytes() == saved
+    assert "already trained on these 120 faces (1 epochs): reusing the model" in res.output
 
     for flags, why in ((["--image-size", "48"], "image size 32, not 48"),
                        (["--backbone", "mobilenet_v2"], "another model config")):
