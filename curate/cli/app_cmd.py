@@ -123,9 +123,9 @@ def app(name: str, port: int, address: str, remote: bool, timeout: int) -> None:
 
     \b
     Examples:
-      curate app ferplus-mini
-      curate app ferplus-mini --port 5252 --remote       # then: ssh -L 5252:127.0.0.1:5252 host
-      curate app ferplus-mini --address 0.0.0.0          # reachable from the network
+      curate app mini
+      curate app mini --port 5252 --remote       # then: ssh -L 5252:127.0.0.1:5252 host
+      curate app mini --address 0.0.0.0          # reachable from the network
     """
     import fiftyone as fo
     import fiftyone.plugins as fop

@@ -46,7 +46,7 @@ def export(source: str, **options: object) -> None:
     \b
     Examples:
       curate export runs/mini/scores.parquet --format csv --policy auto --out mini.clean.csv
-      curate export fiftyone:ferplus-mini --format native --policy decisions --out labels.clean.csv
+      curate export fiftyone:mini --format native --policy decisions --out labels.clean.csv
       curate export runs/raf/scores.parquet --format rafdb --policy auto --confidence 0.9 \\
           --out raf/EmoLabel/list_patition_label.clean.txt
       curate export runs/mini/scores.parquet --format imagefolder --links copy --policy auto --out clean_tree/

@@ -28,9 +28,9 @@ def load(scores: Path, name: str, overwrite: bool, similarity: bool) -> None:
 
     \b
     Examples:
-      curate load runs/mini/scores.parquet --name ferplus-mini
-      curate load runs/batch2/scores.parquet --name ferplus-mini          # update, decisions kept
-      curate load runs/mini/scores.parquet --name ferplus-mini --overwrite
+      curate load runs/mini/scores.parquet --name mini
+      curate load runs/batch2/scores.parquet --name mini          # update, decisions kept
+      curate load runs/mini/scores.parquet --name mini --overwrite
       curate load runs/mini/scores.parquet --name quick --no-similarity
     """
     from curate.fiftyone import QUEUES, ScoresFileError, load_scores, loaded_from

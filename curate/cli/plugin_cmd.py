@@ -45,7 +45,7 @@ def install(target_dir: Path | None, copy: bool, force: bool) -> None:
     Examples:
       curate plugin install
       curate plugin install --dir ~/fiftyone/__plugins__ --copy --force
-      FIFTYONE_PLUGINS_DIR=$PWD/plugins curate app ferplus-mini   # no install needed
+      FIFTYONE_PLUGINS_DIR=$PWD/plugins curate app mini   # no install needed
     """
     source = plugin_source()
     if target_dir is None:
