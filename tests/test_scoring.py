@@ -218,6 +218,23 @@ def test_mismatches_fail_before_any_work(tiny):
     assert not out.exists()
 
 
+def test_uncertainty_of_a_set_missing_a_class_is_the_models_own(tiny):
+    """Batch-free sigma equals the model's eval-mode sigma on the same faces, also when a class
+    has no face in the set (its mean must be undefined, not a zero vector)."""
+    from curate.scoring.pipeline import _uncertainty, class_means
+
+    _, table, model = tiny
+    torch.manual_seed(1)
+    emb = torch.randn(len(table), 256)
+    given = table["label"].to_numpy()
+    keep = given != 2
+    with torch.no_grad():
+        expected = model.uncertainty(emb[keep], torch.from_numpy(given[keep])).numpy()
+    got = _uncertainty(model, emb[keep].numpy(), given[keep], 7)
+    assert np.isnan(class_means(emb[keep].numpy(), given[keep], 7)[2]).all()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_interrupted_write_leaves_no_file(tmp_path):
     import pandas as pd
 

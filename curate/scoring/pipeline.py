@@ -80,14 +80,18 @@ def check_compatible(model: nn.Module, table: pd.DataFrame, model_classes: list[
 
 
 def class_means(emb: np.ndarray, labels: np.ndarray, num_classes: int, *, chunk: int = 65_536) -> np.ndarray:
-    """(C, D) float32 mean of the L2-normalised embeddings of each class (zeros for an absent class)."""
+    """(C, D) float32 mean of the L2-normalised embeddings of each class; NaN rows for a class
+    absent from ``labels`` (as ``dmue_core.losses.normalized_class_means``: the uncertainty then
+    leaves it out, instead of counting it as a class at similarity 0)."""
     sums = np.zeros((num_classes, emb.shape[1]), dtype=np.float64)
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     for s in range(0, len(emb), chunk):
         e = np.asarray(emb[s : s + chunk], dtype=np.float64)
         e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
         np.add.at(sums, labels[s : s + chunk], e)
-    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+    means = sums / np.maximum(counts, 1)[:, None]
+    means[counts == 0] = np.nan
+    return means.astype(np.float32)
 
 
 def _latent_fallback(probs: np.ndarray, given: np.ndarray) -> np.ndarray:
