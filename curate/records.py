@@ -167,13 +167,23 @@ def embeddings_path(scores_path: str | Path) -> Path:
     return p.with_name(p.stem + ".embeddings.npy")
 
 
+def stage_embeddings(scores_path: str | Path, emb: np.ndarray, *, dtype: str = "float16") -> Path:
+    """Write (N, D) embeddings to a temporary file beside the scores file's side file; returns it
+    (``os.replace`` it onto ``embeddings_path(scores_path)``, e.g. right after the scores file)."""
+    tmp = temp_beside(embeddings_path(scores_path))
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(emb, dtype=dtype))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
 def save_embeddings(scores_path: str | Path, emb: np.ndarray, *, dtype: str = "float16") -> Path:
     """Save (N, D) embeddings beside the scores file, atomically; returns the path."""
     target = embeddings_path(scores_path)
-    tmp = temp_beside(target)
-    with open(tmp, "wb") as fh:
-        np.save(fh, np.asarray(emb, dtype=dtype))
-    os.replace(tmp, target)
+    os.replace(stage_embeddings(scores_path, emb, dtype=dtype), target)
     return target
 
 

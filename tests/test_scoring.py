@@ -235,6 +235,24 @@ def test_uncertainty_of_a_set_missing_a_class_is_the_models_own(tiny):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def test_a_failed_rescore_keeps_the_scores_and_embeddings_pair(tiny, tmp_path, monkeypatch):
+    _, table, model = tiny
+    out = tmp_path / "s.parquet"
+    score_table(model, table, out, image_size=32, progress=False, score_cfg=ScoreConfig(k=5))
+    before = out.read_bytes(), records.embeddings_path(out).read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    for target, name in ((records.np, "save"), (records.ScoresWriter, "write")):  # either file's write fails
+        with monkeypatch.context() as patch:
+            patch.setattr(target, name, disk_full)
+            with pytest.raises(OSError, match="No space left"):
+                score_table(model, table.iloc[:20], out, image_size=32, progress=False, score_cfg=ScoreConfig(k=5))
+        assert (out.read_bytes(), records.embeddings_path(out).read_bytes()) == before, name
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["s.embeddings.npy", "s.parquet"]
+
+
 def test_interrupted_write_leaves_no_file(tmp_path):
     import pandas as pd
 

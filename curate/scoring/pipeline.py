@@ -12,6 +12,7 @@ do not depend on which faces share its batch or on the batch size.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,27 +170,31 @@ def score_table(
             **(metadata or {}),
         }
         ids = table["sample_id"].astype(str).to_numpy()
-        with records.ScoresWriter(out, C, meta) as writer:
-            for s in range(0, N, WRITE_CHUNK):
-                sl = slice(s, min(s + WRITE_CHUNK, N))
-                writer.write(pd.DataFrame({
-                    "sample_id": ids[sl],
-                    "filepath": table["filepath"].astype(str).to_numpy()[sl],
-                    "split": table["split"].astype(str).to_numpy()[sl],
-                    "given_label": given[sl],
-                    "target_probs": list(probs[sl]),
-                    "latent_distribution": list(latent[sl]),
-                    "label_distribution": list(scores["label_distribution"][sl]),
-                    "uncertainty": sigma[sl],
-                    "mislabel_score": scores["mislabel_score"][sl],
-                    "ambiguity_score": scores["ambiguity_score"][sl],
-                    "suggested_label": scores["suggested_label"][sl],
-                    "knn_disagreement": scores["knn_disagreement"][sl],
-                    "neighbors": [list(ids[row[row >= 0]]) for row in knn_indices[sl]],
-                    "verdict": verdict[sl],
-                    "reasons": reasons[sl],
-                }))  # fmt: skip
-        records.save_embeddings(out, emb, dtype=embeddings_dtype)
+        staged = records.stage_embeddings(out, emb, dtype=embeddings_dtype)  # replaced right after the scores
+        try:
+            with records.ScoresWriter(out, C, meta) as writer:
+                for s in range(0, N, WRITE_CHUNK):
+                    sl = slice(s, min(s + WRITE_CHUNK, N))
+                    writer.write(pd.DataFrame({
+                        "sample_id": ids[sl],
+                        "filepath": table["filepath"].astype(str).to_numpy()[sl],
+                        "split": table["split"].astype(str).to_numpy()[sl],
+                        "given_label": given[sl],
+                        "target_probs": list(probs[sl]),
+                        "latent_distribution": list(latent[sl]),
+                        "label_distribution": list(scores["label_distribution"][sl]),
+                        "uncertainty": sigma[sl],
+                        "mislabel_score": scores["mislabel_score"][sl],
+                        "ambiguity_score": scores["ambiguity_score"][sl],
+                        "suggested_label": scores["suggested_label"][sl],
+                        "knn_disagreement": scores["knn_disagreement"][sl],
+                        "neighbors": [list(ids[row[row >= 0]]) for row in knn_indices[sl]],
+                        "verdict": verdict[sl],
+                        "reasons": reasons[sl],
+                    }))  # fmt: skip
+            os.replace(staged, records.embeddings_path(out))
+        finally:
+            staged.unlink(missing_ok=True)
     counts = {v: int((verdict == v).sum()) for v in records.VERDICTS}
     return ScoreResult(path=out, rows=N, verdict_counts=counts, rule=rule,
                        faces_without_embedding=int(no_embedding.sum()))
