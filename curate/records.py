@@ -10,7 +10,7 @@ given_label            int32               class index of the label the dataset 
 target_probs           list<float32>[C]    target-branch softmax, sums to 1
 latent_distribution    list<float32>[C]    DMUE's mined distribution, 0 at given_label, sums to 1
 label_distribution     list<float32>[C]    the distribution the tool believes, sums to 1
-uncertainty            float32             batch-free pairwise uncertainty sigma in (0, 1)
+uncertainty            float32             batch-free pairwise uncertainty sigma in [0, 1] (a sigmoid; float32 can round it to 1)
 mislabel_score         float32             [0, 1], higher = more likely mislabeled
 ambiguity_score        float32             [0, 1], higher = more ambiguous
 suggested_label        int32               argmax of label_distribution

@@ -156,6 +156,9 @@ def test_bad_inputs_fail_before_work(synthetic_run, tmp_path):
     # unwritable / missing output folder
     res = invoke("score", synthetic_run / "run", data, *opts, "--out", tmp_path / "nope" / "z.parquet")
     assert res.exit_code != 0 and "does not exist" in res.output
+    res = invoke("score", synthetic_run / "run", data, *opts, "--out", tmp_path / "z.parquet", "--csv",
+                 tmp_path / "nope" / "z.csv")
+    assert res.exit_code != 0 and f"output folder {tmp_path / 'nope'} does not exist" in res.output
     assert not list(tmp_path.glob("*.parquet"))
 
 

@@ -38,8 +38,9 @@ def score(model: Path, dataset: str, out: Path, csv_out: Path | None, batch_size
     for path in (out, csv_out):
         if path is not None and path.exists() and not force:
             raise click.ClickException(f"{path} exists; pass --force to overwrite it")
-    if not out.parent.is_dir():
-        raise click.ClickException(f"output folder {out.parent} does not exist")
+    for path in (out, csv_out):
+        if path is not None and not path.parent.is_dir():
+            raise click.ClickException(f"output folder {path.parent} does not exist")
     probe = out.parent / f".{out.name}.probe"
     try:
         probe.touch()
