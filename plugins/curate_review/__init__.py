@@ -10,6 +10,7 @@ target, so a batch decision on a queue can be undone on the same queue; from Pyt
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import fiftyone.operators as foo
@@ -131,23 +132,29 @@ class ExportCleaned(foo.Operator):
         from curate.export import FORMAT_CHOICES, POLICIES
 
         inputs = types.Object()
-        inputs.str("out", required=True, label="Output file or folder")
+        inputs.str("out", required=True, label="Output file or folder (absolute path, or ~/...)")
         inputs.enum("format", list(FORMAT_CHOICES), default="csv", label="Format")
         inputs.enum("policy", list(POLICIES), default="decisions", label="Policy")
         inputs.bool("force", default=False, label="Replace an existing output")
         return types.Property(inputs, view=types.View(label="Export cleaned labels"))
 
     def execute(self, ctx: foo.ExecutionContext) -> dict[str, Any]:
-        from curate.export import export_cleaned
+        from curate.export import ExportError, export_cleaned
 
-        summary = export_cleaned(
-            f"fiftyone:{ctx.dataset.name}",
-            format=ctx.params.get("format", "csv"),
-            policy=ctx.params.get("policy", "decisions"),
-            out=ctx.params["out"],
-            force=bool(ctx.params.get("force", False)),
-            by=review.curator(ctx.user),
-        )
+        out = Path(ctx.params["out"]).expanduser()
+        if not out.is_absolute():  # the App server's working directory is nobody's choice
+            raise ValueError(f"give the output as an absolute path (or ~/...), not {ctx.params['out']!r}")
+        try:
+            summary = export_cleaned(
+                f"fiftyone:{ctx.dataset.name}",
+                format=ctx.params.get("format", "csv"),
+                policy=ctx.params.get("policy", "decisions"),
+                out=out,
+                force=bool(ctx.params.get("force", False)),
+                by=review.curator(ctx.user),
+            )
+        except ExportError as exc:  # the CLI's --force by its name in this form
+            raise ValueError(str(exc).replace("pass --force", "tick 'Replace an existing output'")) from None
         ctx.ops.notify(f"Wrote {summary.written} faces to {summary.out}", variant="success")
         return summary.to_dict()
 

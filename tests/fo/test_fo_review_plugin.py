@@ -157,6 +157,11 @@ def test_decisions_table_and_export(ds, tmp_path):
     written = pd.read_csv(out, keep_default_na=False).set_index("sample_id")
     assert written.loc["f0", "clean_label"] == "sad" and "f1" not in written.index
 
+    with pytest.raises(Exception, match="tick 'Replace an existing output'"):  # the form's name for --force
+        run("export_cleaned", ds, params={"out": str(out), "format": "csv", "policy": "decisions"})
+    with pytest.raises(Exception, match="give the output as an absolute path"):
+        run("export_cleaned", ds, params={"out": "clean.csv", "format": "csv", "policy": "decisions"})
+
 
 def test_curator_is_the_app_user_else_the_os_user(monkeypatch):
     from types import SimpleNamespace
