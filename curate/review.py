@@ -72,8 +72,17 @@ def curator(user: Any = None) -> str:
     return os.environ.get("USER") or "curator"
 
 
+def require_scored(dataset: fo.Dataset) -> None:
+    """Raise ValueError, changing nothing, unless ``dataset`` holds curate's scores (``curate load``)."""
+    missing = [f for f in (GIVEN, SUGGESTED) if f not in dataset.get_field_schema()]
+    if missing:
+        raise ValueError(f"dataset {dataset.name!r} has no {', '.join(missing)} field: it was not made by "
+                         "`curate load`; load a scores file into it first (curate load SCORES --name NAME)")
+
+
 def ensure_decision_fields(dataset: fo.Dataset) -> None:
-    """Declare the decision fields on ``dataset`` (no-op when present)."""
+    """Declare the decision fields on ``dataset`` (no-op when present); it must hold curate's scores."""
+    require_scored(dataset)
     schema = dataset.get_field_schema()
     if DECISIONS not in schema:
         dataset.add_sample_field(DECISIONS, fo.ListField, subfield=fo.DictField)
@@ -206,6 +215,7 @@ def queue_counts(dataset: fo.Dataset) -> dict[str, int]:
 
 def confusion(dataset: fo.Dataset) -> pd.DataFrame:
     """Counts of given label (rows) x suggested label (columns), over the dataset's classes."""
+    require_scored(dataset)
     given, suggested = dataset.values([f"{GIVEN}.label", SUGGESTED])
     classes = dataset.default_classes or sorted({c for c in (*given, *suggested) if c})
     table = pd.crosstab(pd.Categorical(given, classes), pd.Categorical(suggested, classes), dropna=False)

@@ -2,8 +2,9 @@
 
 Operators act on the faces selected in the grid (relabel, show_similar) or on the selection /
 current view (accept_suggestions, mark_reviewed, exclude, include, undo: the App offers the
-target, so a batch decision on a queue can be undone on the same queue; from Python,
-``selected`` ids win over the view). Each records a decision through
+target, so a batch decision on a queue can be undone on the same queue - except on
+``unreviewed-flagged``, which a decision empties: undo those on ``likely-mislabeled``; from
+Python, ``selected`` ids win over the view). Each records a decision through
 :mod:`curate.review`, by the App user when known, else ``$USER``.
 """
 

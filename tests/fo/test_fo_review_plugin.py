@@ -163,6 +163,19 @@ def test_decisions_table_and_export(ds, tmp_path):
         run("export_cleaned", ds, params={"out": "clean.csv", "format": "csv", "policy": "decisions"})
 
 
+def test_a_dataset_curate_did_not_load_is_refused_untouched(dataset_name):
+    import fiftyone as fo
+
+    plain = fo.Dataset(dataset_name)
+    plain.add_sample(fo.Sample(filepath="/tmp/x.png"))
+    fields = set(plain.get_field_schema())
+    for uri, ctx in (("accept_suggestions", {"view": plain.view()}),
+                     ("review_queues", {"params": {"__method__": "on_load", "panel_id": "p", "panel_state": {}}})):
+        with pytest.raises(Exception, match="it was not made by `curate load`"):
+            run(uri, plain, **ctx)
+    assert set(plain.get_field_schema()) == fields
+
+
 def test_curator_is_the_app_user_else_the_os_user(monkeypatch):
     from types import SimpleNamespace
 
