@@ -199,13 +199,15 @@ def decisions_table(dataset: fo.Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def similar_view(dataset: fo.Dataset, sample_ids: list[str], *, brain_key: str, k: int | None = None) -> fo.DatasetView:
-    """``dataset`` sorted by similarity to ``sample_ids`` (their mean) with similarity run ``brain_key``."""
+def similar_view(samples: SampleCollection, sample_ids: list[str], *, brain_key: str,
+                 k: int | None = None) -> fo.DatasetView:
+    """``samples`` (the dataset or the view being browsed) sorted by similarity to ``sample_ids``
+    (their mean) with the dataset's similarity run ``brain_key``."""
     if not sample_ids:
         raise ValueError("select at least one face to find similar faces")
-    if brain_key not in dataset.list_brain_runs():
+    if brain_key not in samples._root_dataset.list_brain_runs():
         raise ValueError(f"the dataset has no similarity run {brain_key!r}; load the scores with similarity")
-    return dataset.sort_by_similarity(sample_ids, k=k, brain_key=brain_key)
+    return samples.sort_by_similarity(sample_ids, k=k, brain_key=brain_key)
 
 
 def queue_counts(dataset: fo.Dataset) -> dict[str, int]:

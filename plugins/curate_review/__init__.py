@@ -118,8 +118,8 @@ class ShowSimilar(foo.Operator):
         return types.Property(inputs, view=types.View(label="Show faces similar to the selection"))
 
     def execute(self, ctx: foo.ExecutionContext) -> dict[str, int]:
-        k = int(ctx.params.get("k", 50))
-        view = review.similar_view(ctx.dataset, list(ctx.selected), brain_key=SIMILARITY_KEY, k=k)
+        k = int(ctx.params.get("k") or 50)  # a cleared field means the default
+        view = review.similar_view(ctx.view, list(ctx.selected), brain_key=SIMILARITY_KEY, k=k)
         ctx.ops.set_view(view)
         return {"count": len(view)}
 

@@ -116,6 +116,10 @@ def test_show_similar_sets_a_similarity_view(ds):
     expected = ds.sort_by_similarity(query, k=4, brain_key="dmue_sim").values("id")
     assert expected[0] == query[0] and len(expected) == 4
 
+    angry = ds.load_saved_view("given-angry")  # from a queue: the similar faces come from that queue
+    result = run("show_similar", ds, view=angry, params={"k": None}, selected=angry.values("id")[:1])
+    assert 0 < result.result["count"] <= len(angry)
+
 
 def test_panel_counts_confusion_and_queue_buttons(ds):
     run("relabel", ds, params={"label": "happy"}, selected=ids_of(ds, "f2"))
