@@ -191,17 +191,12 @@ def _check_report_path(report: Path, inputs: list[str | None]) -> None:
 def _drop_undecodable(df: pd.DataFrame, report: SkipReport) -> pd.DataFrame:
     """``df`` without the rows whose image does not decode; each one recorded in ``report``."""
     import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm import tqdm
 
     from curate.data.errors import DataError
-    from curate.data.images import FILE_HINT, check_image
+    from curate.data.images import FILE_HINT, check_images
 
     paths = df["filepath"].tolist()
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        problems = list(tqdm(pool.map(check_image, paths), total=len(paths), desc="check images", unit="img",
-                             disable=None))
+    problems = check_images(paths, workers=os.cpu_count() or 1)
     bad = [i for i, problem in enumerate(problems) if problem]
     for i in bad:
         report.add(DataError(paths[i], None, problems[i], FILE_HINT))

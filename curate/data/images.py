@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
 
 from curate.data.errors import DataError
 
@@ -75,6 +78,14 @@ def check_image(path: PathLike) -> str | None:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return f"image is corrupt or truncated ({exc})"
     return None
+
+
+def check_images(paths: Sequence[PathLike], *, workers: int) -> list[str | None]:
+    """:func:`check_image` of every path (``workers`` threads, at most the CPU count; tqdm bar on
+    a terminal), in order."""
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 1))) as pool:
+        return list(tqdm(pool.map(check_image, paths), total=len(paths), desc="check images", unit="img",
+                         disable=None))
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -8,17 +8,14 @@ with no votes at all.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
 import pandas as pd
-from tqdm import tqdm
 
 from curate.data.errors import Skipped, SkipReport, display_path
-from curate.data.images import check_image
+from curate.data.images import check_images
 from curate.data.table import VOTE_PREFIX, classes_of
 
 UNLABELED = "(unlabeled)"
@@ -215,19 +212,11 @@ def _vote_problems(df: pd.DataFrame, classes: list[str]) -> Iterable[Problem]:
 
 
 def _image_problems(filepaths: list[str], *, workers: int) -> Iterable[Problem]:
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 1))) as pool:
-        results = tqdm(
-            pool.map(check_image, filepaths),
-            total=len(filepaths),
-            desc="check images",
-            unit="img",
-            disable=None,
-        )
-        for filepath, problem in zip(filepaths, results):
-            if problem:
-                yield Problem(
-                    "error",
-                    "bad image file",
-                    f"{display_path(filepath)}: {problem}."
-                    " Restore or re-export the image, or remove its row.",
-                )
+    for filepath, problem in zip(filepaths, check_images(filepaths, workers=workers)):
+        if problem:
+            yield Problem(
+                "error",
+                "bad image file",
+                f"{display_path(filepath)}: {problem}."
+                " Restore or re-export the image, or remove its row.",
+            )
