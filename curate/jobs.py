@@ -59,17 +59,17 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, table: pd.DataFrame) -> RunPa
         import json
 
         differs = []
-        if paths.classes.exists() and json.loads(paths.classes.read_text()) != list(classes):
-            differs.append(f"classes {json.loads(paths.classes.read_text())}, not {list(classes)}")
-        if paths.faces.exists() and json.loads(paths.faces.read_text()) != digest:
-            old = json.loads(paths.faces.read_text())["faces"]
-            differs.append(f"another dataset or other labels ({old} faces, now {digest['faces']})")
+        old_classes = json.loads(paths.classes.read_text()) if paths.classes.exists() else list(classes)
+        if old_classes != list(classes):
+            differs.append(f"classes {old_classes}, not {list(classes)}")
+        old_digest = json.loads(paths.faces.read_text()) if paths.faces.exists() else digest
+        if old_digest != digest:
+            differs.append(f"another dataset or other labels ({old_digest['faces']} faces, now {digest['faces']})")
         if paths.config.exists():
-            old_cfg = RunConfig.load(paths.config)
+            old_cfg, model = RunConfig.load(paths.config), cfg.model.to_dict()
             if old_cfg.image_size != cfg.image_size:
                 differs.append(f"image size {old_cfg.image_size}, not {cfg.image_size}")
-            changed = {k: (v, cfg.model.to_dict()[k]) for k, v in old_cfg.model.to_dict().items()
-                       if cfg.model.to_dict().get(k) != v}
+            changed = {k: (v, model.get(k)) for k, v in old_cfg.model.to_dict().items() if model.get(k) != v}
             if changed:
                 differs.append(f"another model config {changed}")
         if differs:

@@ -62,6 +62,10 @@ class Skipped:
     reason: str
     hint: str = ""
 
+    @classmethod
+    def of(cls, error: DataError) -> Skipped:
+        return cls(error.path, error.row, error.problem, error.hint)
+
 
 @dataclass
 class SkipReport:
@@ -74,15 +78,15 @@ class SkipReport:
 
     def add(self, error: DataError) -> None:
         """Record an item that was left out of the table."""
-        self.items.append(Skipped(error.path, error.row, error.problem, error.hint))
+        self.items.append(Skipped.of(error))
 
     def warn(self, error: DataError) -> None:
         """Record a non-fatal finding (nothing was removed because of it)."""
-        self.warnings.append(Skipped(error.path, error.row, error.problem, error.hint))
+        self.warnings.append(Skipped.of(error))
 
     def exclude(self, error: DataError) -> None:
         """Record a row the format defines as not a face of a class (left out, not a problem)."""
-        self.excluded.append(Skipped(error.path, error.row, error.problem, error.hint))
+        self.excluded.append(Skipped.of(error))
 
     def __len__(self) -> int:
         return len(self.items)

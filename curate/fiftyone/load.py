@@ -121,11 +121,17 @@ def loaded_from(name: str) -> list[str]:
     when ``name`` is a dataset that ``curate load`` did not make."""
     if not fo.dataset_exists(name):
         return []
+    dataset = _curate_dataset(name)
+    paths = [dataset.get_run_info(key).config.scores_path for key in sorted(_load_keys(dataset), key=_load_number)]
+    return list(dict.fromkeys(paths))
+
+
+def _curate_dataset(name: str) -> fo.Dataset:
+    """The existing dataset ``name``; ScoresFileError unless ``curate load`` made it."""
     dataset = fo.load_dataset(name)
     if "classes" not in dataset.info:
         raise ScoresFileError(f"dataset {name!r} exists and was not made by `curate load`; choose another --name")
-    paths = [dataset.get_run_info(key).config.scores_path for key in sorted(_load_keys(dataset), key=_load_number)]
-    return list(dict.fromkeys(paths))
+    return dataset
 
 
 def _load_keys(dataset: fo.Dataset) -> list[str]:
@@ -179,18 +185,17 @@ def _read_embeddings(scores_path: Path, rows: int) -> np.ndarray:
 def _open(name: str, classes: list[str], overwrite: bool) -> fo.Dataset:
     """The dataset to fill: new, emptied (``overwrite``), or an existing curate dataset with ``classes``."""
     if fo.dataset_exists(name):
-        dataset = fo.load_dataset(name)
         if overwrite:
+            dataset = fo.load_dataset(name)
             dataset.delete_brain_runs()  # removes the faiss index files too
             dataset.delete()
-        elif "classes" not in dataset.info:
-            raise ScoresFileError(f"dataset {name!r} exists and was not made by `curate load`; choose another --name")
-        elif dataset.info["classes"] != classes:
-            raise ScoresFileError(
-                f"dataset {name!r} has classes {dataset.info['classes']} but the scores file has {classes}; "
-                "load it under another --name, or pass --overwrite to replace the dataset (and its decisions)"
-            )
         else:
+            dataset = _curate_dataset(name)
+            if dataset.info["classes"] != classes:
+                raise ScoresFileError(
+                    f"dataset {name!r} has classes {dataset.info['classes']} but the scores file has {classes}; "
+                    "load it under another --name, or pass --overwrite to replace the dataset (and its decisions)"
+                )
             return dataset
     dataset = fo.Dataset(name, persistent=True)
     dataset.media_type = "image"  # samples are inserted as raw documents, which does not set it
