@@ -79,11 +79,12 @@ def check_output(
         raise ExportError(f"output folder {out.parent} does not exist; create it first")
     real = out.resolve()
     images = list(images)
+    resolved = [Path(p).resolve() for p in images]  # links followed, once for the checks below
     for path in protected_files:
         if real == path.resolve():
             raise ExportError(f"{out} is the source file {path}; the source labels are never overwritten."
                               " Choose another --out")
-    hit = next((p for p in images if Path(p).resolve() == real), None)
+    hit = next((p for p, r in zip(images, resolved) if r == real), None)
     if hit is not None:
         raise ExportError(f"{out} is the source image {hit}; source images are never overwritten. Choose another --out")
     for tree in protected_trees:
@@ -95,7 +96,7 @@ def check_output(
         inside = next((p for p in images if _within(Path(p), real)), None)
         if inside is not None:
             raise ExportError(f"{out} holds source image {inside}; choose an --out that holds no source images")
-        root = _image_root(images)
+        root = _image_root(resolved)
         if root is not None and (real == root or real.is_relative_to(root)):
             raise ExportError(f"{out} lies inside {root}, the folder that holds the source images; the source"
                               " is never modified. Choose an --out outside it")
@@ -132,12 +133,12 @@ def safe_file_name(sample_id: str, filepath: str) -> str:
     return safe_component(name, what="file name", sample_id=sample_id)
 
 
-def _image_root(images: list[str]) -> Path | None:
-    """The deepest folder holding every image (links resolved), or None when that is a filesystem
-    root or home-level folder (images spread too widely to call it the source's tree)."""
-    if not images:
+def _image_root(resolved: list[Path]) -> Path | None:
+    """The deepest folder holding every image (paths with links resolved), or None when that is a
+    filesystem root or home-level folder (images spread too widely to call it the source's tree)."""
+    if not resolved:
         return None
-    root = Path(os.path.commonpath([str(Path(p).resolve().parent) for p in images]))
+    root = Path(os.path.commonpath([str(p.parent) for p in resolved]))
     return root if len(root.parts) > 2 else None
 
 

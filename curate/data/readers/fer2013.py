@@ -3,8 +3,9 @@
 Each row holds a 48x48 grey face as 2,304 space-separated values 0..255. The faces are written
 once as ``row{N:05d}-{D}.png`` (``N`` = 0-based data row, ``D`` = the first 16 hex digits of the
 SHA-1 of its ``pixels`` text) into a cache folder and reused by later reads: another file, or an
-edited row, gets its own PNG, never another face's. ``sample_id`` is ``row{N:05d}``, ``split`` the ``Usage`` value, the label the FER2013
-``emotion`` (0..6). ``ferplus_csv`` joins FERPlus ``fer2013new.csv`` votes by row position.
+edited row, gets its own PNG, never another face's. ``sample_id`` is ``row{N:05d}``, ``split``
+the ``Usage`` value, the label the FER2013 ``emotion`` (0..6). ``ferplus_csv`` joins FERPlus
+``fer2013new.csv`` votes by row position.
 """
 
 from __future__ import annotations
