@@ -47,7 +47,7 @@ def synthetic_scores(path: Path, n: int, dim: int, *, seed: int) -> Path:
     frame = pd.DataFrame({
         "sample_id": [f"face{i:06d}" for i in range(n)], "filepath": [f"/data/faces/face{i:06d}.png" for i in range(n)],
         "split": rng.choice(["train", "val", "test"], n), "given_label": rng.integers(0, c, n).astype(np.int32),
-        "target_probs": list(probs), "latent_distribution": list(probs), "label_distribution": list(probs),
+        "target_probs": list(probs), "latent_distribution": list(probs), "aux_consensus": list(probs), "label_distribution": list(probs),
         "uncertainty": rng.random(n).astype(np.float32), "mislabel_score": rng.random(n).astype(np.float32),
         "ambiguity_score": rng.random(n).astype(np.float32), "suggested_label": probs.argmax(1).astype(np.int32),
         "knn_disagreement": rng.random(n).astype(np.float32),

@@ -9,6 +9,8 @@ split                  string              the LabelTable's ``split``
 given_label            int32               class index of the label the dataset came with
 target_probs           list<float32>[C]    target-branch softmax, sums to 1
 latent_distribution    list<float32>[C]    DMUE's mined distribution, 0 at given_label, sums to 1
+aux_consensus          list<float32>[C]    mean distribution of the C-1 auxiliary branches trained on
+                                           given_label, sums to 1 (plain models: target_probs)
 label_distribution     list<float32>[C]    the distribution the tool believes, sums to 1
 uncertainty            float32             batch-free pairwise uncertainty sigma in [0, 1] (a sigmoid; float32 can round it to 1)
 mislabel_score         float32             [0, 1], higher = more likely mislabeled
@@ -56,10 +58,10 @@ SCALAR_COLUMNS = {
     "verdict": pa.string(),
     "reasons": pa.string(),
 }
-VECTOR_COLUMNS = ("target_probs", "latent_distribution", "label_distribution")
+VECTOR_COLUMNS = ("target_probs", "latent_distribution", "aux_consensus", "label_distribution")
 COLUMNS = (
     "sample_id", "filepath", "split", "given_label", "target_probs", "latent_distribution",
-    "label_distribution", "uncertainty", "mislabel_score", "ambiguity_score", "suggested_label",
+    "aux_consensus", "label_distribution", "uncertainty", "mislabel_score", "ambiguity_score", "suggested_label",
     "knn_disagreement", "neighbors", "verdict", "reasons",
 )
 

@@ -26,6 +26,16 @@ def latent_from_aux_logits(aux_logits: Tensor, y: Tensor, temperature: float) ->
     return q.new_zeros(n, k + 1).scatter_(1, cols, q)
 
 
+def aux_consensus(aux_probs: Tensor, y: Tensor) -> Tensor:
+    """[B,C] mean of the C-1 auxiliary distributions aux_probs[i, c] (c != y_i) of each sample:
+    the branches that trained on its given label. aux_probs [B,C,C] as ``DMUE.aux_probs`` (row c
+    has 0 at class c). Rows sum to 1; entry y_i is their (in-sample) belief in the given label."""
+    n, C, _ = aux_probs.shape
+    others = torch.ones(n, C, 1, dtype=aux_probs.dtype, device=aux_probs.device)
+    others[torch.arange(n, device=y.device), y] = 0
+    return (aux_probs.float() * others).sum(dim=1) / (C - 1)
+
+
 def soft_loss(target_logits: Tensor, latent: Tensor, y: Tensor) -> Tensor:
     """L_soft: MSE over all B*C entries between softmax(target_logits) with the labelled entry set
     to 0 (not renormalised) and the latent distribution [B,C]. Scalar in [0, 1]."""

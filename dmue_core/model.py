@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from .backbones import build_backbone
 from .config import DMUEConfig
 from .losses import (
+    aux_consensus,
     aux_labels,
     class_similarity_from_means,
     class_similarity_in_batch,
@@ -107,6 +108,13 @@ def _classifier(dim: int, classes: int) -> nn.Linear:
     head = nn.Linear(dim, classes, bias=False)
     nn.init.normal_(head.weight, std=0.001)
     return head
+
+
+def _aux_probs_from_logits(logits: list[Tensor]) -> Tensor:
+    """[B,C,C] from the C auxiliary branches' logits (C x [B,C-1]): row c is branch c's softmax
+    (temperature 1) with 0 at class c."""
+    own = [torch.full((len(z),), c, dtype=torch.long, device=z.device) for c, z in enumerate(logits)]
+    return torch.stack([latent_from_aux_logits(z, o, temperature=1.0) for z, o in zip(logits, own)], dim=1)
 
 
 class DMUE(nn.Module):
@@ -307,31 +315,36 @@ class DMUE(nn.Module):
             return self._latent(self.trunk(x), y, running_stats=True)[0]
 
     def score_outputs(
-        self, x: Tensor, y: Tensor, *, mining_bf16: bool = False
-    ) -> tuple[Tensor, Tensor, Tensor]:
+        self, x: Tensor, y: Tensor, *, mining_bf16: bool = False, consensus: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """Everything scoring needs in one eval-mode pass with one trunk evaluation:
-        (target embedding [B,D], target logits [B,C], latent distribution [B,C], float32).
-        ``mining_bf16``: the auxiliary (mining) pass runs under bfloat16 autocast; the trunk and
-        the target branch stay in full precision."""
+        (target embedding [B,D], target logits [B,C], latent distribution [B,C], auxiliary
+        consensus [B,C] or None), float32. ``consensus``: run every auxiliary branch on every face
+        and also return ``losses.aux_consensus`` (C branch passes instead of one routed pass).
+        ``mining_bf16``: the auxiliary passes run under bfloat16 autocast; the trunk and the target
+        branch stay in full precision."""
         with torch.no_grad(), _eval_mode(self):
             h = self.trunk(x)
             v, _, z = self._run_branch(self.num_classes, h, training_rows=False)
             with _bf16_autocast(h, mining_bf16):
-                latent = self._latent(h, y, running_stats=True)[0]
-            return v, z, latent
+                if not consensus:
+                    return v, z, self._latent(h, y, running_stats=True)[0], None
+                logits = self._aux_logits(h)
+            latent = h.new_zeros(len(y), self.num_classes, dtype=torch.float32)
+            for c in y.unique().tolist():  # eval mode: branch c on all rows == the routed mining pass
+                rows = y == c
+                latent[rows] = latent_from_aux_logits(logits[c][rows], y[rows], self.cfg.temperature)
+            return v, z, latent, aux_consensus(_aux_probs_from_logits(logits), y)
+
+    def _aux_logits(self, h: Tensor) -> list[Tensor]:
+        """Every auxiliary branch c on all rows of trunk output h (eval statistics): C x [B,C-1]."""
+        return [self._run_branch(c, h, training_rows=False, running_stats=True)[2] for c in range(self.num_classes)]
 
     def aux_probs(self, x: Tensor) -> Tensor:
         """[B,C,C]: out[i,c] = auxiliary branch c's softmax (temperature 1) for sample i, embedded
         into C dims with 0 at class c. out[i, y_i] is out-of-sample for label y_i. Eval mode."""
-        n = self.num_classes
         with torch.no_grad(), _eval_mode(self):
-            h = self.trunk(x)
-            probs = []
-            for c in range(n):
-                _, _, logits = self._run_branch(c, h, training_rows=False)
-                own = torch.full((len(x),), c, dtype=torch.long, device=x.device)
-                probs.append(latent_from_aux_logits(logits, own, temperature=1.0))
-        return torch.stack(probs, dim=1)
+            return _aux_probs_from_logits(self._aux_logits(self.trunk(x)))
 
     def param_groups(self, lr_backbone: float, lr_classifier: float) -> list[dict]:
         """Optimizer groups "backbone" (trunk + all last stages) and "classifier" (classifiers,

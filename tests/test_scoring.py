@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -45,6 +46,12 @@ def test_knn_histogram_and_scores_by_hand():
     d0 = alone["label_distribution"].astype(np.float64)
     own0 = (-(d0 * np.log(d0)).sum(axis=1) / np.log(3) + 1 - sigma) / 2
     np.testing.assert_allclose(alone["ambiguity_score"], own0, rtol=1e-5, atol=1e-7)
+    # the auxiliary consensus is a fourth view, weighted w_aux; face 1: 2.5 above + 2 * [0, .5, .5]
+    agree = np.array([[0.0, 1.0, 0.0]] * 4)
+    agree[1] = [0.0, 0.5, 0.5]
+    with_aux = compute_scores(given, probs, latent, sigma, knn, ScoreConfig(w_knn=1, w_aux=2), agree)
+    np.testing.assert_allclose(with_aux["label_distribution"][1], [1.45 / 4.5, 1.2 / 4.5, 1.85 / 4.5], rtol=1e-6)
+    assert with_aux["suggested_label"].tolist()[1] == 2
 
 
 def test_ambiguity_pools_neighbours_and_class():
@@ -95,10 +102,18 @@ def test_records_schema_and_ranges(tiny):
     assert list(df.columns) == list(records.COLUMNS)
     assert df.attrs["classes"] == list(table.attrs["classes"])
     assert len(df) == len(table)
-    for col in ("target_probs", "latent_distribution", "label_distribution"):
+    for col in ("target_probs", "latent_distribution", "aux_consensus", "label_distribution"):
         np.testing.assert_allclose(records.vectors(df, col).sum(axis=1), 1.0, atol=1e-5)
     lat = records.vectors(df, "latent_distribution")
-    assert np.all(lat[np.arange(len(df)), df["given_label"]] == 0)
+    rows, given = np.arange(len(df)), df["given_label"].to_numpy()
+    assert np.all(lat[rows, given] == 0)
+    assert df.attrs["consensus_source"] == "dmue_aux_branches"
+    agree = records.vectors(df, "aux_consensus")
+    assert (agree[rows, given] > 0).all() and not np.allclose(agree, records.vectors(df, "target_probs"), atol=1e-3)
+    knn = pd.Index(df["sample_id"]).get_indexer(np.concatenate(df["neighbors"].to_numpy())).reshape(len(df), 5)
+    again = compute_scores(given, records.vectors(df, "target_probs"), lat, df["uncertainty"].to_numpy(), knn,
+                           ScoreConfig(k=5), agree)  # the stored views rebuild the stored scores
+    np.testing.assert_allclose(again["mislabel_score"], df["mislabel_score"], atol=1e-5)
     for col in ("mislabel_score", "ambiguity_score", "knn_disagreement", "uncertainty"):
         assert df[col].between(0, 1).all(), col
     assert set(df["verdict"]) <= set(records.VERDICTS)

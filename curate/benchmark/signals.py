@@ -22,6 +22,7 @@ from dmue_core.trainer import load_dynamics
 #: signal name -> label used in reports
 ABLATIONS = {
     "one_minus_p_given": "1 - target p[given label]",
+    "one_minus_consensus": "auxiliary consensus alone (1 - its p[given label])",
     "knn_disagreement": "kNN disagreement (DMUE embeddings)",
     "one_minus_sigma": "uncertainty alone (1 - sigma)",
     "latent_peak": "latent distribution alone (its peak)",
@@ -50,6 +51,7 @@ def run_signals(run_dir: str | Path, sample_ids: Sequence[str]) -> dict[str, np.
         "mislabel_score": df["mislabel_score"].to_numpy(),
         "ambiguity_score": df["ambiguity_score"].to_numpy(),
         "one_minus_p_given": 1 - probs[np.arange(len(df)), given],
+        "one_minus_consensus": 1 - records.vectors(df, "aux_consensus")[np.arange(len(df)), given],
         "knn_disagreement": df["knn_disagreement"].to_numpy(),
         "one_minus_sigma": 1 - df["uncertainty"].to_numpy(),
         "latent_peak": latent.max(axis=1),

@@ -2,16 +2,18 @@
 
 Two kinds of model are accepted:
 
-* a ``dmue_core.DMUE`` (a run directory's checkpoint): target logits, target embedding and the
-  latent distribution mined by the auxiliary branch of each face's given label
-  (``score_outputs``: one trunk pass, the target branch and one routed auxiliary branch per face);
+* a ``dmue_core.DMUE`` (a run directory's checkpoint): target logits, target embedding, the
+  latent distribution mined by the auxiliary branch of each face's given label and, with
+  ``consensus=True``, the auxiliary consensus (the mean distribution of the C-1 auxiliary branches
+  that trained on the face's given label; ``score_outputs``: one trunk pass, the target branch and
+  either one routed auxiliary branch per face or all C of them);
 * a plain exported target model (any torchvision classifier): target logits and the input of its
   final linear layer as the embedding; no auxiliary branches.
 
 Speed: the model and the images run in channels-last memory format (measured 1.2-1.6x faster
 convolutions on CPU for both kinds of model, ``bench/bench_scoring.py``). Rows may be visited in
-any ``order``; scoring visits them sorted by given label, so that most batches reach a single
-auxiliary branch in one call instead of C small ones. The mining pass can run in bfloat16
+any ``order``; scoring visits them sorted by given label, so that without the consensus most
+batches reach a single auxiliary branch in one call instead of C small ones. The mining pass can run in bfloat16
 (``mining_precision``): on hardware with native bfloat16 it costs ~0.6x, and the mined
 distribution moves by ~1e-3 (README, "Scoring speed"). Test-time augmentation ``tta="hflip"``
 runs every batch a second time mirrored left-right and averages the embeddings, logits and latent
@@ -41,6 +43,7 @@ class Chunk:
     emb: np.ndarray  # (n, D) float32 target embedding (pre-classifier)
     logits: np.ndarray  # (n, C) float32 target logits
     latent: np.ndarray | None  # (n, C) float32 latent distribution (0 at the given label); None for plain models
+    consensus: np.ndarray | None  # (n, C) float32 auxiliary consensus; None for plain models or consensus=False
 
 
 def resolve_mining_precision(precision: str, device: str | torch.device) -> str:
@@ -73,11 +76,13 @@ def iterate_outputs(
     order: Sequence[int] | None = None,
     mining_precision: str = "fp32",
     tta: str = "none",
+    consensus: bool = False,
     progress: bool = True,
 ) -> Iterator[Chunk]:
     """Yield one ``Chunk`` per batch of rows taken in ``order`` (default: dataset order). Items
     are ``(x, y, idx)``. ``mining_precision``: ``"fp32"`` or ``"bf16"`` (DMUE models only);
-    ``tta``: ``"none"`` or ``"hflip"`` (outputs averaged over the batch and its mirror image).
+    ``tta``: ``"none"`` or ``"hflip"`` (outputs averaged over the batch and its mirror image);
+    ``consensus``: also compute the auxiliary consensus (DMUE models; C auxiliary passes).
     The model is moved to ``device`` and to channels-last format in place."""
     if mining_precision not in ("fp32", "bf16"):
         raise ValueError(f"mining_precision must be 'fp32' or 'bf16', not {mining_precision!r}")
@@ -96,19 +101,21 @@ def iterate_outputs(
             views = tta_views(x, tta)
             if is_dmue:
                 y = y.to(device)
-                outs = [model.score_outputs(v, y, mining_bf16=mining_precision == "bf16") for v in views]
+                outs = [model.score_outputs(v, y, mining_bf16=mining_precision == "bf16", consensus=consensus)
+                        for v in views]
             else:
                 outs = []
                 for v in views:
                     captured.clear()
                     logits = model(v)
-                    outs.append((captured[-1].flatten(1), logits, None))
-            emb, logits, latent = (mean_of_views([o[i] for o in outs]) for i in range(3))
+                    outs.append((captured[-1].flatten(1), logits, None, None))
+            emb, logits, latent, agree = (mean_of_views([o[i] for o in outs]) for i in range(4))
             yield Chunk(
                 idx=np.asarray(idx, dtype=np.int64),
                 emb=emb.float().cpu().numpy(),
                 logits=logits.float().cpu().numpy(),
                 latent=None if latent is None else latent.float().cpu().numpy(),
+                consensus=None if agree is None else agree.float().cpu().numpy(),
             )
     finally:
         if hook is not None:

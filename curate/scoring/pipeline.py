@@ -132,12 +132,14 @@ def score_table(
 
     logits = np.zeros((N, C), dtype=np.float32)
     latent = np.zeros((N, C), dtype=np.float32)
-    has_aux = False
+    consensus = np.zeros((N, C), dtype=np.float32)
+    has_aux = has_consensus = False
     with tempfile.TemporaryDirectory(prefix=".curate-score-", dir=out.parent) as tmp:
         emb: np.ndarray | None = None
         by_label = np.argsort(given, kind="stable")  # most batches then reach one auxiliary branch
         for chunk in iterate_outputs(model, dataset, batch_size=batch_size, device=device, order=by_label,
-                                     mining_precision=precision, tta=score_cfg.tta, progress=progress):
+                                     mining_precision=precision, tta=score_cfg.tta, consensus=score_cfg.w_aux > 0,
+                                     progress=progress):
             if emb is None:
                 emb = np.lib.format.open_memmap(
                     Path(tmp) / "emb.npy", mode="w+", dtype=np.float32, shape=(N, chunk.emb.shape[1])
@@ -147,13 +149,19 @@ def score_table(
             if chunk.latent is not None:
                 has_aux = True
                 latent[chunk.idx] = chunk.latent
+            if chunk.consensus is not None:
+                has_consensus = True
+                consensus[chunk.idx] = chunk.consensus
         assert emb is not None
         probs = softmax(logits)
         if not has_aux:
             latent = _latent_fallback(probs, given)
         sigma = _uncertainty(model, emb, given, C)
         knn_indices, no_embedding = _neighbours(emb, score_cfg.k)
-        scores = compute_scores(given, probs, latent, sigma, knn_indices, score_cfg)
+        scores = compute_scores(given, probs, latent, sigma, knn_indices, score_cfg,
+                                consensus if has_consensus else None)
+        if not has_consensus:
+            consensus = probs  # the record's column: the target's view stands in (not mixed in twice)
         verdict, reasons, rule = decide(
             given, scores["label_distribution"], scores["mislabel_score"], scores["ambiguity_score"],
             scores["knn_disagreement"], classes, rule, noise_probs=probs,
@@ -164,6 +172,7 @@ def score_table(
             "score_config": score_cfg.to_dict(),
             "flag_rule": rule.to_dict(),
             "latent_source": "dmue_aux_branch" if has_aux else "target_fallback",
+            "consensus_source": "dmue_aux_branches" if has_consensus else "target_fallback",
             "mining_precision": precision if has_aux else None,
             "tta": score_cfg.tta,
             "faces_without_embedding": int(no_embedding.sum()),
@@ -182,6 +191,7 @@ def score_table(
                         "given_label": given[sl],
                         "target_probs": list(probs[sl]),
                         "latent_distribution": list(latent[sl]),
+                        "aux_consensus": list(consensus[sl]),
                         "label_distribution": list(scores["label_distribution"][sl]),
                         "uncertainty": sigma[sl],
                         "mislabel_score": scores["mislabel_score"][sl],

@@ -4,19 +4,25 @@ Inputs
     given        (N,) int        the given labels
     target_probs (N, C) float    target-branch softmax
     latent       (N, C) float    DMUE latent distribution: aux branch ``given`` on the face, 0 at given
+    consensus    (N, C) float    DMUE auxiliary consensus: mean distribution of the C-1 aux branches
+                                 that trained on the face's given label; None for plain models
     sigma        (N,) float      batch-free pairwise uncertainty in (0, 1); low = the face's similarity
                                  profile disagrees with its label
     knn_indices  (N, k) int      rows of the k nearest neighbours among the N faces; -1 = no neighbour
                                  found (an approximate index can leave slots empty), ignored
 
-The believed distribution mixes three views of the face, each a distribution over C classes:
+The believed distribution mixes four views of the face, each a distribution over C classes:
 
     label_distribution = normalise( w_model * target_probs
                                     + w_knn * knn_histogram
-                                    + w_latent * (1 - sigma) * latent )
+                                    + w_latent * (1 - sigma) * latent
+                                    + w_aux * consensus )
 
 The latent term moves mass away from the given label in proportion to the face's uncertainty,
-towards the classes DMUE mined for it. Then
+towards the classes DMUE mined for it. The consensus is a second classifier's view from the same
+training run: the auxiliary branches are trained with plain cross-entropy and no uncertainty
+scaling, so they keep predicting the classes that the target branch's sigma gives up (README,
+"The scores"). Without auxiliary branches (a plain exported model) the term is left out. Then
 
     mislabel_score  = 1 - label_distribution[given]
     suggested_label = argmax label_distribution
@@ -52,7 +58,7 @@ TTA_MODES = ("none", "hflip")
 
 @dataclass
 class ScoreConfig:
-    """Weights of the three views in ``label_distribution`` and of the pooled terms of
+    """Weights of the four views in ``label_distribution`` and of the pooled terms of
     ``ambiguity_score`` (see the module docstring), the neighbour count, the precision
     of the mining pass (``"auto"``: bfloat16 where the hardware has it natively, ``"fp32"``,
     ``"bf16"``) and test-time augmentation (``"hflip"``: every output is the mean over the face
@@ -61,6 +67,7 @@ class ScoreConfig:
     w_model: float = 1.0
     w_knn: float = 0.5
     w_latent: float = 1.0
+    w_aux: float = 1.5
     ambiguity_neighbours: float = 0.5
     ambiguity_class: float = 1.0
     k: int = 10
@@ -119,6 +126,7 @@ def label_distribution(
     sigma: np.ndarray,
     knn_labels: np.ndarray,
     cfg: ScoreConfig,
+    consensus: np.ndarray | None = None,
 ) -> np.ndarray:
     """(N, C) the believed distribution (rows sum to 1); see the module docstring."""
     C = target_probs.shape[1]
@@ -127,6 +135,8 @@ def label_distribution(
         mix += cfg.w_knn * knn_histogram(knn_labels, C)
     if cfg.w_latent:
         mix += cfg.w_latent * (1.0 - sigma.astype(np.float64))[:, None] * latent
+    if cfg.w_aux and consensus is not None:
+        mix += cfg.w_aux * consensus.astype(np.float64)
     total = mix.sum(axis=1, keepdims=True)
     if (total <= 0).any():
         raise ValueError("all score weights are zero")
@@ -176,14 +186,15 @@ def compute_scores(
     sigma: np.ndarray,
     knn_indices: np.ndarray,
     cfg: ScoreConfig | None = None,
+    consensus: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """All per-face scores as arrays: label_distribution, mislabel_score, ambiguity_score,
-    suggested_label, knn_disagreement."""
+    suggested_label, knn_disagreement. ``consensus`` None: the auxiliary view is left out."""
     cfg = cfg or ScoreConfig()
     given = np.asarray(given, dtype=np.int64)
     knn_indices = np.asarray(knn_indices, dtype=np.int64)
     knn_labels = np.where(knn_indices >= 0, given[np.clip(knn_indices, 0, None)], -1)
-    dist = label_distribution(given, target_probs, latent, sigma, knn_labels, cfg)
+    dist = label_distribution(given, target_probs, latent, sigma, knn_labels, cfg, consensus)
     rows = np.arange(len(given))
     return {
         "label_distribution": dist.astype(np.float32),

@@ -68,12 +68,21 @@ def test_score_outputs_equal_separate_eval_passes():
     torch.manual_seed(0)
     model = DMUE(DMUEConfig(num_classes=4, backbone="fer_cnn")).eval()
     x, y = torch.randn(9, 3, 32, 32), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 3])
-    emb, logits, latent = model.score_outputs(x, y)
+    emb, logits, latent, none = model.score_outputs(x, y)
     with torch.no_grad():
         emb2, logits2 = model.embed(x)
     torch.testing.assert_close(emb, emb2)
     torch.testing.assert_close(logits, logits2)
     torch.testing.assert_close(latent, model.mine(x, y))
+    assert none is None
+    emb3, logits3, latent3, agree = model.score_outputs(x, y, consensus=True)
+    torch.testing.assert_close((emb3, logits3, latent3), (emb, logits, latent))  # all-branch pass == routed one
+    probs = model.aux_probs(x)
+    for i in range(len(y)):  # mean over the branches that trained on the given label, by hand
+        others = [c for c in range(4) if c != int(y[i])]
+        torch.testing.assert_close(agree[i], probs[i, others].mean(dim=0))
+    torch.testing.assert_close(agree.sum(dim=1), torch.ones(len(y)))
+    assert (agree[torch.arange(len(y)), y] > 0).all()  # unlike the latent, it rates the given label
 
 
 def _class_zero_given_up(model: DMUE) -> None:

@@ -49,7 +49,7 @@ def scores_frame(ids: Sequence[str], filepaths: Sequence[str], given: Sequence[i
     return pd.DataFrame({
         "sample_id": list(ids), "filepath": [str(p) for p in filepaths],
         "split": list(split) if split is not None else ["train"] * n, "given_label": given,
-        "target_probs": list(dist), "latent_distribution": list(dist), "label_distribution": list(dist),
+        "target_probs": list(dist), "latent_distribution": list(dist), "aux_consensus": list(dist), "label_distribution": list(dist),
         "uncertainty": np.full(n, 0.5, np.float32),
         "mislabel_score": (1 - dist[np.arange(n), given]).astype(np.float32),
         "ambiguity_score": np.full(n, 0.3, np.float32), "suggested_label": dist.argmax(1).astype(np.int32),

@@ -34,7 +34,7 @@ def scores_frame(
     return pd.DataFrame({
         "sample_id": [f"{prefix}{i}" for i in range(n)], "filepath": paths, "split": ["train"] * n,
         "given_label": given, "target_probs": list(probs), "latent_distribution": list(probs),
-        "label_distribution": list(probs), "uncertainty": rng.random(n).astype(np.float32),
+        "aux_consensus": list(probs), "label_distribution": list(probs), "uncertainty": rng.random(n).astype(np.float32),
         "mislabel_score": rng.random(n).astype(np.float32), "ambiguity_score": rng.random(n).astype(np.float32),
         "suggested_label": probs.argmax(1).astype(np.int32), "knn_disagreement": rng.random(n).astype(np.float32),
         "neighbors": [[f"{prefix}{(i + 1) % n}"] for i in range(n)],
