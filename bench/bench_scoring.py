@@ -8,8 +8,9 @@ channels-last. Plain inference = the exported target-only model (a plain torchvi
 backbone) through the same loader, in channels-last (its fastest format here) and, for reference,
 in the default contiguous format. Scoring runs with the mining pass in fp32 and in bf16. Rounds
 run round-robin; each figure is the best of ``--rounds``. Goal: scoring / plain >= 0.9.
-Both sides run one view per face; ``curate score``'s default mirror-image TTA doubles the cost of
-scoring (README, "Scoring speed").
+Both sides run one view per face; ``curate score``'s defaults cost more: the mirror-image TTA
+doubles it, and the auxiliary consensus runs all C auxiliary branches on every face (README,
+"Scoring speed"; the benchmark's speed stage measures both on real faces).
 """
 
 from __future__ import annotations

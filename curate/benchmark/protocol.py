@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -204,19 +204,24 @@ class Benchmark:
 
         from curate.jobs import score_job
         from curate.neighbors import knn, recall_at_k
-        from curate.runs import load_model
+        from curate.run_config import RunConfig
+        from curate.runs import RunPaths, load_model
         from dmue_core.precision import native_bf16
 
         run_dir = self.store.root / "dmue" / "run"
         sub = _subset(self.train, np.arange(min(4096, len(self.train))))
         plain = load_model(run_dir / "model.pt").model.eval()
+        run_cfg = RunConfig.load(RunPaths(run_dir).config)
+        routed = replace(run_cfg, score=replace(run_cfg.score, w_aux=0.0))  # one auxiliary branch per face
         seconds: dict[str, float] = {}
         with tempfile.TemporaryDirectory() as tmp:
-            runs = {f"score_{p}_s": lambda p=p: score_job(run_dir, sub, Path(tmp) / f"{p}.parquet",
+            runs = {f"score_{p}_s": lambda p=p: score_job(run_dir, sub, Path(tmp) / f"{p}.parquet", cfg=routed,
                                                          mining_precision=p, tta="none", progress=False)
                     for p in ("fp32", "bf16")}  # fmt: skip
+            runs["score_consensus_s"] = lambda: score_job(run_dir, sub, Path(tmp) / "consensus.parquet", tta="none",
+                                                          progress=False)  # all C auxiliary branches
             runs["score_hflip_s"] = lambda: score_job(run_dir, sub, Path(tmp) / "hflip.parquet", tta="hflip",
-                                                      progress=False)  # the default: both views
+                                                      progress=False)  # the defaults: both views, consensus
             runs["plain_inference_s"] = lambda: _plain_inference(plain, sub)
             for _ in range(3):  # round-robin, best of three: load changes hit every variant alike
                 for name, fn in runs.items():

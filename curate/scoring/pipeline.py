@@ -136,7 +136,7 @@ def score_table(
     has_aux = has_consensus = False
     with tempfile.TemporaryDirectory(prefix=".curate-score-", dir=out.parent) as tmp:
         emb: np.ndarray | None = None
-        by_label = np.argsort(given, kind="stable")  # most batches then reach one auxiliary branch
+        by_label = np.argsort(given, kind="stable")  # without the consensus most batches reach one aux branch
         for chunk in iterate_outputs(model, dataset, batch_size=batch_size, device=device, order=by_label,
                                      mining_precision=precision, tta=score_cfg.tta, consensus=score_cfg.w_aux > 0,
                                      progress=progress):
