@@ -30,10 +30,9 @@ def aux_consensus(aux_probs: Tensor, y: Tensor) -> Tensor:
     """[B,C] mean of the C-1 auxiliary distributions aux_probs[i, c] (c != y_i) of each sample:
     the branches that trained on its given label. aux_probs [B,C,C] as ``DMUE.aux_probs`` (row c
     has 0 at class c). Rows sum to 1; entry y_i is their (in-sample) belief in the given label."""
-    n, C, _ = aux_probs.shape
-    others = torch.ones(n, C, 1, dtype=aux_probs.dtype, device=aux_probs.device)
-    others[torch.arange(n, device=y.device), y] = 0
-    return (aux_probs.float() * others).sum(dim=1) / (C - 1)
+    probs = aux_probs.float()
+    own = probs[torch.arange(len(y), device=y.device), y]  # branch y_i: the one that never saw y_i
+    return (probs.sum(dim=1) - own) / (probs.shape[1] - 1)
 
 
 def soft_loss(target_logits: Tensor, latent: Tensor, y: Tensor) -> Tensor:

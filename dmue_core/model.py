@@ -330,10 +330,8 @@ class DMUE(nn.Module):
                 if not consensus:
                     return v, z, self._latent(h, y, running_stats=True)[0], None
                 logits = self._aux_logits(h)
-            latent = h.new_zeros(len(y), self.num_classes, dtype=torch.float32)
-            for c in y.unique().tolist():  # eval mode: branch c on all rows == the routed mining pass
-                rows = y == c
-                latent[rows] = latent_from_aux_logits(logits[c][rows], y[rows], self.cfg.temperature)
+            own = torch.stack(logits)[y, torch.arange(len(y), device=y.device)]  # branch y_i's logits for face i
+            latent = latent_from_aux_logits(own, y, self.cfg.temperature)  # eval mode: == the routed mining pass
             return v, z, latent, aux_consensus(_aux_probs_from_logits(logits), y)
 
     def _aux_logits(self, h: Tensor) -> list[Tensor]:
