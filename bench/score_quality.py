@@ -29,6 +29,9 @@ def main() -> None:
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--labels", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ferplus/labels.csv")
     args = ap.parse_args()
+    if not (args.run_dir / "scores.parquet").exists():
+        raise SystemExit(f"{args.run_dir} holds no scores.parquet: pass a `curate run --out` folder "
+                         "(for a `curate bench --out OUT` run: OUT/dmue/run)")
     ids = records.read_scores(args.run_dir / "scores.parquet")["sample_id"]
     labels = pd.read_csv(args.labels)
     if not ids.isin(labels["path"]).all():  # ids are the paths as written (FERPlus reader) or resolved (CSV list)
