@@ -15,6 +15,7 @@ dmue                     Classification  label = suggested class, confidence = i
                                          ``compute_mistakenness(use_logits=True)`` run on it
 mislabel_score, ambiguity_score, uncertainty, knn_disagreement   float
 latent_distribution,     vector          float32, classes in ``dataset.default_classes`` order
+aux_consensus,
 label_distribution
 suggested_label          string          class name
 verdict, reasons         string          ``ok`` | ``ambiguous`` | ``likely_mislabeled``; the signals
@@ -63,7 +64,7 @@ SIMILARITY_KEY = "dmue_sim"
 VERDICT_TAGS = ("likely_mislabeled", "ambiguous")
 RUN_PREFIX = "curate_load_"
 SCORE_FIELDS = ("mislabel_score", "ambiguity_score", "uncertainty", "knn_disagreement")
-VECTOR_FIELDS = ("latent_distribution", "label_distribution")
+VECTOR_FIELDS = ("latent_distribution", "aux_consensus", "label_distribution")
 STRING_FIELDS = ("sample_key", "split", "suggested_label", "verdict", "reasons")
 #: saved view name -> description; plus one "given-<class>" queue per class
 QUEUES = {
@@ -234,8 +235,7 @@ def _values(df: pd.DataFrame, classes: list[str]) -> dict[str, Any]:
         "suggested_label": names[suggested].tolist(),
         "confidence": label_dist[np.arange(len(df)), suggested].astype(float).tolist(),
         "logits": _serialized_rows(np.log(np.clip(vectors(df, "target_probs"), _MIN_PROB, None))),
-        "latent_distribution": _serialized_rows(vectors(df, "latent_distribution")),
-        "label_distribution": _serialized_rows(label_dist),
+        **{f: _serialized_rows(vectors(df, f)) for f in VECTOR_FIELDS},
         **{f: df[f].astype(float).tolist() for f in SCORE_FIELDS},
         "verdict": df["verdict"].tolist(),
         "reasons": df["reasons"].tolist(),

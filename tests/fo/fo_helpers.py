@@ -24,6 +24,7 @@ def scores_frame(
     rng = np.random.default_rng(seed)
     c = len(classes)
     probs = rng.dirichlet(np.ones(c), size=n).astype(np.float32)
+    consensus = rng.dirichlet(np.ones(c), size=n).astype(np.float32)
     given = (np.arange(n) % c).astype(np.int32)
     image_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -34,7 +35,7 @@ def scores_frame(
     return pd.DataFrame({
         "sample_id": [f"{prefix}{i}" for i in range(n)], "filepath": paths, "split": ["train"] * n,
         "given_label": given, "target_probs": list(probs), "latent_distribution": list(probs),
-        "aux_consensus": list(probs), "label_distribution": list(probs), "uncertainty": rng.random(n).astype(np.float32),
+        "aux_consensus": list(consensus), "label_distribution": list(probs), "uncertainty": rng.random(n).astype(np.float32),
         "mislabel_score": rng.random(n).astype(np.float32), "ambiguity_score": rng.random(n).astype(np.float32),
         "suggested_label": probs.argmax(1).astype(np.int32), "knn_disagreement": rng.random(n).astype(np.float32),
         "neighbors": [[f"{prefix}{(i + 1) % n}"] for i in range(n)],

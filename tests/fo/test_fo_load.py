@@ -35,6 +35,8 @@ def test_fields_tags_queues_and_runs(make_scores, dataset_name):
     np.testing.assert_allclose(s.dmue.logits, np.log(probs), rtol=1e-5)
     np.testing.assert_allclose(s.label_distribution, dist)
     np.testing.assert_allclose(s.latent_distribution, dist)
+    np.testing.assert_allclose(s.aux_consensus, np.asarray(row["aux_consensus"]))
+    assert not np.allclose(s.aux_consensus, dist)
     assert s.mislabel_score == pytest.approx(float(row["mislabel_score"]))
     assert s.verdict == "ambiguous" and s.tags == ["ambiguous"] and s.neighbors == ["f5"]
     assert s.decisions == [] and s.clean_label is None and s.reviewed is False and s.excluded is False
@@ -164,6 +166,7 @@ def test_documents_match_what_fiftyone_writes(make_scores, dataset_name):
             dmue=fo.Classification(label=CLASSES[int(dist.argmax())], confidence=float(dist.max()),
                                    logits=np.log(probs)),
             latent_distribution=np.asarray(row["latent_distribution"]), label_distribution=dist,
+            aux_consensus=np.asarray(row["aux_consensus"]),
             **{f: float(row[f]) for f in ("mislabel_score", "ambiguity_score", "uncertainty", "knn_disagreement")},
             suggested_label=CLASSES[int(dist.argmax())], verdict="ambiguous", reasons=row["reasons"],
             neighbors=list(row["neighbors"]), decisions=[], reviewed=False, excluded=False))  # fmt: skip
