@@ -7,9 +7,9 @@ label disagreement on its embeddings), ``kfold`` (K-fold CE out-of-fold logits),
 
 Order: ``dmue``, ``kfold``, ``cleanlab``, ``mistakenness`` and ``speed`` run alone on every core, so
 their times are the ones a user gets. Then, with ``overlap``, ``dmue_faithful`` runs in a child process
-on one thread beside ``ce_full`` and the flips (one thread here too, until the child ends): on 2 cores,
-two one-thread trainings get ~1.3x the images/s of one two-thread training. Those stages carry
-``shared_cpu: true`` and the report marks their times.
+on half the cores beside ``ce_full`` and the flips (the other half here, until the child ends): on 2
+cores, two one-thread trainings get ~1.3x the images/s of one two-thread training. ``ce_full`` and
+``dmue_faithful`` then carry ``shared_cpu: true`` and the report marks their times.
 """
 
 from __future__ import annotations
@@ -123,9 +123,8 @@ class Benchmark:
 
     # --- training and predicting with the run's backbone, budget and TTA ------------------------
     def _fit(self, kind: str, table: pd.DataFrame, out_dir: Path, *, seed_offset: int = 0):
-        """``models.fit`` with the benchmark's epochs, backbone and seed (+ ``seed_offset``), on one
-        thread while a child process runs beside this one, else on every core."""
-        torch.set_num_threads(1 if self._sharing() else self.cores)
+        """``models.fit`` with the benchmark's epochs, backbone and seed (+ ``seed_offset``)."""
+        self._share_cores()
         return models.fit(kind, table, out_dir, epochs=self.cfg.epochs, seed=self.cfg.seed + seed_offset,
                           backbone=self.cfg.backbone, progress=self.cfg.progress)
 
@@ -133,8 +132,13 @@ class Benchmark:
         """Whether a child process runs beside this one now."""
         return self.beside is not None and self.beside.running()
 
+    def _share_cores(self) -> None:
+        """Leave the child beside this process its half of the cores while it runs; all of them after."""
+        torch.set_num_threads(self.cores - self.cores // 2 if self._sharing() else self.cores)
+
     def _predict(self, model, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """``models.predict`` with the benchmark's test-time augmentation."""
+        self._share_cores()
         return models.predict(model, table, tta=self.cfg.tta)
 
     def _accuracy(self, model) -> float:
@@ -174,13 +178,19 @@ class Benchmark:
             return _Child(name, subprocess.Popen(cmd))
         log = self.store.dir(name) / "run.log"
         self.log(f"[bench] {name}: running beside the next stages on {threads} thread(s); output in {log}")
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
         with open(log, "w") as fh:
             return _Child(name, subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT), log)
 
     def finish_run(self, child: _Child) -> Computed:
         """Wait for ``child``; its wall time, peak memory, throughput and accuracy, and its signals."""
-        if child.proc.wait() != 0:
+        try:
+            child.proc.wait()
+        except BaseException:  # Ctrl-C here: the child stops too (its checkpoint lets a re-run resume)
+            child.proc.terminate()
+            child.proc.wait()
+            raise
+        if child.proc.returncode != 0:
             where = f"; its output is in {child.log}" if child.log else ""
             raise RuntimeError(f"stage {child.name}: curate run failed with exit code {child.proc.returncode}{where}")
         run_dir = self.store.dir(child.name) / "run"
@@ -208,7 +218,6 @@ class Benchmark:
         t3 = time.perf_counter()
         probs = softmax(logits)
         return ({"train_s": t1 - t0, "predict_s": t2 - t1, "knn_s": t3 - t2,
-                 "train_images_per_s": models.train_images_per_s(folder / "train"),
                  "eval_accuracy": self._accuracy(model), "shared_cpu": shared},
                 {"loss": -np.log(np.clip(probs[np.arange(len(probs)), self.given], 1e-12, None)),
                  "knn_disagreement": knn, "entropy": normalised_entropy(probs)})  # fmt: skip
@@ -301,6 +310,13 @@ class Benchmark:
                  "faiss_ivf_s": t6 - t5, "ivf_recall": recall_at_k(approx.indices, exact.indices),
                  "fiftyone_load_s": _fiftyone_load_seconds(run_dir / "scores.parquet")}, {})  # fmt: skip
 
+    def _collect_beside(self, got: dict[str, Computed]) -> None:
+        """Save the child's stage as soon as it has ended (an interruption later cannot lose it)."""
+        child = self.beside
+        if child is not None and not child.running():
+            got[child.name] = self.store.get(child.name, lambda: self.finish_run(child))
+            self.beside = None
+
     def run(self) -> dict[str, Any]:
         """Every stage (cached ones are read back); returns the stage figures and arrays by name."""
         got: dict[str, Computed] = {}
@@ -310,14 +326,17 @@ class Benchmark:
         got["cleanlab"] = self.store.get("cleanlab", lambda: self.cleanlab(oof))
         got["mistakenness"] = self.store.get("mistakenness", lambda: self.mistakenness(oof))
         got["speed"] = self.store.get("speed", self.speed)
+        beside = ["ce_full", *(f"flip-{rate:g}" for rate in self.cfg.flip_rates)]
         faithful = self.cfg.faithful and not self.store.done("dmue_faithful")
-        if faithful and self.cfg.overlap:
-            self.beside = self.start_run("dmue_faithful", "--faithful", threads=1)
+        if faithful and self.cfg.overlap and self.cores >= 2 and not all(map(self.store.done, beside)):
+            self.beside = self.start_run("dmue_faithful", "--faithful", threads=self.cores // 2)
         try:
             got["ce_full"] = self.store.get("ce_full", self.ce_full)
+            self._collect_beside(got)
             for rate in self.cfg.flip_rates:
                 got[f"flip-{rate:g}"] = self.store.get(f"flip-{rate:g}", lambda r=rate: self.flips(r))
-            if self.cfg.faithful:
+                self._collect_beside(got)
+            if self.cfg.faithful and "dmue_faithful" not in got:
                 got["dmue_faithful"] = self.store.get(
                     "dmue_faithful",
                     lambda: self.finish_run(self.beside or self.start_run("dmue_faithful", "--faithful")),

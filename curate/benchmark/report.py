@@ -137,8 +137,8 @@ def ambiguity_rows(results: dict[str, Any]) -> list[tuple[str, float]]:
 
 SHARED_MARK = "†"
 SHARED_NOTE = (
-    "ran on one thread beside another stage (two one-thread trainings share the two cores), so this "
-    "time is longer than the stage alone would take; the other times are of stages that ran alone."
+    "ran beside another stage, the two splitting the cores, so this time is longer than the stage "
+    "alone would take; the other times are of stages that ran alone."
 )
 
 

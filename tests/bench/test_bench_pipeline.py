@@ -69,6 +69,12 @@ def test_quick_pipeline_on_a_tiny_ferplus_subset(shared_data, tmp_path):
     record2 = run_benchmark(cfg, again.append)
     assert sum("cached" in line for line in again) == len(record["stages"])
     assert json.dumps(record2["detection"]) == json.dumps(record["detection"])
+    # with every stage it could go beside already done, a missing faithful stage runs in the foreground
+    (cfg.out / "dmue_faithful" / "result.json").unlink()
+    again.clear()
+    record3 = run_benchmark(cfg, again.append)
+    assert not any("running beside" in line for line in again)
+    assert not record3["stages"]["dmue_faithful"]["shared_cpu"] and record3["stages"]["ce_full"]["shared_cpu"]
 
 
 @pytest.mark.realdata
