@@ -104,6 +104,12 @@ class _Child:
     def running(self) -> bool:
         return self.proc.poll() is None
 
+    def stop(self) -> None:
+        """Terminate the child if it still runs (its checkpoint lets a re-run resume) and reap it."""
+        if self.running():
+            self.proc.terminate()
+        self.proc.wait()
+
 
 class Benchmark:
     def __init__(self, cfg: BenchConfig, log: Log = print) -> None:
@@ -186,9 +192,8 @@ class Benchmark:
         """Wait for ``child``; its wall time, peak memory, throughput and accuracy, and its signals."""
         try:
             child.proc.wait()
-        except BaseException:  # Ctrl-C here: the child stops too (its checkpoint lets a re-run resume)
-            child.proc.terminate()
-            child.proc.wait()
+        except BaseException:  # Ctrl-C here: the child stops too
+            child.stop()
             raise
         if child.proc.returncode != 0:
             where = f"; its output is in {child.log}" if child.log else ""
@@ -197,7 +202,6 @@ class Benchmark:
         scalars = json.loads((self.store.dir(child.name) / "usage.json").read_text())
         from curate.runs import load_model
 
-        torch.set_num_threads(self.cores)
         scalars |= {
             "train_images_per_s": models.train_images_per_s(run_dir),
             "eval_accuracy": self._accuracy(load_model(run_dir).model),
@@ -342,9 +346,8 @@ class Benchmark:
                     lambda: self.finish_run(self.beside or self.start_run("dmue_faithful", "--faithful")),
                 )
         finally:
-            if self.beside is not None and self.beside.running():
-                self.beside.proc.terminate()
-                self.beside.proc.wait()
+            if self.beside is not None:
+                self.beside.stop()
             self.beside = None
             torch.set_num_threads(self.cores)
         return {

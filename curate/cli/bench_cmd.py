@@ -31,8 +31,8 @@ import click
     "--overlap/--no-overlap",
     default=True,
     show_default=True,
-    help="Run the faithful DMUE on one thread beside the CE training and the flip protocol (~1.3x the "
-    "throughput on 2 cores; their times are marked in the report).",
+    help="Run the faithful DMUE on half the cores beside the CE training and the flip protocol (~1.3x "
+    "the throughput on 2 cores; their times are marked in the report).",
 )
 @click.option(
     "--plots",

@@ -226,7 +226,8 @@ def _values(df: pd.DataFrame, classes: list[str]) -> dict[str, Any]:
     names = np.asarray(classes, dtype=object)
     given = df["given_label"].to_numpy()
     suggested = df["suggested_label"].to_numpy()
-    label_dist = vectors(df, "label_distribution")
+    dists = {f: vectors(df, f) for f in VECTOR_FIELDS}
+    label_dist = dists["label_distribution"]
     return {
         "sample_key": df["sample_id"].tolist(),
         "filepath": df["filepath"].tolist(),
@@ -235,7 +236,7 @@ def _values(df: pd.DataFrame, classes: list[str]) -> dict[str, Any]:
         "suggested_label": names[suggested].tolist(),
         "confidence": label_dist[np.arange(len(df)), suggested].astype(float).tolist(),
         "logits": _serialized_rows(np.log(np.clip(vectors(df, "target_probs"), _MIN_PROB, None))),
-        **{f: _serialized_rows(vectors(df, f)) for f in VECTOR_FIELDS},
+        **{f: _serialized_rows(d) for f, d in dists.items()},
         **{f: df[f].astype(float).tolist() for f in SCORE_FIELDS},
         "verdict": df["verdict"].tolist(),
         "reasons": df["reasons"].tolist(),
