@@ -96,13 +96,15 @@ def given_up_classes(prob_given: np.ndarray, labels: np.ndarray, classes: list[s
     return out
 
 
-def _warn_given_up(run_dir: Path, labels: np.ndarray, classes: list[str], centred: bool, log: Log) -> None:
+def _warn_given_up(run_dir: Path, labels: np.ndarray, classes: list[str], uncertainty_use: str, log: Log) -> None:
     given_up = given_up_classes(np.asarray(load_dynamics(run_dir)["target_prob_given"][-1]), labels, classes)
     if given_up:
         listed = ", ".join(f"{name} ({p:.3f})" for name, p in given_up.items())
-        advice = ("" if centred else " With the paper's uncertainty this happens when sigma goes to ~0 for a "
-                  "whole class; for a classifier that keeps every class, set model.centred_uncertainty: "
-                  "true in the config (README, \"DMUE implementation\").")
+        advice = (" With the paper's uncertainty (model.uncertainty_use: logit_scale) this happens when sigma "
+                  "goes to ~0 for a whole class; the default, probe, keeps sigma out of the classifier."
+                  if uncertainty_use == "logit_scale" else
+                  " The class has too few or too mixed faces for this budget: more epochs (--epochs) or "
+                  "class-balanced sampling (--balanced-sampler) give it more weight.")
         log(f"warning: the target branch stopped predicting {listed} (mean probability of the given label "
             f"in the last epoch), so nearly every face given these classes scores as likely mislabeled.{advice}")
 
@@ -136,7 +138,7 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
     else:
         log(f"trained {cfg.model.backbone} DMUE on {len(table)} faces: {result.epochs_done} epochs, "
             f"{time.time() - t0:.0f} s this call, {result.images_per_s:.0f} images/s")
-    _warn_given_up(paths.root, table["label"].to_numpy(), classes, cfg.model.centred_uncertainty, log)
+    _warn_given_up(paths.root, table["label"].to_numpy(), classes, cfg.model.uncertainty_use, log)
     save_target_model(model, paths.model)
     return paths
 

@@ -251,9 +251,9 @@ class DMUE(nn.Module):
         if cfg.official_mining_stats:
             notes["mining_running_stats"] = single
 
-        sigma = self.uncertainty(v, y)
+        sigma = self.uncertainty(v.detach() if cfg.uncertainty_use == "probe" else v, y)
         parts = {
-            "wce": weighted_ce(z, sigma, y),
+            "wce": self._target_ce(z, sigma, y),
             "soft": soft_loss(z, latent, y),
             "sp": torch.stack(
                 [sp_loss(a.logits if cfg.official_sp_logits else a.features, f_t[a.rows])
@@ -274,6 +274,13 @@ class DMUE(nn.Module):
             uncertainty=sigma.detach(),
             notes=notes,
         )
+
+    def _target_ce(self, z: Tensor, sigma: Tensor, y: Tensor) -> Tensor:
+        """L_wce = CE(sigma * z, y) ("logit_scale", the paper); with "probe" the classifier's plain
+        CE(z, y) plus CE(sigma * z.detach(), y), which trains only sigma (``DMUEConfig``)."""
+        if self.cfg.uncertainty_use == "logit_scale":
+            return weighted_ce(z, sigma, y)
+        return F.cross_entropy(z.float(), y) + weighted_ce(z.detach(), sigma, y)
 
     def _sigma(self, class_similarity: Tensor, y: Tensor, *, batch_centre: bool) -> Tensor:
         u = torch.cat([minmax_rows(class_similarity), F.one_hot(y, self.num_classes).float()], 1)

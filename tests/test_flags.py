@@ -1,9 +1,10 @@
-"""The verdict rule: quotas from estimated noise rates (global or per class), overrides, reasons."""
+"""The verdict rule: quotas from the estimated noise rate (global or per class), overrides, reasons."""
 
 import numpy as np
 import pytest
 
-from curate.flags import FlagRule, calibrated_noise_rate, confident_share, decide, per_class_thresholds
+from curate.flags import FlagRule, decide
+from curate.noise import confident_share, per_class_thresholds
 
 CLASSES = ["a", "b", "c"]
 
@@ -30,23 +31,24 @@ def test_thresholds_and_noise_rate_by_hand():
     assert confident_share(given, dist, 3)[0] == pytest.approx(2 / 6)
 
 
-def test_calibrated_noise_rate_and_blended_quota_by_hand():
-    """Two "a" faces are confidently "b"; two more are above no class's threshold. The confident
-    share of "a" is 2/6; the calibrated rate counts only faces above some threshold: 2/4. The
-    quota is the geometric mean of the overall rates, sqrt(2/12 * 3/12)."""
+def test_quota_is_the_confident_share_and_a_hard_class_is_not_noise():
+    """Two "a" faces are confidently "b" (2/12 overall): the top 2/12 by score are flagged. Class
+    "c" is hard (its own faces give it only 0.4) but no face of it is confidently another class,
+    so its low scores flag none of it."""
     given = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
-    dist = np.array([[0.9, 0.05, 0.05]] * 2 + [[0.4, 0.35, 0.25]] * 2 + [[0.05, 0.9, 0.05]] * 5
-                    + [[0.05, 0.05, 0.9]] * 3)
-    np.testing.assert_allclose(confident_share(given, dist, 3), [2 / 6, 0, 0])
-    np.testing.assert_allclose(calibrated_noise_rate(given, dist, 3), [2 / 4, 0, 0])
-    mis = 1 - dist[np.arange(12), given]  # 0.1 clean, 0.6 faces 2-3, 0.95 faces 4-5
+    dist = np.array([[0.9, 0.05, 0.05]] * 4 + [[0.05, 0.92, 0.03]] * 2 + [[0.05, 0.9, 0.05]] * 3
+                    + [[0.3, 0.3, 0.4]] * 3)
+    mis = 1 - dist[np.arange(12), given]  # 0.1 clean, 0.95 faces 4-5, 0.6 the hard class
     zeros = np.zeros(12)
     verdict, reasons, rule = decide(given, dist, mis, zeros, zeros, CLASSES)
-    assert rule.noise_rate["a"] == pytest.approx(0.5) and rule.noise_rate["overall"] == pytest.approx(3 / 12)
-    assert rule.flag_share["overall"] == pytest.approx(np.sqrt(2 / 12 * 3 / 12))
-    # the top 20.4 % by score: the 0.95 pair and, at the 0.6 quantile, the uncertain pair
-    assert list(np.flatnonzero(verdict == "likely_mislabeled")) == [2, 3, 4, 5]
-    assert "confident:b" in reasons[4] and "confident" not in reasons[2]
+    assert rule.noise_rate["a"] == pytest.approx(2 / 6) and rule.noise_rate["c"] == 0
+    assert rule.noise_rate["overall"] == pytest.approx(2 / 12) == rule.flag_share["overall"]
+    assert list(np.flatnonzero(verdict == "likely_mislabeled")) == [4, 5]
+    assert "confident:b" in reasons[4]
+    clean = dist.copy()
+    clean[4:6] = [0.9, 0.05, 0.05]
+    verdict, _, rule = decide(given, clean, 1 - clean[np.arange(12), given], zeros, zeros, CLASSES)
+    assert rule.noise_rate["overall"] == 0 and not (verdict == "likely_mislabeled").any()
 
 
 def test_decide_flags_top_share_of_each_class():

@@ -11,7 +11,7 @@ from curate import neighbors, records
 from curate.data.synthetic import generate
 from curate.scoring.infer import iterate_outputs, resolve_mining_precision
 from curate.scoring.pipeline import _neighbours, score_table
-from curate.scoring.scores import ScoreConfig, compute_scores, knn_histogram
+from curate.scoring.scores import ScoreConfig, apply_class_prior, compute_scores, knn_histogram
 from dmue_core.config import DMUEConfig
 from dmue_core.model import DMUE
 from dmue_core.precision import native_bf16
@@ -25,7 +25,7 @@ def test_knn_histogram_and_scores_by_hand():
     knn = np.array([[1, 2], [0, -1], [3, 0], [2, 1]])  # labels [1, 2], [0], [2, 0], [2, 1]
     np.testing.assert_allclose(knn_histogram(np.array([[0, 0, 1, 2], [2, 2, 2, 1]]), 3),
                                [[0.5, 0.25, 0.25], [0.0, 0.25, 0.75]])
-    s = compute_scores(given, probs, latent, sigma, knn, ScoreConfig(w_model=1, w_knn=1, w_latent=1))
+    s = compute_scores(given, probs, latent, sigma, knn, ScoreConfig(w_model=1, w_knn=1, w_latent=1, class_prior=0))
     d = s["label_distribution"].astype(np.float64)
     # face 0: sigma = 1 -> latent ignored; (probs + [0, .5, .5]) / 2
     np.testing.assert_allclose(d[0], [0.3, 0.4, 0.3], rtol=1e-6)
@@ -42,16 +42,57 @@ def test_knn_histogram_and_scores_by_hand():
     ms = 1 - d[np.arange(4), given]
     contested = np.array([ms[0], ms[1], (ms[2] + ms[3]) / 2, (ms[2] + ms[3]) / 2])
     np.testing.assert_allclose(s["ambiguity_score"], (local + contested) / 2, rtol=1e-5, atol=1e-7)
-    alone = compute_scores(given, probs, latent, sigma, knn, ScoreConfig(ambiguity_neighbours=0, ambiguity_class=0))
+    alone = compute_scores(given, probs, latent, sigma, knn, ScoreConfig(ambiguity_neighbours=0, ambiguity_class=0, class_prior=0))
     d0 = alone["label_distribution"].astype(np.float64)
     own0 = (-(d0 * np.log(d0)).sum(axis=1) / np.log(3) + 1 - sigma) / 2
     np.testing.assert_allclose(alone["ambiguity_score"], own0, rtol=1e-5, atol=1e-7)
     # the auxiliary consensus is a fourth view, weighted w_aux; face 1: 2.5 above + 2 * [0, .5, .5]
     agree = np.array([[0.0, 1.0, 0.0]] * 4)
     agree[1] = [0.0, 0.5, 0.5]
-    with_aux = compute_scores(given, probs, latent, sigma, knn, ScoreConfig(w_knn=1, w_aux=2), agree)
+    with_aux = compute_scores(given, probs, latent, sigma, knn, ScoreConfig(w_knn=1, w_aux=2, class_prior=0), agree)
     np.testing.assert_allclose(with_aux["label_distribution"][1], [1.45 / 4.5, 1.2 / 4.5, 1.85 / 4.5], rtol=1e-6)
     assert with_aux["suggested_label"].tolist()[1] == 2
+
+
+def test_class_prior_is_a_bayes_update_of_the_given_label():
+    """A class with twice the overall noise rate: the odds of each of its faces' given labels are
+    multiplied by ((1 - r_y) / r_y) / ((1 - r) / r) ** strength, the other entries keep their
+    proportions and every row still sums to 1; a class at the overall rate is left alone."""
+    dist = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])
+    given = np.array([0, 1, 2])
+    noise, overall = np.array([0.4, 0.2, 0.2]), 0.2
+    out = apply_class_prior(dist, given, noise, overall, 1.0)
+    odds = 0.6 / 0.4 * (0.6 / 0.4) / (0.8 / 0.2)
+    assert out[0, 0] == pytest.approx(odds / (1 + odds))
+    assert out[0, 1] / out[0, 2] == pytest.approx(3.0)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
+    np.testing.assert_allclose(out[1:], dist[1:])
+    half = apply_class_prior(dist, given, noise, overall, 0.5)
+    assert out[0, 0] < half[0, 0] < dist[0, 0]
+    assert apply_class_prior(dist, given, noise, overall, 0.0) is dist
+
+
+def test_scores_take_the_class_prior_from_the_target_probabilities():
+    """Class 0's faces are confidently class 1 twice as often as the others' are claimed: with the
+    prior on, its given labels lose belief and its clean-looking faces score higher than the same
+    faces of a cleaner class."""
+    rng = np.random.default_rng(0)
+    given = np.repeat([0, 1, 2], 60)
+    probs = np.tile([0.1, 0.1, 0.1], (180, 1))
+    probs[np.arange(180), given] = 0.8
+    probs[:24] = [0.05, 0.9, 0.05]  # 24 of 60 faces given 0 look like 1
+    probs[60:66] = [0.9, 0.05, 0.05]  # 6 of 60 faces given 1 look like 0
+    probs[120:126] = [0.9, 0.05, 0.05]
+    probs = probs + rng.uniform(0, 1e-3, probs.shape)
+    probs /= probs.sum(axis=1, keepdims=True)
+    latent = np.full((180, 3), 0.5)
+    latent[np.arange(180), given] = 0
+    knn = np.full((180, 1), -1)
+    off = compute_scores(given, probs, latent, np.ones(180), knn, ScoreConfig(w_knn=0, class_prior=0))
+    on = compute_scores(given, probs, latent, np.ones(180), knn, ScoreConfig(w_knn=0, class_prior=1))
+    assert on["mislabel_score"][30] > off["mislabel_score"][30] + 0.05  # a clean-looking face given 0
+    assert on["mislabel_score"][90] < off["mislabel_score"][90]  # a clean-looking face given 1
+    np.testing.assert_allclose(on["label_distribution"].sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_ambiguity_pools_neighbours_and_class():

@@ -15,6 +15,14 @@ import click
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for the stages, results.md, results.json and plots; re-running resumes.",
 )
+@click.option(
+    "--suite",
+    type=click.Choice(["main", "flips"]),
+    default="main",
+    show_default=True,
+    help="main: the FER2013 labels against the crowd, accuracy, speed. flips: crowd labels with known "
+    "synthetic flips of two kinds and several rates, plus clean labels (OUT/flips.md).",
+)
 @click.option("--quick", is_flag=True, help="The quick preset (meant for ferplus-mini: minutes on 2 cores).")
 @click.option("--epochs", type=int, help="Epochs per model (every method gets the same budget).")
 @click.option("--backbone", help="Backbone of every model (see `curate backbones`) [default: fer_cnn].")
@@ -40,8 +48,12 @@ import click
     type=click.Path(file_okay=False, path_type=Path),
     help="Write the PNG plots here instead of --out (e.g. docs/bench).",
 )
+@click.option("--flip-faces", type=int, help="flips suite: faces every setting relabels [default: 5000].")
+@click.option("--flip-rates", help="flips suite: comma-separated flip rates [default: 0.1,0.2,0.3,0.4].")
+@click.option("--flip-kinds", help="flips suite: comma-separated kinds, uniform and/or classdep [default: both].")
 @click.option("--seed", type=int, default=0, show_default=True)
-def bench(labels_csv: Path, out: Path, quick: bool, plots_dir: Path | None, **overrides) -> None:
+def bench(labels_csv: Path, out: Path, suite: str, quick: bool, plots_dir: Path | None, flip_faces: int | None,
+          flip_rates: str | None, flip_kinds: str | None, **overrides) -> None:
     """Train DMUE, K-fold CE (for cleanlab and FiftyOne mistakenness) and plain CE on the same
     faces of a FERPlus labels.csv, and measure label-error detection against the crowd, ambiguity,
     accuracy under noise and speed. PrivateTest is never read.
@@ -51,8 +63,14 @@ def bench(labels_csv: Path, out: Path, quick: bool, plots_dir: Path | None, **ov
       curate bench ../shared/data/ferplus-mini/labels.csv --quick --out runs/bench-quick
       curate bench ../shared/data/ferplus/labels.csv --out runs/bench --plots docs/bench
       curate bench ../shared/data/ferplus/labels.csv --max-train 8000 --epochs 4 --out runs/bench-8k
+      curate bench ../shared/data/ferplus/labels.csv --suite flips --out runs/flips
+      curate bench ../shared/data/ferplus/labels.csv --suite flips --flip-rates 0.2 --flip-kinds uniform --out runs/u20
     """
     from curate.benchmark import BenchConfig, run_benchmark
+
+    if suite == "flips":
+        _flip_suite(labels_csv, out, flip_faces, flip_rates, flip_kinds, overrides)
+        return
 
     cfg = BenchConfig.preset(
         "quick" if quick else "full", labels_csv, out, **{k: v for k, v in overrides.items() if v is not None}
@@ -62,3 +80,21 @@ def bench(labels_csv: Path, out: Path, quick: bool, plots_dir: Path | None, **ov
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo((out / "results.md").read_text())
+
+
+def _flip_suite(labels_csv: Path, out: Path, faces: int | None, rates: str | None, kinds: str | None,
+                overrides: dict) -> None:
+    from curate.benchmark.flip_suite import FlipSuiteConfig, run_flip_suite
+
+    settings = {k: overrides[k] for k in ("epochs", "backbone", "folds", "seed") if overrides.get(k) is not None}
+    if faces is not None:
+        settings["faces"] = faces
+    try:
+        if rates:
+            settings["rates"] = tuple(float(r) for r in rates.split(","))
+        if kinds:
+            settings["kinds"] = tuple(k.strip() for k in kinds.split(","))
+        run_flip_suite(FlipSuiteConfig(labels_csv=labels_csv, out=out, **settings), click.echo)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo((out / "flips.md").read_text())

@@ -164,7 +164,7 @@ def score_table(
             consensus = probs  # the record's column: the target's view stands in (not mixed in twice)
         verdict, reasons, rule = decide(
             given, scores["label_distribution"], scores["mislabel_score"], scores["ambiguity_score"],
-            scores["knn_disagreement"], classes, rule, noise_probs=probs,
+            scores["knn_disagreement"], classes, rule, noise_probs=scores["mixed_distribution"],
         )  # fmt: skip
         meta = {
             "classes": classes,

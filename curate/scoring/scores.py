@@ -50,6 +50,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from curate.noise import class_noise_prior
+
 #: ``ScoreConfig.mining_precision`` values
 MINING_PRECISIONS = ("auto", "fp32", "bf16")
 #: ``ScoreConfig.tta`` values: ``"hflip"`` averages each face's outputs with its mirror image's
@@ -68,6 +70,7 @@ class ScoreConfig:
     w_knn: float = 0.5
     w_latent: float = 1.0
     w_aux: float = 1.5
+    class_prior: float = 0.5
     ambiguity_neighbours: float = 0.5
     ambiguity_class: float = 1.0
     k: int = 10
@@ -81,6 +84,8 @@ class ScoreConfig:
             raise ValueError(f"score.tta must be one of {TTA_MODES}, not {self.tta!r}")
         if not 0.0 <= self.ambiguity_neighbours <= 1.0:
             raise ValueError(f"score.ambiguity_neighbours must be in [0, 1], not {self.ambiguity_neighbours}")
+        if self.class_prior < 0:
+            raise ValueError(f"score.class_prior must be >= 0, not {self.class_prior}")
         if self.ambiguity_class < 0:
             raise ValueError(f"score.ambiguity_class must be >= 0, not {self.ambiguity_class}")
 
@@ -143,6 +148,26 @@ def label_distribution(
     return mix / total
 
 
+def apply_class_prior(dist: np.ndarray, given: np.ndarray, noise: np.ndarray, overall: float,
+                      strength: float) -> np.ndarray:
+    """(N, C) ``dist`` (rows sum to 1) with each face's belief in its given label moved by its class's
+    estimated noise rate ``noise`` (C,) against the ``overall`` rate: the odds of the given label
+    are multiplied by ``[(1 - r_y) / r_y  /  ((1 - r) / r)] ** strength`` and the other entries
+    rescaled to keep the row's sum (a Bayes update of the prior, ``strength`` 1 in full, 0 not at
+    all). Rates are clipped to [0.01, 0.99]."""
+    if strength == 0 or len(given) == 0:
+        return dist
+    r_y, r = np.clip(noise, 0.01, 0.99), float(np.clip(overall, 0.01, 0.99))
+    factor = ((1 - r_y) / r_y / ((1 - r) / r)) ** strength
+    rows = np.arange(len(given))
+    p = np.clip(dist[rows, given], 1e-9, 1 - 1e-9)
+    odds = p / (1 - p) * factor[given]
+    new_p = odds / (1 + odds)
+    out = dist * ((1 - new_p) / (1 - p))[:, None]
+    out[rows, given] = new_p
+    return out
+
+
 def face_ambiguity(dist: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """(N,) in [0, 1]: the mean of the normalised entropy of ``dist`` (N, C) and 1 - ``sigma`` (N,)."""
     spread = np.clip(normalised_entropy(dist), 0.0, 1.0)
@@ -188,16 +213,22 @@ def compute_scores(
     cfg: ScoreConfig | None = None,
     consensus: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """All per-face scores as arrays: label_distribution, mislabel_score, ambiguity_score,
-    suggested_label, knn_disagreement. ``consensus`` None: the auxiliary view is left out."""
+    """All per-face scores as arrays: label_distribution, mixed_distribution (the same before the
+    class prior), mislabel_score, ambiguity_score, suggested_label, knn_disagreement.
+    ``consensus`` None: the auxiliary view is left out."""
     cfg = cfg or ScoreConfig()
     given = np.asarray(given, dtype=np.int64)
     knn_indices = np.asarray(knn_indices, dtype=np.int64)
     knn_labels = np.where(knn_indices >= 0, given[np.clip(knn_indices, 0, None)], -1)
-    dist = label_distribution(given, target_probs, latent, sigma, knn_labels, cfg, consensus)
+    mixed = label_distribution(given, target_probs, latent, sigma, knn_labels, cfg, consensus)
+    dist = mixed
+    if cfg.class_prior:
+        noise, overall = class_noise_prior(given, target_probs, target_probs.shape[1])
+        dist = apply_class_prior(mixed, given, noise, overall, cfg.class_prior)
     rows = np.arange(len(given))
     return {
         "label_distribution": dist.astype(np.float32),
+        "mixed_distribution": mixed.astype(np.float32),
         "mislabel_score": np.clip(1.0 - dist[rows, given], 0.0, 1.0).astype(np.float32),
         "ambiguity_score": ambiguity_score(given, dist, sigma, knn_indices, cfg),
         "suggested_label": dist.argmax(axis=1).astype(np.int32),

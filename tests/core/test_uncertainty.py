@@ -137,3 +137,29 @@ def test_only_the_official_quirk_freezes_the_uncertainty_mlp_and_neck_weights(cf
     model = DMUE(cfg)
     assert all(p.requires_grad != frozen for p in model.uncertainty_mlp.parameters())
     assert all(neck.weight.requires_grad != frozen for neck in model.necks)
+
+
+@pytest.mark.parametrize("use", ["probe", "logit_scale"])
+def test_probe_sigma_learns_without_reaching_the_classifier(use):
+    """With a sigma of ~0 for every face labelled 0, the paper's L_wce gives those faces no
+    gradient on the target head; the probe leaves the classifier's gradient as with sigma = 1 and
+    still trains the uncertainty MLP."""
+    torch.manual_seed(5)
+    x, y = torch.randn(8, 3, 32, 32), torch.tensor([0, 0, 0, 1, 1, 2, 2, 3])
+    grads = {}
+    for name, collapse in (("collapsed", True), ("intact", False)):
+        model = DMUE(DMUEConfig(num_classes=4, backbone="fer_cnn", dropout=0.0, uncertainty_use=use)).train()
+        torch.manual_seed(6)
+        for p in model.parameters():
+            p.data.normal_(0, 0.05)
+        if collapse:
+            _class_zero_given_up(model)
+        out = model.training_step(x, y, epoch=100)  # ramps at their end values
+        out.loss.backward()
+        grads[name] = model.target_head.weight.grad[0].clone()
+        if collapse:
+            assert out.uncertainty[:3].max() < 1e-6
+        else:  # the MLP learns in both modes
+            assert sum(float(p.grad.abs().sum()) for p in model.uncertainty_mlp.parameters()) > 0
+    same = torch.allclose(grads["collapsed"], grads["intact"], atol=1e-6)
+    assert same == (use == "probe")

@@ -1,0 +1,220 @@
+"""The flip suite: label-error detection where every error is known, over noise kinds and rates.
+
+Labels are the FERPlus crowd plurality of a stratified subset of the Training faces (rows without a
+plurality among the 7 classes are left out), with a share of them flipped:
+
+* ``uniform``: each flipped face moves to a uniformly drawn other class;
+* ``classdep``: each flipped face of crowd class c moves to c's most confused class, the FER2013
+  label most often given to faces the crowd calls c (angry -> fear, happy -> neutral, ...);
+* ``clean``: no flip (every label is the crowd's), where a good tool flags almost nothing.
+
+Each setting is a ``Benchmark`` folder of its own (``OUT/<setting>/``: DMUE through ``curate run``,
+K-fold CE with cleanlab and FiftyOne mistakenness, in-sample CE loss and kNN), so it resumes stage
+by stage. Truth: ``label_disagrees`` = the face was flipped; accuracy is measured on PublicTest
+against the crowd. ``OUT/flips.md`` and ``OUT/flips.json`` summarise every setting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from curate.benchmark.protocol import BenchConfig, Benchmark, Log
+from curate.benchmark.report import detection_rows, mislabel_truth
+from curate.benchmark.splits import TRUTH_COLUMNS, flip_labels, stratified_sample
+from curate.data.table import FER2013_CLASSES
+
+KINDS = ("uniform", "classdep")
+DMUE = "DMUE mislabel_score (ours)"
+CLEANLAB = "cleanlab self_confidence + find_label_issues"
+BASELINES = (CLEANLAB, "cleanlab normalized_margin", "FiftyOne Brain mistakenness",
+             "kNN label disagreement (CE embeddings)", "plain CE loss (in-sample)")  # fmt: skip
+
+
+@dataclass
+class FlipSuiteConfig:
+    """``faces``: the stratified subset (of Training faces with a crowd plurality) every setting
+    relabels; ``rates`` x ``kinds`` plus one clean setting. The models get the ``curate run``
+    budget (``epochs``, ``backbone``) and the benchmark's K-fold CE (``folds``)."""
+
+    labels_csv: Path
+    out: Path
+    faces: int = 5000
+    rates: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
+    kinds: tuple[str, ...] = KINDS
+    epochs: int = 12
+    folds: int = 3
+    backbone: str = "fer_cnn"
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.kinds) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown flip kinds {unknown}; choose from {list(KINDS)}")
+        if not all(0 < r < 1 for r in self.rates):
+            raise ValueError(f"flip rates must lie in (0, 1), not {list(self.rates)}")
+
+    def settings(self) -> list[tuple[str, str, float]]:
+        """(folder name, kind, rate) of every setting: clean first."""
+        return [("clean", "uniform", 0.0)] + [(f"{k}-{r:g}", k, r) for k in self.kinds for r in self.rates]
+
+
+def confusion_map(crowd: np.ndarray, fer2013: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) for each crowd class c, the FER2013 label most often given to faces the crowd calls c
+    among those FER2013 labels otherwise (c itself never; a class without such faces maps to the
+    next class)."""
+    out = (np.arange(num_classes) + 1) % num_classes
+    for c in range(num_classes):
+        other = fer2013[(crowd == c) & (fer2013 != c)]
+        if len(other):
+            out[c] = np.bincount(other, minlength=num_classes).argmax()
+    return out
+
+
+def flip_to_confused(labels: np.ndarray, rate: float, confused: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Copy of ``labels`` with round(rate * N) rows moved to ``confused[label]``."""
+    out = labels.copy()
+    rows = rng.choice(len(labels), size=round(rate * len(labels)), replace=False)
+    out[rows] = confused[labels[rows]]
+    return out
+
+
+def write_settings(cfg: FlipSuiteConfig) -> list[tuple[str, Path]]:
+    """Write ``OUT/<setting>/train.csv`` and ``eval.csv`` (PublicTest) for every setting, once;
+    returns (name, folder) pairs. The same faces in every setting; flips drawn with ``seed``."""
+    df = pd.read_csv(cfg.labels_csv)
+    missing = {"path", "split", "fer2013_label", *TRUTH_COLUMNS} - set(df.columns)
+    if missing:
+        raise ValueError(f"{cfg.labels_csv}: not a FERPlus labels.csv, columns {sorted(missing)} are missing")
+    df["path"] = [str((cfg.labels_csv.parent / p).resolve()) for p in df["path"]]
+    train = df[(df["split"] == "Training") & (df["ferplus_label"] >= 0)].reset_index(drop=True)
+    evaluation = df[df["split"] == "PublicTest"].reset_index(drop=True)
+    if evaluation.empty:
+        raise ValueError(f"{cfg.labels_csv} has no PublicTest faces to measure accuracy on")
+    C = len(FER2013_CLASSES)
+    confused = confusion_map(train["ferplus_label"].to_numpy(), train["fer2013_label"].to_numpy(), C)
+    rng = np.random.default_rng(cfg.seed)
+    faces = train.iloc[stratified_sample(train["ferplus_label"].to_numpy(), cfg.faces, rng)].reset_index(drop=True)
+    crowd = faces["ferplus_label"].to_numpy()
+    evaluation["label"] = np.asarray(FER2013_CLASSES)[evaluation["fer2013_label"].to_numpy()]
+    columns = ["path", "label", "fer2013_label", *TRUTH_COLUMNS]
+    written = []
+    for name, kind, rate in cfg.settings():
+        folder = cfg.out / name
+        written.append((name, folder))
+        if (folder / "train.csv").exists():
+            continue
+        setting_rng = np.random.default_rng([cfg.seed, KINDS.index(kind), round(rate * 1000)])
+        if rate == 0:
+            noisy = crowd.copy()
+        elif kind == "uniform":
+            noisy = flip_labels(crowd, rate, C, setting_rng)
+        else:
+            noisy = flip_to_confused(crowd, rate, confused, setting_rng)
+        table = faces.assign(label=np.asarray(FER2013_CLASSES)[noisy], label_disagrees=(noisy != crowd).astype(int))
+        folder.mkdir(parents=True, exist_ok=True)
+        for frame, path in ((evaluation, folder / "eval.csv"), (table, folder / "train.csv")):
+            tmp = path.with_suffix(".tmp")
+            frame[columns].to_csv(tmp, index=False)
+            tmp.replace(path)
+    return written
+
+
+def setting_summary(results: dict[str, Any], classes: list[str]) -> dict[str, Any]:
+    """The figures of one setting: each detector's AUROC / AP, DMUE's and cleanlab's flags (share
+    against the true rate, precision, recall, the largest share of a class's correctly labelled
+    faces flagged), DMUE's mean target p[given] per class, and PublicTest accuracy."""
+    stages, truth = results["stages"], results["truth"]
+    known, wrong = mislabel_truth(truth)
+    rows = {r["method"]: r for r in detection_rows(results)} if wrong.any() else {}  # clean labels: no ranking
+    given = truth["label_index"].to_numpy()
+    true_rate = float(np.mean(wrong))
+    out: dict[str, Any] = {"true_rate": true_rate, "faces": int(known.sum()),
+                           "auroc": {m: rows[m]["auroc"] for m in (DMUE, *BASELINES) if m in rows},
+                           "ap": {m: rows[m]["ap"] for m in (DMUE, *BASELINES) if m in rows}}  # fmt: skip
+    flags = {"dmue": stages["dmue"][1]["flag"], "cleanlab": stages["cleanlab"][1]["flag"]}
+    for name, flag in flags.items():
+        correct = ~(truth["label_disagrees"].to_numpy() == 1)
+        per_class = {classes[c]: float(flag[correct & (given == c)].mean())
+                     for c in range(len(classes)) if (correct & (given == c)).any()}  # fmt: skip
+        f = flag[known]
+        out[f"{name}_flags"] = {
+            "share": float(f.mean()),
+            "share_over_true": float(f.mean() / true_rate) if true_rate else None,
+            "precision": float(wrong[f].mean()) if f.any() else None,
+            "recall": float(f[wrong].mean()) if wrong.any() else None,
+            "correct_flagged_by_class": per_class,
+            "worst_class_correct_flagged": max(per_class.values()),
+        }
+    p_given = 1 - stages["dmue"][1]["one_minus_p_given"]
+    out["dmue_mean_p_given"] = {classes[c]: float(p_given[given == c].mean())
+                                for c in range(len(classes)) if (given == c).any()}  # fmt: skip
+    out["accuracy"] = {"dmue": stages["dmue"][0]["eval_accuracy"], "ce": stages["ce_full"][0]["eval_accuracy"]}
+    return out
+
+
+def _best_baseline(summary: dict[str, Any]) -> str:
+    """'AUROC (method)' of the best baseline, or — without errors to rank."""
+    ranked = [m for m in BASELINES if m in summary["auroc"]]
+    if not ranked:
+        return "—"
+    name = max(ranked, key=lambda m: summary["auroc"][m])
+    return f"{summary['auroc'][name]:.3f} ({name})"
+
+
+def _f(x: float | None, spec: str = ".3f") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def markdown(record: dict[str, Any]) -> str:
+    cfg = record["config"]
+    lines = [
+        (f"Flip suite run {record['date']}: {cfg['faces']} Training faces with a crowd plurality, labels = the "
+         f"crowd plurality with a share flipped; backbone {cfg['backbone']}, {cfg['epochs']} epochs per model, "
+         f"{cfg['folds']}-fold CE for cleanlab and FiftyOne; accuracy on PublicTest against the crowd."),
+        "",
+        ("| labels | true rate | DMUE AUROC / AP | best baseline AUROC | DMUE flagged (x true) | DMUE flag P / R | "
+         "worst class: correct faces flagged | min class p[given] | cleanlab flagged / P | accuracy DMUE / CE |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for name, s in record["settings"].items():
+        d, c = s["dmue_flags"], s["cleanlab_flags"]
+        worst = max(d["correct_flagged_by_class"], key=d["correct_flagged_by_class"].get)
+        low = min(s["dmue_mean_p_given"], key=s["dmue_mean_p_given"].get)
+        ratio = f" ({d['share_over_true']:.2f}x)" if d["share_over_true"] is not None else ""
+        lines.append(
+            f"| {name} | {s['true_rate']:.3f} | {_f(s['auroc'].get(DMUE))} / {_f(s['ap'].get(DMUE))} | "
+            f"{_best_baseline(s)} | {d['share']:.3f}{ratio} | {_f(d['precision'])} / {_f(d['recall'])} | "
+            f"{d['worst_class_correct_flagged']:.3f} ({worst}) | {s['dmue_mean_p_given'][low]:.3f} ({low}) | "
+            f"{c['share']:.3f} / {_f(c['precision'])} | {s['accuracy']['dmue']:.3f} / {s['accuracy']['ce']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_flip_suite(cfg: FlipSuiteConfig, log: Log = print) -> dict[str, Any]:
+    """Run (or resume) every setting; write ``OUT/flips.md`` and ``OUT/flips.json``; return the record."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    summaries = {}
+    for name, folder in write_settings(cfg):
+        log(f"[flips] setting {name}")
+        bench = Benchmark(BenchConfig(labels_csv=cfg.labels_csv, out=folder, epochs=cfg.epochs, backbone=cfg.backbone,
+                                      folds=cfg.folds, seed=cfg.seed, faithful=False, flip_rates=(),
+                                      progress=cfg.progress), log)  # fmt: skip
+        results = bench.detection()
+        results["truth"] = results["truth"].assign(label_index=bench.given)
+        summaries[name] = setting_summary(results, list(FER2013_CLASSES))
+    record = {"date": dt.date.today().isoformat(),
+              "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+              "settings": summaries}  # fmt: skip
+    for name, body in (("flips.md", markdown(record)), ("flips.json", json.dumps(record, indent=1, default=float))):
+        tmp = cfg.out / f".{name}.tmp"
+        tmp.write_text(body)
+        tmp.replace(cfg.out / name)
+    return record
