@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -95,7 +95,7 @@ def load_model(source: str | Path) -> LoadedModel:
         state = _load_checkpoint(paths.checkpoint)
         if "model" not in state:
             raise ValueError(f"{paths.checkpoint}: not a trainer checkpoint (no 'model' entry)")
-        model = DMUE(cfg.model)
+        model = DMUE(replace(cfg.model, weights=None))  # the checkpoint holds every weight: no pretrained file needed
         model.load_state_dict(state["model"])
         classes = json.loads(paths.classes.read_text()) if paths.classes.exists() else None
         return LoadedModel(model.eval(), classes, cfg.image_size, source)

@@ -9,6 +9,13 @@ parts' parameter names map back onto the plain network (used by ``dmue_core.expo
 small_input (faces of ~48x48): ResNets get a 3x3 stride-2 first conv and no max-pool (stem stride 2
 instead of 4; stride 1 would cost ~4x the MACs: 1.2 vs 0.32 GMAC for resnet18 at 48x48),
 MobileNetV2 a stride-1 first conv. ``fer_cnn`` is built for small inputs and ignores the flag.
+
+Pretrained weights: a local file, or ``"imagenet"`` for the torchvision backbones, fetched through
+torchvision's own weight API into torch.hub's cache (``$TORCH_HOME/hub/checkpoints``) the first
+time and read from there after. A pretrained stem meets a small-input stem by shrinking its 7x7
+kernel to 3x3 by area (each kernel keeps its sum: the same response to flat input), and a
+one-channel (grayscale) first conv meets the three-channel input by spreading its weights over
+the channels (faces are read as three equal channels).
 """
 
 from __future__ import annotations
@@ -18,12 +25,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlparse
 
 import torch
 import torchvision
 from torch import Tensor, nn
 
 SMALL_INPUT_STEM_STRIDE = 2
+#: ``weights`` value that asks for torchvision's ImageNet weights (``imagenet_weights_file``)
+IMAGENET = "imagenet"
+#: backbones with ImageNet weights in torchvision, by registry name
+IMAGENET_BACKBONES = ("mobilenet_v2", "resnet18", "resnet34", "resnet50")
+
+
+class WeightsUnavailable(ValueError):
+    """Pretrained weights are neither cached nor downloadable; the message says where to put them
+    (a ValueError, so every command reports it as its one-line error)."""
 
 
 class BackboneSplit(NamedTuple):
@@ -111,12 +128,14 @@ def build_backbone(
     weights: str | Path | None = None,
     official_stem: bool = False,
 ) -> BackboneParts:
-    """Build backbone ``name`` split into parts; ``weights`` = local file (classifier ignored)."""
+    """Build backbone ``name`` split into parts; ``weights`` = local file or ``"imagenet"``
+    (classifier ignored)."""
     builder = _builder(name)
     split = builder(num_classes, small_input, official_stem)
     plain_names, head_keys = _plain_name_map(split)
     if weights is not None:
-        load_backbone_weights(split.net, weights, ignore=head_keys)
+        path = imagenet_weights_file(name) if str(weights) == IMAGENET else weights
+        load_backbone_weights(split.net, path, ignore=head_keys)
     return BackboneParts(
         name=name,
         trunk=split.trunk,
@@ -146,9 +165,64 @@ def _plain_name_map(split: BackboneSplit) -> tuple[dict[str, str], tuple[str, st
     return names, (weight[0], bias[0])
 
 
+def imagenet_weights_file(name: str) -> Path:
+    """The cached file of torchvision's default ImageNet weights for backbone ``name``, fetched
+    with the weights' own ``get_state_dict`` (torch.hub's download-and-cache) when it is not cached
+    yet. Raises ``WeightsUnavailable`` naming the file and the folder when it cannot be had."""
+    if name not in IMAGENET_BACKBONES:
+        raise ValueError(f"no ImageNet weights for backbone {name!r}; torchvision has them for "
+                         f"{list(IMAGENET_BACKBONES)} (or pass a local file)")
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+    if not cached.is_file():
+        try:
+            weights.get_state_dict(progress=True, check_hash=True)
+        except Exception as err:  # no network: URLError, socket errors, HTTP errors...
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise WeightsUnavailable(
+                f"ImageNet weights for {name} are not cached and could not be downloaded ({reason}): "
+                f"put {cached.name} (from {weights.url}) into {cached.parent}, or pass a local file"
+            ) from err
+    return cached
+
+
+def _adapt_conv(weight: Tensor, shape: torch.Size) -> Tensor | None:
+    """A pretrained conv ``weight`` [O,I,k,k] reshaped for a model conv of ``shape`` [O,I',k',k']:
+    the kernel shrunk to k' x k' by area (k' < k; each kernel keeps its sum) and a one-channel
+    input spread over I' channels (or I channels summed into one). None when it cannot fit."""
+    if weight.ndim != 4 or len(shape) != 4 or weight.shape[0] != shape[0]:
+        return None
+    out = weight
+    if out.shape[1] != shape[1]:
+        if out.shape[1] == 1:
+            out = out.expand(-1, shape[1], -1, -1) / shape[1]
+        elif shape[1] == 1:
+            out = out.sum(1, keepdim=True)
+        else:
+            return None
+    if out.shape[2:] != shape[2:]:
+        k, k2 = out.shape[2], shape[2]
+        if out.shape[2] != out.shape[3] or shape[2] != shape[3] or k2 > k:
+            return None
+        area = _area_matrix(k, k2).to(out.dtype)
+        out = area @ out @ area.T
+    return out.contiguous()
+
+
+def _area_matrix(k: int, k2: int) -> Tensor:
+    """[k2, k]: entry (i, j) = the part of input cell j that falls into output cell i when k cells
+    are shrunk into k2 (each column sums to 1, so a kernel's sum is kept)."""
+    edges = torch.arange(k2 + 1, dtype=torch.float64) * k / k2
+    cells = torch.arange(k, dtype=torch.float64)
+    lo = torch.maximum(edges[:-1, None], cells[None, :])
+    hi = torch.minimum(edges[1:, None], cells[None, :] + 1)
+    return (hi - lo).clamp_min(0)
+
+
 def load_backbone_weights(net: nn.Module, path: str | Path, *, ignore: tuple[str, ...]) -> None:
     """Load a local state dict (raw, or under "state_dict"/"model"; "module." prefixes stripped)
-    into ``net``, skipping the ``ignore`` keys (the classifier, whose class count differs)."""
+    into ``net``, skipping the ``ignore`` keys (the classifier, whose class count differs); a first
+    conv of another kernel size or channel count is adapted (``_adapt_conv``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"backbone weights file not found: {path}")
@@ -166,6 +240,9 @@ def load_backbone_weights(net: nn.Module, path: str | Path, *, ignore: tuple[str
     state = {k.removeprefix("module."): v for k, v in obj.items()}
     state = {k: v for k, v in state.items() if k not in ignore}
     own = {k: v for k, v in net.state_dict().items() if k not in ignore}
+    for k in set(own) & set(state):
+        if state[k].shape != own[k].shape and (adapted := _adapt_conv(state[k], own[k].shape)) is not None:
+            state[k] = adapted
     optional = {k for k in own if k.endswith("num_batches_tracked")}
     missing = sorted(set(own) - set(state) - optional)
     unexpected = sorted(set(state) - set(own))

@@ -16,8 +16,10 @@ _OPTIONS = (
     click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                  help="A config.yaml written by an earlier run; the flags below override it."),
     click.option("--backbone", help="Backbone name (see `curate backbones`), e.g. resnet18, mobilenet_v2, fer_cnn."),
-    click.option("--weights", type=click.Path(exists=True, dir_okay=False),
-                 help="Local pretrained backbone weights (state dict or checkpoint). Nothing is downloaded."),
+    click.option("--weights", callback=lambda ctx, param, value: _weights(value), metavar="FILE|imagenet",
+                 help="Pretrained backbone weights: a local file (state dict or checkpoint), or imagenet for "
+                      "torchvision's ImageNet weights of resnet18/34/50 and mobilenet_v2, downloaded once into "
+                      "torch's cache ($TORCH_HOME) and read from there after."),
     click.option("--epochs", type=click.IntRange(min=1)),
     click.option("--batch-size", type=click.IntRange(min=2)),
     click.option("--image-size", type=click.IntRange(min=16), help="Square input size in pixels [default: 48]."),
@@ -39,6 +41,13 @@ _OPTIONS = (
     click.option("--seed", type=int),
     click.option("--deterministic", is_flag=True, default=None, help="Bit-reproducible training (slower)."),
 )  # fmt: skip
+
+
+def _weights(value: str | None) -> str | None:
+    """``imagenet`` or the path of an existing file."""
+    if value is None or value == "imagenet" or Path(value).is_file():
+        return value
+    raise click.BadParameter(f"{value} is not a file (give a weights file, or imagenet)", param_hint="--weights")
 
 
 def train_options(command: F) -> F:

@@ -1,3 +1,5 @@
+from urllib.error import URLError
+
 import pytest
 import torch
 import torchvision
@@ -5,7 +7,9 @@ from torch import nn
 
 from dmue_core.backbones import (
     FerCNN,
+    WeightsUnavailable,
     build_backbone,
+    imagenet_weights_file,
     list_backbones,
     plain_backbone,
     register_backbone,
@@ -117,8 +121,62 @@ def test_bad_weight_files_give_clear_errors(tmp_path):
         build_backbone("fer_cnn", 3, weights=garbage)
 
 
-def test_weights_with_another_stem_report_the_shape_mismatch(tmp_path):
+def test_a_pretrained_stem_is_adapted_to_the_small_input_stem(tmp_path):
+    """The 7x7 ImageNet stem pooled to the small-input 3x3 stem keeps each kernel's sum; a
+    one-channel stem is spread over the three input channels; a stem that cannot fit still fails."""
+    source = torchvision.models.resnet18()
     path = tmp_path / "r18.pt"
-    torch.save(torchvision.models.resnet18().state_dict(), path)
-    with pytest.raises(ValueError, match=r"shape mismatch.*conv1\.weight \(64, 3, 7, 7\) vs \(64, 3, 3, 3\)"):
-        build_backbone("resnet18", 3, small_input=True, weights=path)
+    torch.save(source.state_dict(), path)
+    conv = build_backbone("resnet18", 3, small_input=True, weights=path).trunk[0]
+    assert conv.weight.shape == (64, 3, 3, 3)
+    torch.testing.assert_close(conv.weight.sum((2, 3)), source.conv1.weight.sum((2, 3)), rtol=1e-4, atol=1e-5)
+    # area shrinking: the centre third [7/3, 14/3) holds input cell 3 whole and 2/3 of cells 2 and 4
+    w = source.conv1.weight[0, 0]
+    rows = 2 / 3 * w[2] + w[3] + 2 / 3 * w[4]
+    torch.testing.assert_close(conv.weight[0, 0, 1, 1], 2 / 3 * rows[2] + rows[3] + 2 / 3 * rows[4])
+    gray = source.state_dict()
+    gray["conv1.weight"] = gray["conv1.weight"].sum(1, keepdim=True)
+    torch.save(gray, path)
+    conv = build_backbone("resnet18", 3, weights=path).trunk[0]
+    torch.testing.assert_close(conv.weight, gray["conv1.weight"].expand(-1, 3, -1, -1) / 3)
+    gray["conv1.weight"] = torch.zeros(64, 2, 7, 7)
+    torch.save(gray, path)
+    with pytest.raises(ValueError, match=r"shape mismatch.*conv1\.weight \(64, 2, 7, 7\) vs \(64, 3, 7, 7\)"):
+        build_backbone("resnet18", 3, weights=path)
+
+
+def test_imagenet_weights_come_from_torchvisions_cache(tmp_path, monkeypatch):
+    """A state dict generated here, put where torchvision's weight API caches resnet18's ImageNet
+    file, is what ``weights="imagenet"`` loads; nothing is downloaded."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    source = torchvision.models.resnet18()
+    url = torchvision.models.ResNet18_Weights.DEFAULT.url
+    cached = tmp_path / "hub" / "checkpoints" / url.rsplit("/", 1)[1]
+    cached.parent.mkdir(parents=True)
+    torch.save(source.state_dict(), cached)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("the cached file should have been used")
+
+    monkeypatch.setattr(torchvision.models.ResNet18_Weights, "get_state_dict", no_download)
+    assert imagenet_weights_file("resnet18") == cached
+    parts = build_backbone("resnet18", 7, weights="imagenet")
+    torch.testing.assert_close(parts.trunk[4][0].conv1.weight, source.layer1[0].conv1.weight)
+    torch.testing.assert_close(parts.make_last_stage()[1].conv2.weight, source.layer4[1].conv2.weight)
+
+
+def test_imagenet_weights_offline_give_one_actionable_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.models.MobileNet_V2_Weights, "get_state_dict", offline)
+    with pytest.raises(WeightsUnavailable) as err:
+        build_backbone("mobilenet_v2", 7, weights="imagenet")
+    message = str(err.value)
+    folder = tmp_path / "hub" / "checkpoints"
+    assert "\n" not in message and "mobilenet_v2-7ebf99e0.pth" in message and str(folder) in message
+    assert "name resolution" in message
+    with pytest.raises(ValueError, match="no ImageNet weights for backbone 'fer_cnn'"):
+        build_backbone("fer_cnn", 7, weights="imagenet")
