@@ -27,6 +27,7 @@ from dmue_core.distributed import resolve_device
 from dmue_core.export import save_target_model
 from dmue_core.model import DMUE
 from dmue_core.trainer import load_dynamics, train
+from dmue_core.warm_start import WarmStartReport, from_dmue, from_plain
 
 Log = Callable[[str], Any]
 
@@ -109,6 +110,17 @@ def _warn_given_up(run_dir: Path, labels: np.ndarray, classes: list[str], uncert
             f"in the last epoch), so nearly every face given these classes scores as likely mislabeled.{advice}")
 
 
+def warm_start(model: DMUE, source: Path, classes: list[str]) -> WarmStartReport:
+    """Initialise ``model`` from an earlier run directory or exported ``model.pt`` (``--init-from``),
+    matching ``classes`` by name with the earlier model's."""
+    loaded = load_model(source)
+    if loaded.classes is None:
+        raise ValueError(f"--init-from {source}: no classes.json beside it, so its classes cannot be matched by name")
+    if isinstance(loaded.model, DMUE):
+        return from_dmue(model, loaded.model, classes, loaded.classes)
+    return from_plain(model, loaded.model.state_dict(), classes, loaded.classes)
+
+
 def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print,
               progress: bool = True) -> RunPaths:
     """Train DMUE on every labelled row of ``table``; export the target model to ``model.pt``."""
@@ -126,6 +138,8 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
     dataset = FaceDataset(table, image_size=cfg.image_size, transform=train_transform(cfg.image_size),
                           preload=True)  # so does an unreadable image
     paths = prepare_run_dir(run_dir, cfg, table)
+    if cfg.init_from and not paths.checkpoint.exists():  # a resumed run continues from its own checkpoint
+        log(warm_start(model, Path(cfg.init_from), list(classes)).summary() + f" ({cfg.init_from})")
     t0 = time.time()
     result = train(model, dataset, cfg.train, paths.root, resume=True, progress=progress)
     cfg.save(paths.config)  # the trainer accepted these settings

@@ -1,6 +1,7 @@
 """The resolved configuration of a run, saved as ``RUN_DIR/config.yaml`` and readable by ``--config``.
 
-Sections: ``data`` (the dataset path and reader options), ``image_size``, ``model``
+Sections: ``data`` (the dataset path and reader options), ``image_size``, ``init_from`` (the earlier
+run or exported model the weights started from, or null), ``model``
 (``dmue_core.config.DMUEConfig``), ``train`` (``dmue_core.config.TrainConfig``), ``score``
 (``curate.scoring.scores.ScoreConfig``) and ``flags`` (``curate.flags.FlagRule`` thresholds).
 Command-line flags override the file; the file overrides the defaults.
@@ -45,6 +46,7 @@ class RunConfig:
 
     data: dict[str, Any] = field(default_factory=dict)
     image_size: int = 48
+    init_from: str | None = None
     model: DMUEConfig = field(default_factory=lambda: DMUEConfig(**MODEL_DEFAULTS))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(**TRAIN_DEFAULTS))
     score: ScoreConfig = field(default_factory=ScoreConfig)
@@ -57,6 +59,7 @@ class RunConfig:
         return {
             "data": dict(self.data),
             "image_size": self.image_size,
+            "init_from": self.init_from,
             "model": self.model.to_dict(),
             "train": self.train.to_dict(),
             "score": self.score.to_dict(),
@@ -65,7 +68,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        unknown = sorted(set(d) - {"data", "image_size", "model", "train", "score", "flags"})
+        unknown = sorted(set(d) - {"data", "image_size", "init_from", "model", "train", "score", "flags"})
         if unknown:
             raise ValueError(f"config: unknown sections {unknown}")
         flags = dict(d.get("flags") or {})
@@ -75,6 +78,7 @@ class RunConfig:
         return cls(
             data=dict(d.get("data") or {}),
             image_size=int(d.get("image_size", 48)),
+            init_from=d.get("init_from"),
             model=DMUEConfig.from_dict({**MODEL_DEFAULTS, **(d.get("model") or {})}),
             train=TrainConfig.from_dict({**TRAIN_DEFAULTS, **(d.get("train") or {})}),
             score=_dataclass_from(ScoreConfig, d.get("score") or {}, "score"),

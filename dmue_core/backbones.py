@@ -119,6 +119,15 @@ class BackboneParts:
         state[self.head_keys[0]], state[self.head_keys[1]] = head_weight, head_bias
         return state
 
+    def split_plain_state(self, state: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor]:
+        """(trunk state, last-stage state, final layer weight [C,D]) of a ``plain`` state dict: the
+        inverse of ``plain_state_dict`` without the bias. KeyError names a key the state lacks."""
+        parts: dict[str, dict[str, Tensor]] = {"trunk": {}, "last_stage": {}}
+        for name, plain_key in self._plain_names.items():
+            part, key = name.split(".", 1)
+            parts[part][key] = state[plain_key]
+        return parts["trunk"], parts["last_stage"], state[self.head_keys[0]]
+
 
 def build_backbone(
     name: str,

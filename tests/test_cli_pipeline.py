@@ -16,7 +16,7 @@ from curate.cli.train_options import resolve_config
 from curate.data.synthetic import generate
 from curate.run_config import RunConfig
 
-RESOLVE_ARGS = ("config_file", "backbone", "weights", "epochs", "batch_size", "image_size", "small_input", "ramp_a",
+RESOLVE_ARGS = ("config_file", "backbone", "weights", "init_from", "epochs", "batch_size", "image_size", "small_input", "ramp_a",
                 "aux_fraction", "balanced_sampler", "device", "amp", "num_workers", "seed", "deterministic")
 FAST = ["--epochs", "1", "--ramp-a", "1", "--workers", "0", "--image-size", "32", "--no-load"]
 
@@ -260,3 +260,20 @@ def test_given_up_classes_are_those_the_target_branch_stopped_predicting():
     given_up = given_up_classes(prob_given, labels, ["angry", "fear", "sad"])
     assert given_up == pytest.approx({"angry": 0.02, "sad": 0.049})  # fear's mean 0.32; NaN ignored
     assert given_up_classes(prob_given, labels, ["angry", "fear", "sad", "none"]).keys() == given_up.keys()
+
+
+def test_init_from_an_earlier_run_or_its_exported_model(synthetic_run, tmp_path):
+    """--init-from: the run says what it took, records it in config.yaml, and a resume does not
+    start over from the earlier model."""
+    data = synthetic_run / "data" / "labels.csv"
+    for source, kind in ((synthetic_run / "run", "dmue"), (synthetic_run / "run" / "model.pt", "plain")):
+        out = tmp_path / kind
+        res = invoke("train", data, "--path-column", "path", "--label-column", "label", "--out", out,
+                     "--init-from", source, *[f for f in FAST if f != "--no-load"])
+        assert res.exit_code == 0, res.output
+        assert f"started from a {kind} model, classes matched by name" in res.output
+        assert RunConfig.load(out / "config.yaml").init_from == str(source.resolve())
+    res = invoke("train", data, "--path-column", "path", "--label-column", "label", "--out", tmp_path / "dmue",
+                 "--epochs", "2", "--workers", "0", "--image-size", "32")
+    assert res.exit_code == 0, res.output
+    assert "started from" not in res.output and "resuming" in res.output

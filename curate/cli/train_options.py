@@ -20,6 +20,9 @@ _OPTIONS = (
                  help="Pretrained backbone weights: a local file (state dict or checkpoint), or imagenet for "
                       "torchvision's ImageNet weights of resnet18/34/50 and mobilenet_v2, downloaded once into "
                       "torch's cache ($TORCH_HOME) and read from there after."),
+    click.option("--init-from", type=click.Path(exists=True, path_type=Path), metavar="RUN_DIR|model.pt",
+                 help="Start from an earlier model: its trunk, and the heads of the classes it shares by name "
+                      "with this dataset (new classes start fresh); recorded in config.yaml."),
     click.option("--epochs", type=click.IntRange(min=1)),
     click.option("--batch-size", type=click.IntRange(min=2)),
     click.option("--image-size", type=click.IntRange(min=16), help="Square input size in pixels [default: 48]."),
@@ -58,7 +61,7 @@ def train_options(command: F) -> F:
 
 
 def resolve_config(data: dict[str, Any], *, config_file: Path | None, backbone: str | None,
-                   weights: str | None, epochs: int | None, batch_size: int | None,
+                   weights: str | None, init_from: Path | None, epochs: int | None, batch_size: int | None,
                    image_size: int | None, small_input: bool | None, ramp_a: float | None,
                    aux_fraction: float | None, balanced_sampler: bool | None,
                    faithful: bool, device: str | None, amp: str | None, num_workers: int | None, seed: int | None,
@@ -77,6 +80,8 @@ def resolve_config(data: dict[str, Any], *, config_file: Path | None, backbone: 
         cfg.data = {**cfg.data, **{k: v for k, v in data.items() if v not in (None, (), "")}}
         if image_size is not None:
             cfg.image_size = image_size
+        if init_from is not None:
+            cfg.init_from = str(init_from.resolve())
         override(cfg, "model", backbone=backbone, weights=weights, small_input=small_input, ramp_a=ramp_a,
                  aux_fraction=aux_fraction)
         amp_setting = {"on": True, "off": False}.get(amp, amp)
