@@ -35,7 +35,7 @@ neighbours mostly carry another label), ``ambiguity>=T``, ``top2:<a>|<b>``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -78,9 +78,10 @@ def decide(
     *,
     noise_probs: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, FlagRule]:
-    """Return (verdict (N,) str, reasons (N,) str, the rule with its resolved thresholds).
-    ``noise_probs`` (N, C): what the noise rate is estimated from (default ``label_distribution``)."""
-    rule = rule or FlagRule()
+    """Return (verdict (N,) str, reasons (N,) str, a copy of the rule with its resolved thresholds;
+    the caller's rule is left as it was). ``noise_probs`` (N, C): what the noise rate is estimated
+    from (default ``label_distribution``)."""
+    rule = replace(rule) if rule is not None else FlagRule()
     given = np.asarray(given)
     dist = np.asarray(label_distribution, dtype=np.float64)
     n, C = dist.shape

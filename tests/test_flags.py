@@ -122,3 +122,11 @@ def test_noise_rate_from_separate_probabilities():
     assert "confident:b" in reasons[4]
     with pytest.raises(ValueError, match="noise_probs"):
         decide(given, dist, mis, zeros, zeros, CLASSES, noise_probs=probs[:, :2])
+
+
+def test_decide_leaves_the_callers_rule_alone():
+    given, dist, mis, amb, knn = _case()
+    mine = FlagRule(quota="per_class")
+    _, _, used = decide(given, dist, mis, amb, knn, CLASSES, mine)
+    assert used is not mine and used.quota == "per_class" and used.noise_rate
+    assert mine.resolved == {} and mine.noise_rate == {} and mine.flag_share == {}
