@@ -33,13 +33,11 @@ def confident_other(given: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return np.where(conf, top, -1)
 
 
-def class_share(given: np.ndarray, hit: np.ndarray, num_classes: int, among: np.ndarray | None = None) -> np.ndarray:
-    """(C,) share of the faces given class y (restricted to the bool mask ``among``) where the
-    bool ``hit`` (N,) holds; 0 for a class with no such face."""
-    rows = given if among is None else given[among]
-    hits = hit if among is None else hit[among]
-    counts = np.bincount(rows, minlength=num_classes)
-    return np.bincount(rows, weights=hits.astype(np.float64), minlength=num_classes) / np.maximum(counts, 1)
+def class_share(given: np.ndarray, hit: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) share of the faces given class y where the bool ``hit`` (N,) holds; 0 for a class with
+    no face."""
+    counts = np.bincount(given, minlength=num_classes)
+    return np.bincount(given, weights=hit.astype(np.float64), minlength=num_classes) / np.maximum(counts, 1)
 
 
 def confident_share(given: np.ndarray, probs: np.ndarray, num_classes: int) -> np.ndarray:
@@ -54,5 +52,5 @@ def class_noise_prior(given: np.ndarray, probs: np.ndarray, num_classes: int, *,
     hit = confident_other(given, probs) >= 0
     overall = float(hit.mean()) if len(hit) else 0.0
     counts = np.bincount(given, minlength=num_classes)
-    hits = np.bincount(given, weights=hit.astype(np.float64), minlength=num_classes)
-    return (hits + pseudo_count * overall) / (counts + pseudo_count), overall
+    share = class_share(given, hit, num_classes)
+    return (share * counts + pseudo_count * overall) / (counts + pseudo_count), overall

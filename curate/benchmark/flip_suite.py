@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from curate.benchmark.protocol import BenchConfig, Benchmark, Log
-from curate.benchmark.report import detection_rows, mislabel_truth
-from curate.benchmark.splits import TRUTH_COLUMNS, flip_labels, stratified_sample
+from curate.benchmark.report import detection_rows, mislabel_truth, write_texts
+from curate.benchmark.splits import flip_labels, read_labels, stratified_sample, write_split
 from curate.data.table import FER2013_CLASSES
 
 KINDS = ("uniform", "classdep")
@@ -89,11 +88,7 @@ def flip_to_confused(labels: np.ndarray, rate: float, confused: np.ndarray, rng:
 def write_settings(cfg: FlipSuiteConfig) -> list[tuple[str, Path]]:
     """Write ``OUT/<setting>/train.csv`` and ``eval.csv`` (PublicTest) for every setting, once;
     returns (name, folder) pairs. The same faces in every setting; flips drawn with ``seed``."""
-    df = pd.read_csv(cfg.labels_csv)
-    missing = {"path", "split", "fer2013_label", *TRUTH_COLUMNS} - set(df.columns)
-    if missing:
-        raise ValueError(f"{cfg.labels_csv}: not a FERPlus labels.csv, columns {sorted(missing)} are missing")
-    df["path"] = [str((cfg.labels_csv.parent / p).resolve()) for p in df["path"]]
+    df = read_labels(cfg.labels_csv)
     train = df[(df["split"] == "Training") & (df["ferplus_label"] >= 0)].reset_index(drop=True)
     evaluation = df[df["split"] == "PublicTest"].reset_index(drop=True)
     if evaluation.empty:
@@ -103,8 +98,6 @@ def write_settings(cfg: FlipSuiteConfig) -> list[tuple[str, Path]]:
     rng = np.random.default_rng(cfg.seed)
     faces = train.iloc[stratified_sample(train["ferplus_label"].to_numpy(), cfg.faces, rng)].reset_index(drop=True)
     crowd = faces["ferplus_label"].to_numpy()
-    evaluation["label"] = np.asarray(FER2013_CLASSES)[evaluation["fer2013_label"].to_numpy()]
-    columns = ["path", "label", "fer2013_label", *TRUTH_COLUMNS]
     written = []
     for name, kind, rate in cfg.settings():
         folder = cfg.out / name
@@ -120,28 +113,26 @@ def write_settings(cfg: FlipSuiteConfig) -> list[tuple[str, Path]]:
             noisy = flip_to_confused(crowd, rate, confused, setting_rng)
         table = faces.assign(label=np.asarray(FER2013_CLASSES)[noisy], label_disagrees=(noisy != crowd).astype(int))
         folder.mkdir(parents=True, exist_ok=True)
-        for frame, path in ((evaluation, folder / "eval.csv"), (table, folder / "train.csv")):
-            tmp = path.with_suffix(".tmp")
-            frame[columns].to_csv(tmp, index=False)
-            tmp.replace(path)
+        write_split(evaluation, folder / "eval.csv")
+        write_split(table, folder / "train.csv")  # last: its presence marks the setting written
     return written
 
 
-def setting_summary(results: dict[str, Any], classes: list[str]) -> dict[str, Any]:
-    """The figures of one setting: each detector's AUROC / AP, DMUE's and cleanlab's flags (share
-    against the true rate, precision, recall, the largest share of a class's correctly labelled
-    faces flagged), DMUE's mean target p[given] per class, and PublicTest accuracy."""
+def setting_summary(results: dict[str, Any], given: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """The figures of one setting (``given`` (N,) int: the training labels): each detector's AUROC /
+    AP, DMUE's and cleanlab's flags (share against the true rate, precision, recall, the largest
+    share of a class's correctly labelled faces flagged), DMUE's mean target p[given] per class,
+    and PublicTest accuracy."""
     stages, truth = results["stages"], results["truth"]
     known, wrong = mislabel_truth(truth)
     rows = {r["method"]: r for r in detection_rows(results)} if wrong.any() else {}  # clean labels: no ranking
-    given = truth["label_index"].to_numpy()
+    correct = truth["label_disagrees"].to_numpy() != 1
     true_rate = float(np.mean(wrong))
     out: dict[str, Any] = {"true_rate": true_rate, "faces": int(known.sum()),
                            "auroc": {m: rows[m]["auroc"] for m in (DMUE, *BASELINES) if m in rows},
                            "ap": {m: rows[m]["ap"] for m in (DMUE, *BASELINES) if m in rows}}  # fmt: skip
     flags = {"dmue": stages["dmue"][1]["flag"], "cleanlab": stages["cleanlab"][1]["flag"]}
     for name, flag in flags.items():
-        correct = ~(truth["label_disagrees"].to_numpy() == 1)
         per_class = {classes[c]: float(flag[correct & (given == c)].mean())
                      for c in range(len(classes)) if (correct & (given == c)).any()}  # fmt: skip
         f = flag[known]
@@ -207,14 +198,9 @@ def run_flip_suite(cfg: FlipSuiteConfig, log: Log = print) -> dict[str, Any]:
         bench = Benchmark(BenchConfig(labels_csv=cfg.labels_csv, out=folder, epochs=cfg.epochs, backbone=cfg.backbone,
                                       folds=cfg.folds, seed=cfg.seed, faithful=False, flip_rates=(),
                                       progress=cfg.progress), log)  # fmt: skip
-        results = bench.detection()
-        results["truth"] = results["truth"].assign(label_index=bench.given)
-        summaries[name] = setting_summary(results, list(FER2013_CLASSES))
+        summaries[name] = setting_summary(bench.detection(), bench.given, list(FER2013_CLASSES))
     record = {"date": dt.date.today().isoformat(),
               "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
               "settings": summaries}  # fmt: skip
-    for name, body in (("flips.md", markdown(record)), ("flips.json", json.dumps(record, indent=1, default=float))):
-        tmp = cfg.out / f".{name}.tmp"
-        tmp.write_text(body)
-        tmp.replace(cfg.out / name)
+    write_texts(cfg.out, {"flips.md": markdown(record), "flips.json": json.dumps(record, indent=1, default=float)})
     return record

@@ -334,8 +334,13 @@ def write_report(results: dict[str, Any], out: Path, *, plots_dir: Path | None =
               "detection": rows, "ambiguity": dict(amb),
               "stages": {name: s for name, (s, _) in results["stages"].items()},
               "plots": [str(p) for p in figures]}  # fmt: skip
-    for name, body in (("results.md", text), ("results.json", json.dumps(record, indent=1, default=float))):
+    write_texts(out, {"results.md": text, "results.json": json.dumps(record, indent=1, default=float)})
+    return record
+
+
+def write_texts(out: Path, texts: dict[str, str]) -> None:
+    """Write each ``{file name: text}`` into ``out``, atomically."""
+    for name, body in texts.items():
         tmp = out / f".{name}.tmp"
         tmp.write_text(body)
         tmp.replace(out / name)
-    return record

@@ -31,18 +31,32 @@ def stratified_sample(labels: np.ndarray, n: int, rng: np.random.Generator) -> n
     return np.sort(np.concatenate(keep))
 
 
-def make_splits(
-    labels_csv: Path, out: Path, *, max_train: int | None, eval_fraction: float, seed: int
-) -> tuple[Path, Path]:
-    """Write ``out/train.csv`` (split Training, optionally subsampled to ``max_train``) and
-    ``out/eval.csv`` (split PublicTest, or, when the file has none, ``eval_fraction`` of the
-    Training rows held out). PrivateTest is never read."""
+def read_labels(labels_csv: Path) -> pd.DataFrame:
+    """Every row of a FERPlus ``labels.csv`` with absolute image paths and the FER2013 class name in
+    ``label``; ValueError naming the file when a column is missing."""
     df = pd.read_csv(labels_csv)
     missing = {"path", "split", "fer2013_label", *TRUTH_COLUMNS} - set(df.columns)
     if missing:
         raise ValueError(f"{labels_csv}: not a FERPlus labels.csv, columns {sorted(missing)} are missing")
     df["path"] = [str((labels_csv.parent / p).resolve()) for p in df["path"]]
     df["label"] = np.asarray(FER2013_CLASSES)[df["fer2013_label"].to_numpy()]
+    return df
+
+
+def write_split(table: pd.DataFrame, path: Path) -> None:
+    """Write ``table``'s split columns (path, label, fer2013_label and the truth) to ``path`` atomically."""
+    tmp = path.with_suffix(".tmp")
+    table[["path", "label", "fer2013_label", *TRUTH_COLUMNS]].to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def make_splits(
+    labels_csv: Path, out: Path, *, max_train: int | None, eval_fraction: float, seed: int
+) -> tuple[Path, Path]:
+    """Write ``out/train.csv`` (split Training, optionally subsampled to ``max_train``) and
+    ``out/eval.csv`` (split PublicTest, or, when the file has none, ``eval_fraction`` of the
+    Training rows held out). PrivateTest is never read."""
+    df = read_labels(labels_csv)
     rng = np.random.default_rng(seed)
     train = df[df["split"] == "Training"].reset_index(drop=True)
     evaluation = df[df["split"] == "PublicTest"].reset_index(drop=True)
@@ -53,12 +67,9 @@ def make_splits(
     if max_train:
         train = train.iloc[stratified_sample(train["fer2013_label"].to_numpy(), max_train, rng)]
     out.mkdir(parents=True, exist_ok=True)
-    columns = ["path", "label", "fer2013_label", *TRUTH_COLUMNS]
     paths = out / "train.csv", out / "eval.csv"
     for table, path in zip((train, evaluation), paths, strict=True):
-        tmp = path.with_suffix(".tmp")
-        table[columns].to_csv(tmp, index=False)
-        tmp.replace(path)
+        write_split(table, path)
     return paths
 
 
