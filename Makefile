@@ -19,7 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Same-run comparison with cleanlab, FiftyOne Brain and kNN on FERPlus (resumable; see README).
+# Same-run comparison with cleanlab, FiftyOne Brain and kNN on FERPlus (resumable; see docs/benchmark.md).
 bench-quick: $(STAMP)
 	$(BIN)/curate bench ../shared/data/ferplus-mini/labels.csv --quick --out runs/bench-quick
 

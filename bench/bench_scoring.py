@@ -9,7 +9,7 @@ backbone) through the same loader, in channels-last (its fastest format here) an
 in the default contiguous format. Scoring runs with the mining pass in fp32 and in bf16. Rounds
 run round-robin; each figure is the best of ``--rounds``. Goal: scoring / plain >= 0.9.
 Both sides run one view per face; ``curate score``'s defaults cost more: the mirror-image TTA
-doubles it, and the auxiliary consensus runs all C auxiliary branches on every face (README,
+doubles it, and the auxiliary consensus runs all C auxiliary branches on every face (docs/benchmark.md,
 "Scoring speed"; the benchmark's speed stage measures both on real faces).
 """
 

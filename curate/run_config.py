@@ -24,7 +24,7 @@ from dmue_core.config import DMUEConfig, TrainConfig
 #: curate's defaults for training from scratch on CPU (dmue_core's own defaults follow the paper,
 #: whose learning rates assume an MS-Celeb-pretrained backbone; from random init they barely move).
 #: Sampling: every face once per epoch (the paper: class-balanced draws with replacement, which on
-#: FER2013 reach 58 % of the faces per epoch; measured on FERPlus in the README).
+#: FER2013 reach 58 % of the faces per epoch; measured on FERPlus in docs/method.md).
 MODEL_DEFAULTS: dict[str, Any] = {"num_classes": 7, "backbone": "fer_cnn", "small_input": True, "ramp_a": 4.0}
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 12, "batch_size": 64, "schedule": "cosine", "lr_backbone": 2e-3,
                                   "lr_classifier": 2e-3, "num_workers": 1, "balanced_sampler": False}

@@ -15,9 +15,9 @@ convolutions on CPU for both kinds of model, ``bench/bench_scoring.py``). Rows m
 any ``order``; scoring visits them sorted by given label, so that without the consensus most
 batches reach a single auxiliary branch in one call instead of C small ones. The mining pass can run in bfloat16
 (``mining_precision``): on hardware with native bfloat16 it costs ~0.6x, and the mined
-distribution moves by ~1e-3 (README, "Scoring speed"). Test-time augmentation ``tta="hflip"``
+distribution moves by ~1e-3 (docs/benchmark.md, "Scoring speed"). Test-time augmentation ``tta="hflip"``
 runs every batch a second time mirrored left-right and averages the embeddings, logits and latent
-distributions of the two views (twice the model cost; README, "Scoring speed").
+distributions of the two views (twice the model cost; docs/benchmark.md, "Scoring speed").
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ The believed distribution mixes four views of the face, each a distribution over
 The latent term moves mass away from the given label in proportion to the face's uncertainty,
 towards the classes DMUE mined for it. The consensus is a second classifier's view from the same
 training run: the auxiliary branches are trained with plain cross-entropy and no uncertainty
-scaling, so they keep predicting the classes that the target branch's sigma gives up (README,
-"The scores"). Without auxiliary branches (a plain exported model) the term is left out. Then
+scaling, so they kept predicting the classes that the paper's sigma made the target branch give
+up (docs/scores.md). Without auxiliary branches (a plain exported model) the term is left out. Then
 
     mislabel_score  = 1 - label_distribution[given]
     suggested_label = argmax label_distribution
@@ -37,11 +37,11 @@ face's neighbours (``ambiguity_neighbours`` = a = 0.5); and faces given a class 
 model overturns often are more ambiguous, so the class's mean ``mislabel_score`` over the scored
 faces is added with weight ``ambiguity_class`` = w_c = 1. On six FERPlus Training runs the
 Spearman correlation with the crowd's vote entropy rose from 0.475-0.565 (the face term alone) to
-0.492-0.579, and from 0.504-0.558 to 0.563-0.567 on three seeds of one configuration (README,
+0.492-0.579, and from 0.504-0.558 to 0.563-0.567 on three seeds of one configuration (docs/scores.md,
 "The scores"). Both weights 0 give the face term alone, e.g. for one face scored on its own.
 
 All three scores lie in [0, 1]. The weights are a ``ScoreConfig``; the defaults and their measured
-quality on the FERPlus benchmark are documented in the README.
+quality on the FERPlus benchmark are documented in docs/scores.md.
 """
 
 from __future__ import annotations
