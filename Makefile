@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench bench-quick clean
+.PHONY: setup demo test lint bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Lint and formatting as CI checks them (configuration in pyproject.toml; `ruff format .` applies it).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Same-run comparison with cleanlab, FiftyOne Brain and kNN on FERPlus (resumable; see docs/benchmark.md).
 bench-quick: $(STAMP)

@@ -139,6 +139,7 @@ def main() -> None:
             sort_times = {}
             for k in (50, None):
                 ds.clear_cache()
+
                 def sort(k=k):
                     return ds.sort_by_similarity(query, k=k, brain_key=SIMILARITY_KEY).values("id")
 

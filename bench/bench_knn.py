@@ -84,9 +84,7 @@ def _run(method: str, data: Path, out: Path, k: int, approx: str) -> dict[str, f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000, help="points (synthetic data)")
     parser.add_argument("--dim", type=int, default=512, help="dimensions (synthetic data)")
     parser.add_argument("--clusters", type=int, default=300, help="Gaussian clusters (synthetic data)")
@@ -128,6 +126,7 @@ def main() -> None:
 
     exact = indices["faiss-exact"]
     recall = recall_at_k(indices["approx"], exact)
+
     def ratio(a: str, b: str) -> str:
         wall = results[a]["seconds"] / results[b]["seconds"]
         return f"{wall:.3f} wall, {results[a]['cpu'] / results[b]['cpu']:.3f} CPU"

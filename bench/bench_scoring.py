@@ -36,8 +36,10 @@ class _Items(TensorDataset):
 
 
 def _drain(model, data, order, precision: str, batch: int) -> np.ndarray | None:
-    latents = [c.latent for c in iterate_outputs(model, data, batch_size=batch, order=order,
-                                                  mining_precision=precision, progress=False)]
+    latents = [
+        c.latent
+        for c in iterate_outputs(model, data, batch_size=batch, order=order, mining_precision=precision, progress=False)
+    ]
     return None if latents[0] is None else np.concatenate(latents)
 
 
@@ -83,16 +85,20 @@ def main() -> None:
     lat32 = _drain(model, data, by_label, "fp32", args.batch)
     lat16 = _drain(model, data, by_label, "bf16", args.batch)
 
-    print(f"{args.backbone}, {args.size}x{args.size}, batch {args.batch}, {args.threads} threads, {args.n} images, "
-          f"native bf16: {native_bf16('cpu')}")
+    print(
+        f"{args.backbone}, {args.size}x{args.size}, batch {args.batch}, {args.threads} threads, {args.n} images, "
+        f"native bf16: {native_bf16('cpu')}"
+    )
     for name, v in ips.items():
         print(f"{name:45s} {v:8.0f} images/s")
     base = ips["plain inference, channels-last"]
     for name in ("scoring, mining fp32", "scoring, mining bf16"):
         print(f"{name} / plain channels-last = {ips[name] / base:.2f}  (goal >= 0.9)")
     print(f"plain channels-last / plain contiguous = {base / ips['plain inference, contiguous (eager default)']:.2f}")
-    print(f"latent distribution, bf16 vs fp32 mining: max |diff| {np.abs(lat16 - lat32).max():.2e}, "
-          f"mean |diff| {np.abs(lat16 - lat32).mean():.2e}")
+    print(
+        f"latent distribution, bf16 vs fp32 mining: max |diff| {np.abs(lat16 - lat32).max():.2e}, "
+        f"mean |diff| {np.abs(lat16 - lat32).mean():.2e}"
+    )
 
 
 if __name__ == "__main__":

@@ -39,9 +39,7 @@ from dmue_core.precision import native_bf16
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def round_robin(
-    fns: dict[str, Callable[[], object]], warmup: int, iters: int
-) -> dict[str, dict[str, list[float]]]:
+def round_robin(fns: dict[str, Callable[[], object]], warmup: int, iters: int) -> dict[str, dict[str, list[float]]]:
     """{clock: {name: seconds per call}}, ``iters`` rounds, every function once per round."""
     for _ in range(warmup):
         for fn in fns.values():
@@ -134,16 +132,23 @@ def bench_size(args: argparse.Namespace, size: int, small_input: bool) -> list[s
         steps[bf16] = under_bf16_autocast(steps[fp32])
     step_times = round_robin(steps, args.warmup, args.iters)
     infer_times = round_robin(infers, args.warmup, args.iters)
-    ms = lambda t: f"{statistics.median(t) * 1e3:.0f} ms"
+
+    def ms(t: list[float]) -> str:
+        return f"{statistics.median(t) * 1e3:.0f} ms"
+
     rows = []
     for clock in CLOCKS:
         step_s, infer_s = step_times[clock], infer_times[clock]
-        rows.append(f"{size}x{size} small_input={small_input} [{clock} clock]: plain CE step "
-                    f"{ms(step_s['plain'])}, plain inference {ms(infer_s['plain'])}")
+        rows.append(
+            f"{size}x{size} small_input={small_input} [{clock} clock]: plain CE step "
+            f"{ms(step_s['plain'])}, plain inference {ms(infer_s['plain'])}"
+        )
         for fp32, bf16 in mixed.items():
-            rows.append(f"  {fp32:9s} step under bf16 autocast {ms(step_s[bf16])} -> "
-                        f"{median_ratio(step_s[bf16], step_s[fp32]):.2f} x its fp32 step "
-                        f"(native bf16: {native_bf16('cpu')})")
+            rows.append(
+                f"  {fp32:9s} step under bf16 autocast {ms(step_s[bf16])} -> "
+                f"{median_ratio(step_s[bf16], step_s[fp32]):.2f} x its fp32 step "
+                f"(native bf16: {native_bf16('cpu')})"
+            )
         for mode in modes:
             rows.append(
                 f"  {mode:9s} DMUE step {ms(step_s[mode])} -> train ratio "
@@ -155,22 +160,21 @@ def bench_size(args: argparse.Namespace, size: int, small_input: bool) -> list[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--classes", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--size", type=int, default=None,
-                        help="also measure this input size (standard stem)")
+    parser.add_argument("--size", type=int, default=None, help="also measure this input size (standard stem)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"backbone {args.backbone}, batch {args.batch}, C={args.classes}, "
-          f"torch.set_num_threads({args.threads}), CPU, fp32, median of {args.iters} rounds "
-          f"after {args.warmup} warm-up")
+    print(
+        f"backbone {args.backbone}, batch {args.batch}, C={args.classes}, "
+        f"torch.set_num_threads({args.threads}), CPU, fp32, median of {args.iters} rounds "
+        f"after {args.warmup} warm-up"
+    )
     sizes = [(48, True)] + ([(args.size, False)] if args.size else [])
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     for size, small_input in sizes:

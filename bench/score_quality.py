@@ -27,19 +27,25 @@ from curate.data.table import FER2013_CLASSES
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path)
-    ap.add_argument("--labels", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ferplus/labels.csv")
+    ap.add_argument(
+        "--labels", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ferplus/labels.csv"
+    )
     args = ap.parse_args()
     if not (args.run_dir / "scores.parquet").exists():
-        raise SystemExit(f"{args.run_dir} holds no scores.parquet: pass a `curate run --out` folder "
-                         "(for a `curate bench --out OUT` run: OUT/dmue/run)")
+        raise SystemExit(
+            f"{args.run_dir} holds no scores.parquet: pass a `curate run --out` folder "
+            "(for a `curate bench --out OUT` run: OUT/dmue/run)"
+        )
     ids = records.read_scores(args.run_dir / "scores.parquet")["sample_id"]
     labels = pd.read_csv(args.labels)
     if not ids.isin(labels["path"]).all():  # ids are the paths as written (FERPlus reader) or resolved (CSV list)
         labels["path"] = [str((args.labels.parent / p).resolve()) for p in labels["path"]]
     missing = ids[~ids.isin(labels["path"])]
     if len(missing):
-        raise SystemExit(f"{len(missing)} scored faces are not rows of {args.labels} (first: {missing.iloc[0]}); "
-                         "pass the labels file the run was made from with --labels")
+        raise SystemExit(
+            f"{len(missing)} scored faces are not rows of {args.labels} (first: {missing.iloc[0]}); "
+            "pass the labels file the run was made from with --labels"
+        )
     truth = labels.set_index("path").loc[ids].reset_index()
     # ferplus_label counts in FER2013's class order; the run's suggested labels in its own
     run_classes = json.loads((args.run_dir / "classes.json").read_text())
@@ -49,7 +55,9 @@ def main() -> None:
     truth["ferplus_label"] = to_run[truth["ferplus_label"].to_numpy()]
     results = {"stages": {"dmue": ({}, run_signals(args.run_dir, ids))}, "truth": truth}
     wrong = truth["label_disagrees"].to_numpy()
-    print(f"{len(ids)} faces, {(wrong >= 0).sum()} with a crowd plurality, {(wrong == 1).sum() / (wrong >= 0).sum():.1%} mislabeled\n")
+    print(
+        f"{len(ids)} faces, {(wrong >= 0).sum()} with a crowd plurality, {(wrong == 1).sum() / (wrong >= 0).sum():.1%} mislabeled\n"
+    )
     print("\n".join(detection_table(detection_rows(results))))
     print("\nAmbiguity, Spearman with the vote entropy:\n")
     print("\n".join(ambiguity_table(ambiguity_rows(results))))

@@ -74,8 +74,10 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, table: pd.DataFrame) -> RunPa
             if changed:
                 differs.append(f"another model config {changed}")
         if differs:
-            raise ValueError(f"{paths.root} holds a run trained on {'; '.join(differs)}; use another --out "
-                             "(or the run's own settings to resume it)")
+            raise ValueError(
+                f"{paths.root} holds a run trained on {'; '.join(differs)}; use another --out "
+                "(or the run's own settings to resume it)"
+            )
     paths.root.mkdir(parents=True, exist_ok=True)
     write_json(paths.classes, list(classes))
     write_json(paths.faces, digest)
@@ -101,13 +103,17 @@ def _warn_given_up(run_dir: Path, labels: np.ndarray, classes: list[str], uncert
     given_up = given_up_classes(np.asarray(load_dynamics(run_dir)["target_prob_given"][-1]), labels, classes)
     if given_up:
         listed = ", ".join(f"{name} ({p:.3f})" for name, p in given_up.items())
-        advice = (" With the paper's uncertainty (model.uncertainty_use: logit_scale) this happens when sigma "
-                  "goes to ~0 for a whole class; the default, probe, keeps sigma out of the classifier."
-                  if uncertainty_use == "logit_scale" else
-                  " The class has too few or too mixed faces for this budget: more epochs (--epochs) or "
-                  "class-balanced sampling (--balanced-sampler) give it more weight.")
-        log(f"warning: the target branch stopped predicting {listed} (mean probability of the given label "
-            f"in the last epoch), so nearly every face given these classes scores as likely mislabeled.{advice}")
+        advice = (
+            " With the paper's uncertainty (model.uncertainty_use: logit_scale) this happens when sigma "
+            "goes to ~0 for a whole class; the default, probe, keeps sigma out of the classifier."
+            if uncertainty_use == "logit_scale"
+            else " The class has too few or too mixed faces for this budget: more epochs (--epochs) or "
+            "class-balanced sampling (--balanced-sampler) give it more weight."
+        )
+        log(
+            f"warning: the target branch stopped predicting {listed} (mean probability of the given label "
+            f"in the last epoch), so nearly every face given these classes scores as likely mislabeled.{advice}"
+        )
 
 
 def warm_start(model: DMUE, source: Path, classes: list[str]) -> WarmStartReport:
@@ -121,8 +127,9 @@ def warm_start(model: DMUE, source: Path, classes: list[str]) -> WarmStartReport
     return from_plain(model, loaded.model.state_dict(), classes, loaded.classes)
 
 
-def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print,
-              progress: bool = True) -> RunPaths:
+def train_job(
+    table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print, progress: bool = True
+) -> RunPaths:
     """Train DMUE on every labelled row of ``table``; export the target model to ``model.pt``."""
     classes = classes_of(table)
     if len(table) == 0:
@@ -135,8 +142,9 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
         raise ValueError(f"classes with no training faces: {missing}; drop them with --classes or add faces")
     cfg.model = DMUEConfig.from_dict({**cfg.model.to_dict(), "num_classes": len(classes)})
     model = DMUE(cfg.model)  # an unknown backbone or bad weights fail here, before anything is written
-    dataset = FaceDataset(table, image_size=cfg.image_size, transform=train_transform(cfg.image_size),
-                          preload=True)  # so does an unreadable image
+    dataset = FaceDataset(
+        table, image_size=cfg.image_size, transform=train_transform(cfg.image_size), preload=True
+    )  # so does an unreadable image
     paths = prepare_run_dir(run_dir, cfg, table)
     if cfg.init_from and not paths.checkpoint.exists():  # a resumed run continues from its own checkpoint
         log(warm_start(model, Path(cfg.init_from), list(classes)).summary() + f" ({cfg.init_from})")
@@ -144,23 +152,38 @@ def train_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = 
     result = train(model, dataset, cfg.train, paths.root, resume=True, progress=progress)
     cfg.save(paths.config)  # the trainer accepted these settings
     if not result.completed:
-        raise TrainingInterrupted(f"training stopped with {result.epochs_done} of {cfg.train.epochs} epochs complete; "
-                                  f"run the same command again to resume from {result.checkpoint}")
+        raise TrainingInterrupted(
+            f"training stopped with {result.epochs_done} of {cfg.train.epochs} epochs complete; "
+            f"run the same command again to resume from {result.checkpoint}"
+        )
     if result.images_per_s == 0:  # nothing left to train this call
-        log(f"{cfg.model.backbone} DMUE already trained on these {len(table)} faces ({result.epochs_done} epochs): "
-            "reusing the model")
+        log(
+            f"{cfg.model.backbone} DMUE already trained on these {len(table)} faces ({result.epochs_done} epochs): "
+            "reusing the model"
+        )
     else:
-        log(f"trained {cfg.model.backbone} DMUE on {len(table)} faces: {result.epochs_done} epochs, "
-            f"{time.time() - t0:.0f} s this call, {result.images_per_s:.0f} images/s")
+        log(
+            f"trained {cfg.model.backbone} DMUE on {len(table)} faces: {result.epochs_done} epochs, "
+            f"{time.time() - t0:.0f} s this call, {result.images_per_s:.0f} images/s"
+        )
     _warn_given_up(paths.root, table["label"].to_numpy(), classes, cfg.model.uncertainty_use, log)
     save_target_model(model, paths.model)
     return paths
 
 
-def score_job(source: Path, table: pd.DataFrame, out: Path, *, cfg: RunConfig | None = None,
-              reader: dict[str, Any] | None = None, batch_size: int = 256, device: str = "cpu",
-              mining_precision: str | None = None, tta: str | None = None,
-              progress: bool = True) -> ScoreResult:
+def score_job(
+    source: Path,
+    table: pd.DataFrame,
+    out: Path,
+    *,
+    cfg: RunConfig | None = None,
+    reader: dict[str, Any] | None = None,
+    batch_size: int = 256,
+    device: str = "cpu",
+    mining_precision: str | None = None,
+    tta: str | None = None,
+    progress: bool = True,
+) -> ScoreResult:
     """Score ``table`` with the model in ``source`` (run directory or exported model file).
 
     ``reader`` (the reader options the table was read with) is stored in the file's metadata so an
@@ -205,10 +228,12 @@ class RunResult:
     scores: ScoreResult
 
 
-def run_job(table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print,
-            progress: bool = True) -> RunResult:
+def run_job(
+    table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print, progress: bool = True
+) -> RunResult:
     """The main job: train, score (neighbours, flags) and write ``RUN_DIR/scores.parquet``."""
     paths = train_job(table, cfg, run_dir, log=log, progress=progress)
-    scores = score_job(paths.root, table, paths.scores, cfg=cfg, reader=cfg.data, device=cfg.train.device,
-                       progress=progress)
+    scores = score_job(
+        paths.root, table, paths.scores, cfg=cfg, reader=cfg.data, device=cfg.train.device, progress=progress
+    )
     return RunResult(paths, scores)

@@ -94,8 +94,9 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float((ra * rb).sum() / denom) if denom > 0 else 0.0
 
 
-def detection_report(truth: np.ndarray, score: np.ndarray, flag: np.ndarray | None = None,
-                     *, ks: tuple[int, ...] = (500, 2000)) -> dict[str, float]:
+def detection_report(
+    truth: np.ndarray, score: np.ndarray, flag: np.ndarray | None = None, *, ks: tuple[int, ...] = (500, 2000)
+) -> dict[str, float]:
     """All ranking metrics (and the flag's precision/recall when given) as one dict."""
     out = {
         "auroc": auroc(truth, score),

@@ -135,9 +135,7 @@ def _empty_index(kind: str, n: int, d: int, *, gpu: bool, seed: int) -> tuple[fa
 class NeighborIndex:
     """A cosine-similarity faiss index over L2-normalised float32 vectors (rows 0..ntotal-1)."""
 
-    def __init__(
-        self, index: faiss.Index, kind: Literal["flat", "ivf", "hnsw"], search_param: int | None
-    ) -> None:
+    def __init__(self, index: faiss.Index, kind: Literal["flat", "ivf", "hnsw"], search_param: int | None) -> None:
         """Wrap a built faiss ``index``; use ``build`` or ``load`` instead. ``search_param``: IVF
         nprobe / HNSW efSearch in use (None for flat)."""
         if index.metric_type != faiss.METRIC_INNER_PRODUCT:
@@ -378,8 +376,7 @@ def knn_disagreement(labels: np.ndarray, neighbor_indices: np.ndarray) -> np.nda
     nbrs = np.asarray(neighbor_indices)
     if labels.ndim != 1 or nbrs.ndim != 2 or len(nbrs) != len(labels):
         raise ValueError(
-            f"need labels (N,) and neighbor_indices (N, k) with the same N, "
-            f"got {labels.shape} and {nbrs.shape}"
+            f"need labels (N,) and neighbor_indices (N, k) with the same N, got {labels.shape} and {nbrs.shape}"
         )
     if nbrs.size and nbrs.max() >= len(labels):
         raise ValueError(f"neighbor_indices holds index {nbrs.max()} but there are only {len(labels)} labels")

@@ -45,7 +45,9 @@ def confident_share(given: np.ndarray, probs: np.ndarray, num_classes: int) -> n
     return class_share(given, confident_other(given, probs) >= 0, num_classes)
 
 
-def class_noise_prior(given: np.ndarray, probs: np.ndarray, num_classes: int, *, pseudo_count: float = 20.0) -> tuple[np.ndarray, float]:
+def class_noise_prior(
+    given: np.ndarray, probs: np.ndarray, num_classes: int, *, pseudo_count: float = 20.0
+) -> tuple[np.ndarray, float]:
     """((C,) per-class noise rate, overall rate): the confident share of each class, shrunk towards
     the overall share with ``pseudo_count`` faces of prior weight (empirical Bayes: a class of a
     few faces keeps close to the overall rate instead of swinging to 0 or 1)."""

@@ -60,9 +60,22 @@ SCALAR_COLUMNS = {
 }
 VECTOR_COLUMNS = ("target_probs", "latent_distribution", "aux_consensus", "label_distribution")
 COLUMNS = (
-    "sample_id", "filepath", "split", "given_label", "target_probs", "latent_distribution",
-    "aux_consensus", "label_distribution", "uncertainty", "mislabel_score", "ambiguity_score", "suggested_label",
-    "knn_disagreement", "neighbors", "verdict", "reasons",
+    "sample_id",
+    "filepath",
+    "split",
+    "given_label",
+    "target_probs",
+    "latent_distribution",
+    "aux_consensus",
+    "label_distribution",
+    "uncertainty",
+    "mislabel_score",
+    "ambiguity_score",
+    "suggested_label",
+    "knn_disagreement",
+    "neighbors",
+    "verdict",
+    "reasons",
 )
 
 
@@ -132,8 +145,9 @@ class ScoresWriter:
             self.abort()
 
 
-def write_scores(path: str | Path, records: pd.DataFrame | Iterable[pd.DataFrame], num_classes: int,
-                 metadata: dict[str, Any]) -> Path:
+def write_scores(
+    path: str | Path, records: pd.DataFrame | Iterable[pd.DataFrame], num_classes: int, metadata: dict[str, Any]
+) -> Path:
     """Write records (one DataFrame or an iterable of chunks) to ``path`` atomically."""
     chunks = [records] if isinstance(records, pd.DataFrame) else records
     with ScoresWriter(path, num_classes, metadata) as w:

@@ -76,8 +76,10 @@ def require_scored(dataset: fo.Dataset) -> None:
     """Raise ValueError, changing nothing, unless ``dataset`` holds curate's scores (``curate load``)."""
     missing = [f for f in (GIVEN, SUGGESTED) if f not in dataset.get_field_schema()]
     if missing:
-        raise ValueError(f"dataset {dataset.name!r} has no {', '.join(missing)} field: it was not made by "
-                         "`curate load`; load a scores file into it first (curate load SCORES --name NAME)")
+        raise ValueError(
+            f"dataset {dataset.name!r} has no {', '.join(missing)} field: it was not made by "
+            "`curate load`; load a scores file into it first (curate load SCORES --name NAME)"
+        )
 
 
 def ensure_decision_fields(dataset: fo.Dataset) -> None:
@@ -199,8 +201,9 @@ def decisions_table(dataset: fo.Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def similar_view(samples: SampleCollection, sample_ids: list[str], *, brain_key: str,
-                 k: int | None = None) -> fo.DatasetView:
+def similar_view(
+    samples: SampleCollection, sample_ids: list[str], *, brain_key: str, k: int | None = None
+) -> fo.DatasetView:
     """``samples`` (the dataset or the view being browsed) sorted by similarity to ``sample_ids``
     (their mean) with the dataset's similarity run ``brain_key``."""
     if not sample_ids:

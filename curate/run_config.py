@@ -26,8 +26,15 @@ from dmue_core.config import DMUEConfig, TrainConfig
 #: Sampling: every face once per epoch (the paper: class-balanced draws with replacement, which on
 #: FER2013 reach 58 % of the faces per epoch; measured on FERPlus in docs/method.md).
 MODEL_DEFAULTS: dict[str, Any] = {"num_classes": 7, "backbone": "fer_cnn", "small_input": True, "ramp_a": 4.0}
-TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 12, "batch_size": 64, "schedule": "cosine", "lr_backbone": 2e-3,
-                                  "lr_classifier": 2e-3, "num_workers": 1, "balanced_sampler": False}
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 12,
+    "batch_size": 64,
+    "schedule": "cosine",
+    "lr_backbone": 2e-3,
+    "lr_classifier": 2e-3,
+    "num_workers": 1,
+    "balanced_sampler": False,
+}
 
 FLAG_KEYS = ("mislabel_threshold", "quota", "ambiguity_threshold", "top2_ratio", "knn_threshold")
 

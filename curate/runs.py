@@ -77,8 +77,10 @@ def _load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated / not a torch file: torch raises several types
-        raise ValueError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc}); "
-                         "it may be truncated - re-run `curate train` or point to another file") from exc
+        raise ValueError(
+            f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc}); "
+            "it may be truncated - re-run `curate train` or point to another file"
+        ) from exc
 
 
 def load_model(source: str | Path) -> LoadedModel:
@@ -88,7 +90,9 @@ def load_model(source: str | Path) -> LoadedModel:
     if source.is_dir():
         paths = RunPaths(source)
         if not paths.config.exists():
-            raise ValueError(f"{source} is not a run directory: {paths.config.name} is missing (run `curate train` first)")
+            raise ValueError(
+                f"{source} is not a run directory: {paths.config.name} is missing (run `curate train` first)"
+            )
         if not paths.checkpoint.exists():
             raise ValueError(f"{source}: no trained checkpoint at {paths.checkpoint}; run or resume `curate train`")
         cfg = RunConfig.load(paths.config)

@@ -79,9 +79,7 @@ def _builder(name: str) -> Builder:
     return _REGISTRY[name]
 
 
-def plain_backbone(
-    name: str, num_classes: int, *, small_input: bool = False, official_stem: bool = False
-) -> nn.Module:
+def plain_backbone(name: str, num_classes: int, *, small_input: bool = False, official_stem: bool = False) -> nn.Module:
     """The plain (single-branch) network with ``num_classes`` outputs, randomly initialised."""
     return _builder(name)(num_classes, small_input, official_stem).net
 
@@ -179,8 +177,10 @@ def imagenet_weights_file(name: str) -> Path:
     with the weights' own ``get_state_dict`` (torch.hub's download-and-cache) when it is not cached
     yet. Raises ``WeightsUnavailable`` naming the file and the folder when it cannot be had."""
     if name not in IMAGENET_BACKBONES:
-        raise ValueError(f"no ImageNet weights for backbone {name!r}; torchvision has them for "
-                         f"{list(IMAGENET_BACKBONES)} (or pass a local file)")
+        raise ValueError(
+            f"no ImageNet weights for backbone {name!r}; torchvision has them for "
+            f"{list(IMAGENET_BACKBONES)} (or pass a local file)"
+        )
     weights = torchvision.models.get_model_weights(name).DEFAULT
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
     if not cached.is_file():
@@ -278,9 +278,7 @@ def _gap() -> nn.Module:
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
 
 
-def _split_resnet(
-    net: torchvision.models.ResNet, small_input: bool, official_stem: bool
-) -> BackboneSplit:
+def _split_resnet(net: torchvision.models.ResNet, small_input: bool, official_stem: bool) -> BackboneSplit:
     if small_input and official_stem:
         raise ValueError("small_input and official_stem are exclusive stems")
     if small_input:
@@ -290,9 +288,7 @@ def _split_resnet(
     if official_stem:  # torchvision's ResNet uses self.relu only in the stem
         net.relu = nn.Identity()
         net.maxpool = nn.MaxPool2d(2, 2)
-    trunk = nn.Sequential(
-        net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3
-    )
+    trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3)
     return BackboneSplit(net, trunk, net.layer4, _gap(), net.fc.in_features)
 
 
@@ -351,9 +347,7 @@ class FerCNN(nn.Module):
         super().__init__()
         c_in = (3, *widths[:-1])
         last = len(widths) - 1
-        self.features = nn.Sequential(
-            *[_conv_block(i, o, pool=k < last) for k, (i, o) in enumerate(zip(c_in, widths))]
-        )
+        self.features = nn.Sequential(*[_conv_block(i, o, pool=k < last) for k, (i, o) in enumerate(zip(c_in, widths))])
         self.pool = _gap()
         self.classifier = nn.Linear(widths[-1], num_classes)
 
@@ -365,6 +359,4 @@ class FerCNN(nn.Module):
 def _fer_cnn(num_classes: int, small_input: bool, official_stem: bool) -> BackboneSplit:
     _no_official_stem("fer_cnn", official_stem)
     net = FerCNN(num_classes)
-    return BackboneSplit(
-        net, net.features[:-1], net.features[-1], net.pool, net.classifier.in_features
-    )
+    return BackboneSplit(net, net.features[:-1], net.features[-1], net.pool, net.classifier.in_features)

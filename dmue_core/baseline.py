@@ -23,8 +23,13 @@ class PlainClassifier(nn.Module):
     def __init__(self, cfg: DMUEConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        parts = build_backbone(cfg.backbone, cfg.num_classes, small_input=cfg.small_input,
-                               weights=cfg.weights, official_stem=cfg.official_stem)
+        parts = build_backbone(
+            cfg.backbone,
+            cfg.num_classes,
+            small_input=cfg.small_input,
+            weights=cfg.weights,
+            official_stem=cfg.official_stem,
+        )
         self.trunk = parts.trunk
         self.stage = parts.make_last_stage()
         self.pool = parts.pool

@@ -124,9 +124,7 @@ def wrap_training_step(model: nn.Module, ctx: DistContext) -> Callable[[Tensor, 
     if not ctx.enabled:
         return model.training_step
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return DistributedDataParallel(
-        _TrainingStep(model), device_ids=device_ids, find_unused_parameters=True
-    )
+    return DistributedDataParallel(_TrainingStep(model), device_ids=device_ids, find_unused_parameters=True)
 
 
 def any_rank(flags: Sequence[bool], ctx: DistContext) -> list[bool]:

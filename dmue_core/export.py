@@ -31,13 +31,9 @@ def _folded_head(neck: nn.BatchNorm1d, weight: Tensor) -> tuple[Tensor, Tensor]:
 def to_target_model(model: DMUE) -> nn.Module:
     """The plain backbone with C outputs, equal to ``model.eval()(x)``; returned in eval mode."""
     cfg = model.cfg
-    parts = build_backbone(
-        cfg.backbone, cfg.num_classes, small_input=cfg.small_input, official_stem=cfg.official_stem
-    )
+    parts = build_backbone(cfg.backbone, cfg.num_classes, small_input=cfg.small_input, official_stem=cfg.official_stem)
     weight, bias = _folded_head(model.target_neck, model.target_head.weight.detach())
-    state = parts.plain_state_dict(
-        model.trunk.state_dict(), model.target_stage.state_dict(), weight, bias
-    )
+    state = parts.plain_state_dict(model.trunk.state_dict(), model.target_stage.state_dict(), weight, bias)
     net = parts.plain(cfg.num_classes)
     net.load_state_dict(state)
     return net.eval()

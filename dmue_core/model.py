@@ -140,9 +140,7 @@ class DMUE(nn.Module):
         self.aux_stages = nn.ModuleList(parts.make_last_stage() for _ in range(n))
         self.target_stage = parts.make_last_stage()
         self.dropout = nn.Dropout(cfg.dropout)
-        self.necks = nn.ModuleList(
-            _bn_neck(d) for _ in range(1 if cfg.official_shared_neck else n + 1)
-        )
+        self.necks = nn.ModuleList(_bn_neck(d) for _ in range(1 if cfg.official_shared_neck else n + 1))
         self.aux_heads = nn.ModuleList(_classifier(d, n - 1) for _ in range(n))
         self.target_head = _classifier(d, n)
         self.uncertainty_mlp = nn.Sequential(nn.Linear(2 * n, n), nn.PReLU(), nn.Linear(n, 1))
@@ -198,9 +196,7 @@ class DMUE(nn.Module):
                 rows = (y == c).nonzero().squeeze(1)
                 single += rows.numel() == 1
                 h_c = h if rows.numel() == len(y) else h[rows]
-                _, _, logits = self._run_branch(
-                    c, h_c, training_rows=False, running_stats=running_stats
-                )
+                _, _, logits = self._run_branch(c, h_c, training_rows=False, running_stats=running_stats)
                 latent[rows] = latent_from_aux_logits(logits, y[rows], self.cfg.temperature)
         return latent, single
 
@@ -256,8 +252,7 @@ class DMUE(nn.Module):
             "wce": self._target_ce(z, sigma, y),
             "soft": soft_loss(z, latent, y),
             "sp": torch.stack(
-                [sp_loss(a.logits if cfg.official_sp_logits else a.features, f_t[a.rows])
-                 for a in aux]
+                [sp_loss(a.logits if cfg.official_sp_logits else a.features, f_t[a.rows]) for a in aux]
             ).mean(),
             "aux": torch.stack([F.cross_entropy(a.logits.float(), a.labels) for a in aux]).mean(),
         }

@@ -265,8 +265,12 @@ class _DynamicsTally:
             }
 
     def state_dict(self) -> dict[str, Tensor]:
-        return {"seen": self.seen, "prob_given": self.prob_given,
-                "uncertainty": self.uncertainty, "latent": self.latent}
+        return {
+            "seen": self.seen,
+            "prob_given": self.prob_given,
+            "uncertainty": self.uncertainty,
+            "latent": self.latent,
+        }
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         for key, value in state.items():
@@ -355,10 +359,7 @@ def load_dynamics(out_dir: str | Path) -> dict[str, np.ndarray]:
     """
     directory = Path(out_dir) / "dynamics"
     epochs_done = json.loads((directory / "meta.json").read_text())["epochs_done"]
-    return {
-        name: np.load(directory / f"{name}.npy", mmap_mode="r")[:epochs_done]
-        for name in DYNAMICS_DTYPES
-    }
+    return {name: np.load(directory / f"{name}.npy", mmap_mode="r")[:epochs_done] for name in DYNAMICS_DTYPES}
 
 
 # ------------------------------------------------------------------------------ RNG / modes
@@ -514,12 +515,14 @@ class _Run:
         if len(labels) != self.num_samples:
             raise ValueError(f"dataset.labels has {len(labels)} entries for {self.num_samples} items")
         if labels.min(initial=0) < 0 or labels.max(initial=0) >= self.num_classes:
-            raise ValueError(
-                f"labels must lie in [0, {self.num_classes}); drop unlabeled (-1) rows first"
-            )
+            raise ValueError(f"labels must lie in [0, {self.num_classes}); drop unlabeled (-1) rows first")
         self.sampler = EpochBatchSampler(
-            labels, cfg.batch_size, balanced=cfg.balanced_sampler, seed=cfg.seed,
-            rank=ctx.rank, world_size=ctx.world_size,
+            labels,
+            cfg.batch_size,
+            balanced=cfg.balanced_sampler,
+            seed=cfg.seed,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
         )
         workers = cfg.num_workers
         self.loader = DataLoader(
@@ -536,9 +539,7 @@ class _Run:
         )
         self.amp_dtype, use_scaler = training_autocast(self.device, cfg.amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-        self.dynamics_files = _DynamicsFiles(
-            out_dir / "dynamics", cfg.epochs, self.num_samples, self.num_classes
-        )
+        self.dynamics_files = _DynamicsFiles(out_dir / "dynamics", cfg.epochs, self.num_samples, self.num_classes)
         self.epoch = self.step = self.global_step = 0
         self.epoch_seconds = 0.0
         self.tally = _EpochTally()
@@ -586,11 +587,12 @@ class _Run:
     def _load(self) -> None:
         state = torch.load(self.last_path, map_location="cpu", weights_only=True)
         if state["format"] != CHECKPOINT_FORMAT:
-            raise ValueError(f"{self.last_path}: checkpoint format {state['format']}, "
-                             f"expected {CHECKPOINT_FORMAT}")
+            raise ValueError(f"{self.last_path}: checkpoint format {state['format']}, expected {CHECKPOINT_FORMAT}")
         if state["model_config"] != self.model.cfg.to_dict():
-            raise ValueError(f"{self.last_path} was trained with another model config: "
-                             f"{_dict_diff(state['model_config'], self.model.cfg.to_dict())}")
+            raise ValueError(
+                f"{self.last_path} was trained with another model config: "
+                f"{_dict_diff(state['model_config'], self.model.cfg.to_dict())}"
+            )
         changed = _dict_diff(state["train_config"], self.cfg.to_dict())
         if changed:
             self.log(f"resuming with a changed train config: {changed}")
@@ -606,8 +608,7 @@ class _Run:
         if len(rng) == self.ctx.world_size:
             _set_rng_state(rng[self.ctx.rank], self.device)
         else:
-            self.log(f"checkpoint from {len(rng)} processes, now {self.ctx.world_size}: "
-                     "reseeding the dropout RNGs")
+            self.log(f"checkpoint from {len(rng)} processes, now {self.ctx.world_size}: reseeding the dropout RNGs")
             _seed_everything(derive_seed(self.cfg.seed, self.ctx.rank, self.global_step))
         if self.ctx.is_main:
             self.tally.merge(state["tally"])
@@ -618,16 +619,21 @@ class _Run:
         if self.epoch >= self.cfg.epochs:
             self.log(f"{self.last_path}: training already complete ({self.epoch}/{self.cfg.epochs} epochs)")
         else:
-            self.log(f"resumed from {self.last_path}: epoch {self.epoch + 1}, step {self.step}, "
-                     f"global step {self.global_step}")
+            self.log(
+                f"resumed from {self.last_path}: epoch {self.epoch + 1}, step {self.step}, "
+                f"global step {self.global_step}"
+            )
 
     # ------------------------------------------------------------------------------ loop
-    def _loop(
-        self, step_fn: Callable[..., Any], max_steps: int | None, stop_requested: Callable[[], bool]
-    ) -> bool:
+    def _loop(self, step_fn: Callable[..., Any], max_steps: int | None, stop_requested: Callable[[], bool]) -> bool:
         """Run epochs until done (True) or stopped (False; a checkpoint was written)."""
-        epochs_bar = tqdm(total=self.cfg.epochs, initial=min(self.epoch, self.cfg.epochs),
-                          desc="epochs", disable=not self.progress, dynamic_ncols=True)
+        epochs_bar = tqdm(
+            total=self.cfg.epochs,
+            initial=min(self.epoch, self.cfg.epochs),
+            desc="epochs",
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
         try:
             while self.epoch < self.cfg.epochs:
                 if max_steps is not None and self.global_step >= max_steps:
@@ -655,8 +661,14 @@ class _Run:
         self.model.train()
         self.sampler.set_epoch(self.epoch, self.step)
         steps = self.sampler.steps_per_epoch
-        bar = tqdm(total=steps, initial=self.step, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
-                   leave=False, disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=steps,
+            initial=self.step,
+            desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
+            leave=False,
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
         stop = False
         try:
             tick = time.perf_counter()
@@ -697,8 +709,11 @@ class _Run:
         x = x.to(self.device, memory_format=torch.channels_last, non_blocking=True)
         y_dev = y.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
-        autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype)
-                    if self.amp_dtype is not None else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
         with autocast:
             out = step_fn(x, y_dev, self.epoch)
         self.scaler.scale(out.loss).backward()
@@ -825,6 +840,8 @@ def _describe(record: dict[str, Any], epochs: int) -> str:
     parts = " ".join(f"{k} {v:.4f}" for k, v in record["parts"].items())
     ramps = " ".join(f"{k} {v:.3f}" for k, v in record["ramps"].items())
     notes = ", ".join(f"{k} {v}" for k, v in record["notes"].items()) or "none"
-    return (f"epoch {record['epoch'] + 1}/{epochs}: loss {record['loss']:.4f} ({parts}; {ramps}) "
-            f"lr {record['lr']['backbone']:.1e}/{record['lr']['classifier']:.1e} | notes: {notes} | "
-            f"{record['seconds']:.1f} s, {record['images_per_s']:.0f} img/s")
+    return (
+        f"epoch {record['epoch'] + 1}/{epochs}: loss {record['loss']:.4f} ({parts}; {ramps}) "
+        f"lr {record['lr']['backbone']:.1e}/{record['lr']['classifier']:.1e} | notes: {notes} | "
+        f"{record['seconds']:.1f} s, {record['images_per_s']:.0f} img/s"
+    )

@@ -43,8 +43,10 @@ def _check_fit(target: nn.Module, source_state: dict[str, Tensor], what: str) ->
     own = target.state_dict()
     bad = sorted(k for k in own if k not in source_state or source_state[k].shape != own[k].shape)
     if bad:
-        raise ValueError(f"the earlier model's {what} does not fit this model's ({len(bad)} tensors differ, "
-                         f"first {bad[0]}): use the earlier run's backbone and input stem")
+        raise ValueError(
+            f"the earlier model's {what} does not fit this model's ({len(bad)} tensors differ, "
+            f"first {bad[0]}): use the earlier run's backbone and input stem"
+        )
 
 
 def _copy_rows(head: nn.Linear, names: Sequence[str], source: Tensor, source_names: Sequence[str]) -> None:
@@ -60,8 +62,9 @@ def _others(classes: Sequence[str], c: int) -> list[str]:
 
 
 def _report(classes: Sequence[str], source_classes: Sequence[str], kind: str) -> WarmStartReport:
-    return WarmStartReport([n for n in classes if n in source_classes],
-                           [n for n in classes if n not in source_classes], kind)
+    return WarmStartReport(
+        [n for n in classes if n in source_classes], [n for n in classes if n not in source_classes], kind
+    )
 
 
 def _load(module: nn.Module, state: dict[str, Tensor], what: str) -> None:
@@ -89,20 +92,24 @@ def from_dmue(model: DMUE, source: DMUE, classes: Sequence[str], source_classes:
     return _report(classes, source_classes, "dmue")
 
 
-def from_plain(model: DMUE, plain_state: dict[str, Tensor], classes: Sequence[str],
-               source_classes: Sequence[str]) -> WarmStartReport:
+def from_plain(
+    model: DMUE, plain_state: dict[str, Tensor], classes: Sequence[str], source_classes: Sequence[str]
+) -> WarmStartReport:
     """Initialise ``model`` from the state dict of an exported plain target model."""
     cfg = model.cfg
-    parts = build_backbone(cfg.backbone, cfg.num_classes, small_input=cfg.small_input,
-                           official_stem=cfg.official_stem)
+    parts = build_backbone(cfg.backbone, cfg.num_classes, small_input=cfg.small_input, official_stem=cfg.official_stem)
     try:
         trunk, last_stage, head_weight = parts.split_plain_state(plain_state)
     except KeyError as err:
-        raise ValueError(f"the earlier model's layers do not fit this model's (no {err}): use the earlier "
-                         "run's backbone and input stem") from err
+        raise ValueError(
+            f"the earlier model's layers do not fit this model's (no {err}): use the earlier "
+            "run's backbone and input stem"
+        ) from err
     if head_weight.shape != (len(source_classes), model.feat_dim):
-        raise ValueError(f"the earlier model's classifier is {tuple(head_weight.shape)}, not "
-                         f"({len(source_classes)}, {model.feat_dim}) for its {len(source_classes)} classes")
+        raise ValueError(
+            f"the earlier model's classifier is {tuple(head_weight.shape)}, not "
+            f"({len(source_classes)}, {model.feat_dim}) for its {len(source_classes)} classes"
+        )
     _load(model.trunk, trunk, "trunk")
     for stage in (model.target_stage, *model.aux_stages):
         _load(stage, last_stage, "last stage")

@@ -16,8 +16,24 @@ from curate.cli.train_options import resolve_config
 from curate.data.synthetic import generate
 from curate.run_config import RunConfig
 
-RESOLVE_ARGS = ("config_file", "backbone", "weights", "init_from", "epochs", "batch_size", "image_size", "small_input", "ramp_a",
-                "aux_fraction", "balanced_sampler", "device", "amp", "num_workers", "seed", "deterministic")
+RESOLVE_ARGS = (
+    "config_file",
+    "backbone",
+    "weights",
+    "init_from",
+    "epochs",
+    "batch_size",
+    "image_size",
+    "small_input",
+    "ramp_a",
+    "aux_fraction",
+    "balanced_sampler",
+    "device",
+    "amp",
+    "num_workers",
+    "seed",
+    "deterministic",
+)
 FAST = ["--epochs", "1", "--ramp-a", "1", "--workers", "0", "--image-size", "32", "--no-load"]
 
 
@@ -30,16 +46,32 @@ def invoke(*args: str):
 def synthetic_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     generate(120, root / "data", seed=2, noise_rate=0.3)
-    res = invoke("run", root / "data" / "labels.csv", "--path-column", "path", "--label-column", "label",
-                 "--out", root / "run", *FAST)
+    res = invoke(
+        "run",
+        root / "data" / "labels.csv",
+        "--path-column",
+        "path",
+        "--label-column",
+        "label",
+        "--out",
+        root / "run",
+        *FAST,
+    )
     assert res.exit_code == 0, res.output
     return root
 
 
 def test_run_writes_config_model_and_scores(synthetic_run):
     run = synthetic_run / "run"
-    for name in ("config.yaml", "classes.json", "model.pt", "scores.parquet", "scores.embeddings.npy",
-                 "checkpoints/last.pt", "train_log.jsonl"):
+    for name in (
+        "config.yaml",
+        "classes.json",
+        "model.pt",
+        "scores.parquet",
+        "scores.embeddings.npy",
+        "checkpoints/last.pt",
+        "train_log.jsonl",
+    ):
         assert (run / name).exists(), name
     df = records.read_scores(run / "scores.parquet")
     assert len(df) == 120 and list(df.columns) == list(records.COLUMNS)
@@ -54,6 +86,7 @@ def test_run_writes_config_model_and_scores(synthetic_run):
 
 def test_sampler_defaults_flags_and_faithful(tmp_path):
     """Uniform sampling by default, the paper's class-balanced sampler with --faithful or the flag."""
+
     def cfg(**flags: bool) -> RunConfig:
         return resolve_config({"dataset": "x"}, **{**dict.fromkeys(RESOLVE_ARGS), "faithful": False, **flags})
 
@@ -73,8 +106,17 @@ def test_amp_flag_maps_to_the_train_setting():
 
 def test_score_reproduces_run_and_config_reads_back(synthetic_run):
     out = synthetic_run / "again.parquet"
-    res = invoke("score", synthetic_run / "run", synthetic_run / "data" / "labels.csv",
-                 "--path-column", "path", "--label-column", "label", "--out", out)
+    res = invoke(
+        "score",
+        synthetic_run / "run",
+        synthetic_run / "data" / "labels.csv",
+        "--path-column",
+        "path",
+        "--label-column",
+        "label",
+        "--out",
+        out,
+    )
     assert res.exit_code == 0, res.output
     a = records.read_scores(synthetic_run / "run" / "scores.parquet")
     b = records.read_scores(out)
@@ -82,12 +124,34 @@ def test_score_reproduces_run_and_config_reads_back(synthetic_run):
     for col in ("mislabel_score", "ambiguity_score", "uncertainty", "knn_disagreement"):
         np.testing.assert_allclose(a[col], b[col], atol=1e-5, err_msg=col)
     assert (a["verdict"] == b["verdict"]).all()
-    res = invoke("score", synthetic_run / "run", synthetic_run / "data" / "labels.csv",
-                 "--path-column", "path", "--label-column", "label", "--out", out)
+    res = invoke(
+        "score",
+        synthetic_run / "run",
+        synthetic_run / "data" / "labels.csv",
+        "--path-column",
+        "path",
+        "--label-column",
+        "label",
+        "--out",
+        out,
+    )
     assert res.exit_code != 0 and "--force" in res.output
-    res = invoke("score", synthetic_run / "run", synthetic_run / "data" / "labels.csv",
-                 "--path-column", "path", "--label-column", "label", "--out", out, "--force",
-                 "--mining-precision", "fp32", "--tta", "none")
+    res = invoke(
+        "score",
+        synthetic_run / "run",
+        synthetic_run / "data" / "labels.csv",
+        "--path-column",
+        "path",
+        "--label-column",
+        "label",
+        "--out",
+        out,
+        "--force",
+        "--mining-precision",
+        "fp32",
+        "--tta",
+        "none",
+    )
     assert res.exit_code == 0, res.output
     attrs = records.read_scores(out).attrs
     assert (attrs["mining_precision"], attrs["tta"]) == ("fp32", "none")
@@ -106,8 +170,15 @@ def test_config_replays_its_reader_options(synthetic_run, tmp_path):
     data = synthetic_run / "data" / "labels.csv"
 
     def read(**flags):
-        kwargs = {**dict.fromkeys(READER_KEYS), "splits": (), **dict.fromkeys(RESOLVE_ARGS), "faithful": False,
-                  "config_file": tmp_path / "config.yaml", "out": tmp_path / "run", **flags}
+        kwargs = {
+            **dict.fromkeys(READER_KEYS),
+            "splits": (),
+            **dict.fromkeys(RESOLVE_ARGS),
+            "faithful": False,
+            "config_file": tmp_path / "config.yaml",
+            "out": tmp_path / "run",
+            **flags,
+        }
         table, resolved, _ = table_and_config(str(data), kwargs)
         return classes_of(table), resolved.data, len(table)
 
@@ -127,8 +198,19 @@ def test_config_replays_its_reader_options(synthetic_run, tmp_path):
 def test_score_takes_the_model_class_order(synthetic_run, tmp_path):
     """The same faces listed with their classes in another order score the same, in the model's order."""
     out = tmp_path / "reordered.parquet"
-    res = invoke("score", synthetic_run / "run", synthetic_run / "data" / "labels.csv", "--path-column", "path",
-                 "--label-column", "label", "--classes", "surprise,sad,neutral,happy,fear,disgust,angry", "--out", out)
+    res = invoke(
+        "score",
+        synthetic_run / "run",
+        synthetic_run / "data" / "labels.csv",
+        "--path-column",
+        "path",
+        "--label-column",
+        "label",
+        "--classes",
+        "surprise,sad,neutral,happy,fear,disgust,angry",
+        "--out",
+        out,
+    )
     assert res.exit_code == 0, res.output
     a, b = records.read_scores(synthetic_run / "run" / "scores.parquet"), records.read_scores(out)
     assert b.attrs["classes"] == a.attrs["classes"]
@@ -140,8 +222,16 @@ def test_bad_inputs_fail_before_work(synthetic_run, tmp_path):
     data = synthetic_run / "data" / "labels.csv"
     opts = ["--path-column", "path", "--label-column", "label"]
     # a class the model does not know
-    res = invoke("score", synthetic_run / "run", data, *opts, "--classes",
-                 "angry,disgust,fear,happy,sad,surprise,neutral,contempt", "--out", tmp_path / "x.parquet")
+    res = invoke(
+        "score",
+        synthetic_run / "run",
+        data,
+        *opts,
+        "--classes",
+        "angry,disgust,fear,happy,sad,surprise,neutral,contempt",
+        "--out",
+        tmp_path / "x.parquet",
+    )
     assert res.exit_code != 0 and "trained on classes" in res.output
     # truncated checkpoint
     bad_run = tmp_path / "bad"
@@ -156,8 +246,16 @@ def test_bad_inputs_fail_before_work(synthetic_run, tmp_path):
     # unwritable / missing output folder
     res = invoke("score", synthetic_run / "run", data, *opts, "--out", tmp_path / "nope" / "z.parquet")
     assert res.exit_code != 0 and "does not exist" in res.output
-    res = invoke("score", synthetic_run / "run", data, *opts, "--out", tmp_path / "z.parquet", "--csv",
-                 tmp_path / "nope" / "z.csv")
+    res = invoke(
+        "score",
+        synthetic_run / "run",
+        data,
+        *opts,
+        "--out",
+        tmp_path / "z.parquet",
+        "--csv",
+        tmp_path / "nope" / "z.csv",
+    )
     assert res.exit_code != 0 and f"output folder {tmp_path / 'nope'} does not exist" in res.output
     assert not list(tmp_path.glob("*.parquet"))
 
@@ -174,8 +272,10 @@ def test_rerun_resumes_its_own_settings_and_refuses_another_run(synthetic_run, t
     assert "resuming" in res.output and (run / "config.yaml").read_bytes() == saved
     assert "already trained on these 120 faces (1 epochs): reusing the model" in res.output
 
-    for flags, why in ((["--image-size", "48"], "image size 32, not 48"),
-                       (["--backbone", "mobilenet_v2"], "another model config")):
+    for flags, why in (
+        (["--image-size", "48"], "image size 32, not 48"),
+        (["--backbone", "mobilenet_v2"], "another model config"),
+    ):
         res = invoke("train", data, "--out", run, *flags)
         assert res.exit_code == 1 and why in res.output and "use another --out" in res.output, res.output
         assert (run / "config.yaml").read_bytes() == saved
@@ -199,8 +299,17 @@ def test_early_failures_leave_no_run_directory(synthetic_run, tmp_path):
     assert res.exception is None or isinstance(res.exception, SystemExit)  # a message, not a traceback
     assert not (tmp_path / "bad").exists()
     report = tmp_path / "skipped.csv"
-    res = invoke("train", data / "labels.csv", "--out", tmp_path / "skip", "--on-bad", "skip",
-                 "--skip-report", report, *FAST[:-1])
+    res = invoke(
+        "train",
+        data / "labels.csv",
+        "--out",
+        tmp_path / "skip",
+        "--on-bad",
+        "skip",
+        "--skip-report",
+        report,
+        *FAST[:-1],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "skip" / "faces.json").read_text())["faces"] == 119
     assert broken.name in report.read_text()
@@ -219,15 +328,26 @@ def test_records_hold_absolute_paths_and_score_keeps_files(synthetic_run, tmp_pa
     assert attrs["dataset"] == str(tmp_path / "data" / "labels.csv")
     assert attrs["model"] == str((synthetic_run / "run").resolve())
     assert RunConfig.load(synthetic_run / "run" / "config.yaml").data["dataset"] == str(
-        (synthetic_run / "data" / "labels.csv").resolve())
+        (synthetic_run / "data" / "labels.csv").resolve()
+    )
 
 
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_run_on_ferplus_mini(shared_data, tmp_path):
     """`curate run` on the 2,000 real faces: schema, ranges, and suggestions on flagged faces."""
-    res = invoke("run", shared_data / "ferplus-mini" / "labels.csv", "--out", tmp_path / "mini",
-                 "--epochs", "2", "--ramp-a", "1", "--workers", "0")
+    res = invoke(
+        "run",
+        shared_data / "ferplus-mini" / "labels.csv",
+        "--out",
+        tmp_path / "mini",
+        "--epochs",
+        "2",
+        "--ramp-a",
+        "1",
+        "--workers",
+        "0",
+    )
     assert res.exit_code == 0, res.output
     df = records.read_scores(tmp_path / "mini" / "scores.parquet")
     assert len(df) == 2000
@@ -241,8 +361,9 @@ def test_run_on_ferplus_mini(shared_data, tmp_path):
     assert (flagged["suggested_label"] != flagged["given_label"]).any()
     assert "top" in res.output and "likely_mislabeled" in res.output
     cleaned = tmp_path / "cleaned.csv"
-    res = invoke("export", tmp_path / "mini" / "scores.parquet", "--format", "native", "--policy", "auto",
-                 "--out", cleaned)
+    res = invoke(
+        "export", tmp_path / "mini" / "scores.parquet", "--format", "native", "--policy", "auto", "--out", cleaned
+    )
     assert res.exit_code == 0, res.output
     assert "actions:" in res.output and cleaned.exists() and cleaned.with_name("cleaned.csv.audit.json").exists()
     import fiftyone as fo
@@ -268,12 +389,37 @@ def test_init_from_an_earlier_run_or_its_exported_model(synthetic_run, tmp_path)
     data = synthetic_run / "data" / "labels.csv"
     for source, kind in ((synthetic_run / "run", "dmue"), (synthetic_run / "run" / "model.pt", "plain")):
         out = tmp_path / kind
-        res = invoke("train", data, "--path-column", "path", "--label-column", "label", "--out", out,
-                     "--init-from", source, *[f for f in FAST if f != "--no-load"])
+        res = invoke(
+            "train",
+            data,
+            "--path-column",
+            "path",
+            "--label-column",
+            "label",
+            "--out",
+            out,
+            "--init-from",
+            source,
+            *[f for f in FAST if f != "--no-load"],
+        )
         assert res.exit_code == 0, res.output
         assert f"started from a {kind} model, classes matched by name" in res.output
         assert RunConfig.load(out / "config.yaml").init_from == str(source.resolve())
-    res = invoke("train", data, "--path-column", "path", "--label-column", "label", "--out", tmp_path / "dmue",
-                 "--epochs", "2", "--workers", "0", "--image-size", "32")
+    res = invoke(
+        "train",
+        data,
+        "--path-column",
+        "path",
+        "--label-column",
+        "label",
+        "--out",
+        tmp_path / "dmue",
+        "--epochs",
+        "2",
+        "--workers",
+        "0",
+        "--image-size",
+        "32",
+    )
     assert res.exit_code == 0, res.output
     assert "started from" not in res.output and "resuming" in res.output

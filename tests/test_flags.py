@@ -36,8 +36,9 @@ def test_quota_is_the_confident_share_and_a_hard_class_is_not_noise():
     "c" is hard (its own faces give it only 0.4) but no face of it is confidently another class,
     so its low scores flag none of it."""
     given = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
-    dist = np.array([[0.9, 0.05, 0.05]] * 4 + [[0.05, 0.92, 0.03]] * 2 + [[0.05, 0.9, 0.05]] * 3
-                    + [[0.3, 0.3, 0.4]] * 3)
+    dist = np.array(
+        [[0.9, 0.05, 0.05]] * 4 + [[0.05, 0.92, 0.03]] * 2 + [[0.05, 0.9, 0.05]] * 3 + [[0.3, 0.3, 0.4]] * 3
+    )
     mis = 1 - dist[np.arange(12), given]  # 0.1 clean, 0.95 faces 4-5, 0.6 the hard class
     zeros = np.zeros(12)
     verdict, reasons, rule = decide(given, dist, mis, zeros, zeros, CLASSES)
@@ -67,8 +68,13 @@ def test_global_quota_ranks_all_faces_together():
     face given c that no class claims confidently but that scores high is flagged; per class it is
     not, because class c has no estimated noise."""
     given = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
-    dist = np.array([[0.9, 0.05, 0.05]] * 4 + [[0.3, 0.65, 0.05]] * 2 + [[0.3, 0.6, 0.1]] * 3
-                    + [[0.05, 0.05, 0.9]] * 2 + [[0.5, 0.25, 0.25]])
+    dist = np.array(
+        [[0.9, 0.05, 0.05]] * 4
+        + [[0.3, 0.65, 0.05]] * 2
+        + [[0.3, 0.6, 0.1]] * 3
+        + [[0.05, 0.05, 0.9]] * 2
+        + [[0.5, 0.25, 0.25]]
+    )
     mis = 1 - dist[np.arange(12), given]  # faces 4, 5: 0.7, confidently b; face 11: 0.75, claimed by none
     zeros = np.zeros(12)
     verdict, _, rule = decide(given, dist, mis, zeros, zeros, CLASSES)
@@ -108,10 +114,10 @@ def test_noise_rate_from_separate_probabilities():
     """The quota comes from ``noise_probs`` when given; the ranking still from ``mislabel_score``.
     The smoothed distribution claims no face confidently; the sharper probabilities claim two."""
     given = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
-    dist = np.array([[0.6, 0.3, 0.1]] * 4 + [[0.45, 0.44, 0.11]] * 2 + [[0.2, 0.7, 0.1]] * 3
-                    + [[0.1, 0.2, 0.7]] * 3)
-    probs = np.array([[0.9, 0.05, 0.05]] * 4 + [[0.02, 0.95, 0.03]] * 2 + [[0.05, 0.9, 0.05]] * 3
-                     + [[0.05, 0.05, 0.9]] * 3)
+    dist = np.array([[0.6, 0.3, 0.1]] * 4 + [[0.45, 0.44, 0.11]] * 2 + [[0.2, 0.7, 0.1]] * 3 + [[0.1, 0.2, 0.7]] * 3)
+    probs = np.array(
+        [[0.9, 0.05, 0.05]] * 4 + [[0.02, 0.95, 0.03]] * 2 + [[0.05, 0.9, 0.05]] * 3 + [[0.05, 0.05, 0.9]] * 3
+    )
     mis = 1 - dist[np.arange(12), given]
     zeros = np.zeros(12)
     verdict, _, rule = decide(given, dist, mis, zeros, zeros, CLASSES)

@@ -18,8 +18,9 @@ from dmue_core.trainer import train
 @pytest.mark.slow
 def test_dmue_clean_accuracy_at_least_ce_under_30pct_noise(tmp_path):
     # 1,200 training faces and 800 clean test faces (one face = 0.125 % accuracy)
-    table = generate(2000, tmp_path / "data", seed=0, noise_rate=0.3, noise="confusable",
-                     splits={"train": 0.6, "test": 0.4})
+    table = generate(
+        2000, tmp_path / "data", seed=0, noise_rate=0.3, noise="confusable", splits={"train": 0.6, "test": 0.4}
+    )
     tr, te = (table[table["split"] == s].reset_index(drop=True) for s in ("train", "test"))
     tr.attrs = te.attrs = table.attrs
     train_set = FaceDataset(tr, 48, transform=train_transform(48), preload=True)

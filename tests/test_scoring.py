@@ -23,8 +23,9 @@ def test_knn_histogram_and_scores_by_hand():
     latent = np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
     sigma = np.array([1.0, 0.5, 0.9, 0.2])
     knn = np.array([[1, 2], [0, -1], [3, 0], [2, 1]])  # labels [1, 2], [0], [2, 0], [2, 1]
-    np.testing.assert_allclose(knn_histogram(np.array([[0, 0, 1, 2], [2, 2, 2, 1]]), 3),
-                               [[0.5, 0.25, 0.25], [0.0, 0.25, 0.75]])
+    np.testing.assert_allclose(
+        knn_histogram(np.array([[0, 0, 1, 2], [2, 2, 2, 1]]), 3), [[0.5, 0.25, 0.25], [0.0, 0.25, 0.75]]
+    )
     s = compute_scores(given, probs, latent, sigma, knn, ScoreConfig(w_model=1, w_knn=1, w_latent=1, class_prior=0))
     d = s["label_distribution"].astype(np.float64)
     # face 0: sigma = 1 -> latent ignored; (probs + [0, .5, .5]) / 2
@@ -42,7 +43,9 @@ def test_knn_histogram_and_scores_by_hand():
     ms = 1 - d[np.arange(4), given]
     contested = np.array([ms[0], ms[1], (ms[2] + ms[3]) / 2, (ms[2] + ms[3]) / 2])
     np.testing.assert_allclose(s["ambiguity_score"], (local + contested) / 2, rtol=1e-5, atol=1e-7)
-    alone = compute_scores(given, probs, latent, sigma, knn, ScoreConfig(ambiguity_neighbours=0, ambiguity_class=0, class_prior=0))
+    alone = compute_scores(
+        given, probs, latent, sigma, knn, ScoreConfig(ambiguity_neighbours=0, ambiguity_class=0, class_prior=0)
+    )
     d0 = alone["label_distribution"].astype(np.float64)
     own0 = (-(d0 * np.log(d0)).sum(axis=1) / np.log(3) + 1 - sigma) / 2
     np.testing.assert_allclose(alone["ambiguity_score"], own0, rtol=1e-5, atol=1e-7)
@@ -116,8 +119,9 @@ def test_empty_neighbour_slots_are_ignored():
     """An approximate index may leave slots at -1: they must not count as a class or a vote."""
     knn = np.array([[1, -1, -1, -1], [-1, -1, -1, -1]])
     np.testing.assert_allclose(knn_histogram(np.array([[0, 1, -1, -1], [-1] * 4]), 3), [[0.5, 0.5, 0.0], [0.0] * 3])
-    s = compute_scores(np.array([0, 2]), np.full((2, 3), 1 / 3), np.full((2, 3), 0.5) * [[0, 1, 1], [1, 1, 0]],
-                       np.ones(2), knn)
+    s = compute_scores(
+        np.array([0, 2]), np.full((2, 3), 1 / 3), np.full((2, 3), 0.5) * [[0, 1, 1], [1, 1, 0]], np.ones(2), knn
+    )
     np.testing.assert_allclose(s["knn_disagreement"], [1.0, 0.0])
     np.testing.assert_allclose(s["label_distribution"].sum(axis=1), 1.0, rtol=1e-6)
     assert np.all((0 <= s["ambiguity_score"]) & (s["ambiguity_score"] <= 1))
@@ -152,8 +156,9 @@ def test_records_schema_and_ranges(tiny):
     agree = records.vectors(df, "aux_consensus")
     assert (agree[rows, given] > 0).all() and not np.allclose(agree, records.vectors(df, "target_probs"), atol=1e-3)
     knn = pd.Index(df["sample_id"]).get_indexer(np.concatenate(df["neighbors"].to_numpy())).reshape(len(df), 5)
-    again = compute_scores(given, records.vectors(df, "target_probs"), lat, df["uncertainty"].to_numpy(), knn,
-                           ScoreConfig(k=5), agree)  # the stored views rebuild the stored scores
+    again = compute_scores(
+        given, records.vectors(df, "target_probs"), lat, df["uncertainty"].to_numpy(), knn, ScoreConfig(k=5), agree
+    )  # the stored views rebuild the stored scores
     np.testing.assert_allclose(again["mislabel_score"], df["mislabel_score"], atol=1e-5)
     for col in ("mislabel_score", "ambiguity_score", "knn_disagreement", "uncertainty"):
         assert df[col].between(0, 1).all(), col
@@ -177,7 +182,9 @@ def test_scores_do_not_depend_on_batch(tiny, precision):
     db = records.read_scores(b).set_index("sample_id").loc[da.index]
     for col in ("uncertainty", "mislabel_score", "ambiguity_score", "knn_disagreement"):
         np.testing.assert_allclose(da[col], db[col], atol=1e-5, err_msg=col)
-    np.testing.assert_allclose(records.vectors(da, "label_distribution"), records.vectors(db, "label_distribution"), atol=1e-5)
+    np.testing.assert_allclose(
+        records.vectors(da, "label_distribution"), records.vectors(db, "label_distribution"), atol=1e-5
+    )
 
 
 def _score_with(tiny, setting: str, *values: str) -> list:

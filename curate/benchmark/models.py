@@ -64,7 +64,9 @@ def train_images_per_s(out_dir: Path) -> float:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, table: pd.DataFrame, *, tta: str = "none", batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: nn.Module, table: pd.DataFrame, *, tta: str = "none", batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """(logits [N,C] float32, embeddings [N,D] float32) in table order, eval mode, averaged over
     the ``tta`` views as ``curate score`` does. ``model`` has ``embed(x) -> (emb, logits)`` (DMUE
     target path or the CE baseline)."""

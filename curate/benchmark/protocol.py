@@ -131,8 +131,15 @@ class Benchmark:
     def _fit(self, kind: str, table: pd.DataFrame, out_dir: Path, *, seed_offset: int = 0):
         """``models.fit`` with the benchmark's epochs, backbone and seed (+ ``seed_offset``)."""
         self._share_cores()
-        return models.fit(kind, table, out_dir, epochs=self.cfg.epochs, seed=self.cfg.seed + seed_offset,
-                          backbone=self.cfg.backbone, progress=self.cfg.progress)
+        return models.fit(
+            kind,
+            table,
+            out_dir,
+            epochs=self.cfg.epochs,
+            seed=self.cfg.seed + seed_offset,
+            backbone=self.cfg.backbone,
+            progress=self.cfg.progress,
+        )
 
     def _sharing(self) -> bool:
         """Whether a child process runs beside this one now."""
@@ -236,7 +243,9 @@ class Benchmark:
             held = np.flatnonzero(folds == f)
             oof[held] = self._predict(model, _subset(self.train, held))[0]
         seconds = time.perf_counter() - t0
-        speed = np.mean([models.train_images_per_s(self.store.dir("kfold") / f"fold{f}") for f in range(self.cfg.folds)])
+        speed = np.mean(
+            [models.train_images_per_s(self.store.dir("kfold") / f"fold{f}") for f in range(self.cfg.folds)]
+        )
         return {"seconds": seconds, "train_images_per_s": float(speed)}, {"oof_logits": oof, "folds": folds}
 
     def cleanlab(self, oof_logits: np.ndarray) -> Computed:
@@ -286,10 +295,12 @@ class Benchmark:
             runs = {f"score_{p}_s": lambda p=p: score_job(run_dir, sub, Path(tmp) / f"{p}.parquet", cfg=routed,
                                                          mining_precision=p, tta="none", progress=False)
                     for p in ("fp32", "bf16")}  # fmt: skip
-            runs["score_consensus_s"] = lambda: score_job(run_dir, sub, Path(tmp) / "consensus.parquet", tta="none",
-                                                          progress=False)  # all C auxiliary branches
-            runs["score_hflip_s"] = lambda: score_job(run_dir, sub, Path(tmp) / "hflip.parquet", tta="hflip",
-                                                      progress=False)  # the defaults: both views, consensus
+            runs["score_consensus_s"] = lambda: score_job(
+                run_dir, sub, Path(tmp) / "consensus.parquet", tta="none", progress=False
+            )  # all C auxiliary branches
+            runs["score_hflip_s"] = lambda: score_job(
+                run_dir, sub, Path(tmp) / "hflip.parquet", tta="hflip", progress=False
+            )  # the defaults: both views, consensus
             runs["plain_inference_s"] = lambda: _plain_inference(plain, sub)
             for _ in range(3):  # round-robin, best of three: load changes hit every variant alike
                 for name, fn in runs.items():

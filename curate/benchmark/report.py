@@ -45,7 +45,11 @@ def methods(stages: dict[str, Any]) -> list[Method]:
         s, a = stages["dmue_faithful"]
         out.append(
             Method(
-                "DMUE faithful (official settings)", a["mislabel_score"], a["flag"], s["wall_s"], a["suggested_label"],
+                "DMUE faithful (official settings)",
+                a["mislabel_score"],
+                a["flag"],
+                s["wall_s"],
+                a["suggested_label"],
                 shared_cpu=s.get("shared_cpu", False),
             )
         )
@@ -187,8 +191,11 @@ def markdown(results: dict[str, Any], rows: list[dict[str, Any]], amb: list[tupl
             f"plurality, {noise:.1%} mislabeled), {results['eval_faces']} evaluation faces; backbone "
             f"{cfg.get('backbone', 'fer_cnn')}, "
             f"{cfg['epochs']} epochs per model, {cfg['folds']}-fold CE for cleanlab and FiftyOne, k = {cfg['k']}"
-            + (", every model's predictions averaged over each face and its mirror image."
-               if cfg.get("tta", "none") == "hflip" else ".")
+            + (
+                ", every model's predictions averaged over each face and its mirror image."
+                if cfg.get("tta", "none") == "hflip"
+                else "."
+            )
         ),
         "",
         (

@@ -52,8 +52,17 @@ import click
 @click.option("--flip-rates", help="flips suite: comma-separated flip rates [default: 0.1,0.2,0.3,0.4].")
 @click.option("--flip-kinds", help="flips suite: comma-separated kinds, uniform and/or classdep [default: both].")
 @click.option("--seed", type=int, default=0, show_default=True)
-def bench(labels_csv: Path, out: Path, suite: str, quick: bool, plots_dir: Path | None, flip_faces: int | None,
-          flip_rates: str | None, flip_kinds: str | None, **overrides) -> None:
+def bench(
+    labels_csv: Path,
+    out: Path,
+    suite: str,
+    quick: bool,
+    plots_dir: Path | None,
+    flip_faces: int | None,
+    flip_rates: str | None,
+    flip_kinds: str | None,
+    **overrides,
+) -> None:
     """Train DMUE, K-fold CE (for cleanlab and FiftyOne mistakenness) and plain CE on the same
     faces of a FERPlus labels.csv, and measure label-error detection against the crowd, ambiguity,
     accuracy under noise and speed. PrivateTest is never read.
@@ -82,8 +91,9 @@ def bench(labels_csv: Path, out: Path, suite: str, quick: bool, plots_dir: Path 
     click.echo((out / "results.md").read_text())
 
 
-def _flip_suite(labels_csv: Path, out: Path, faces: int | None, rates: str | None, kinds: str | None,
-                overrides: dict) -> None:
+def _flip_suite(
+    labels_csv: Path, out: Path, faces: int | None, rates: str | None, kinds: str | None, overrides: dict
+) -> None:
     from curate.benchmark.flip_suite import FlipSuiteConfig, run_flip_suite
 
     settings = {k: overrides[k] for k in ("epochs", "backbone", "folds", "seed") if overrides.get(k) is not None}

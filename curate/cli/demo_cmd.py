@@ -8,8 +8,13 @@ import click
 
 
 @click.command("demo")
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Where the demo data and run go (a second demo reuses them).")
+@click.option(
+    "--out",
+    default="runs/demo",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the demo data and run go (a second demo reuses them).",
+)
 @click.option("--faces", default=2000, show_default=True, type=click.IntRange(min=100))
 @click.option("--noise-rate", default=0.3, show_default=True, type=click.FloatRange(0, 0.9))
 @click.option("--epochs", default=8, show_default=True, type=click.IntRange(min=1))
@@ -49,8 +54,10 @@ def demo(out: Path, faces: int, noise_rate: float, epochs: int, backbone: str, n
     click.echo("[3/5] what the scores found (against the generator's ground truth):")
     rep = metrics.detection_report(noisy, scores["mislabel_score"].to_numpy(), (scores["verdict"] == "likely_mislabeled").to_numpy(),
                                    ks=(100,))  # fmt: skip
-    click.echo(f"  mislabel_score: AUROC {rep['auroc']:.3f}, AP {rep['ap']:.3f}, precision@100 {rep['p@100']:.2f}; "
-               f"flag precision {rep['flag_precision']:.2f} at recall {rep['flag_recall']:.2f}")
+    click.echo(
+        f"  mislabel_score: AUROC {rep['auroc']:.3f}, AP {rep['ap']:.3f}, precision@100 {rep['p@100']:.2f}; "
+        f"flag precision {rep['flag_precision']:.2f} at recall {rep['flag_recall']:.2f}"
+    )
     rho = metrics.spearman(scores["ambiguity_score"].to_numpy(), truth["ambiguity"].to_numpy())
     click.echo(f"  ambiguity_score vs true ambiguity: Spearman {rho:.3f}")
     flagged = (scores["verdict"] == "likely_mislabeled").to_numpy() & noisy
@@ -65,7 +72,10 @@ def demo(out: Path, faces: int, noise_rate: float, epochs: int, backbone: str, n
     ds = load_scores(result.scores.path, name)
     click.echo(f"  {len(ds)} samples; saved views: {', '.join(ds.list_saved_views())}")
     click.echo(f"[5/5] cleaned labels (policy auto) -> {out / 'cleaned.csv'}")
-    click.echo(str(export_cleaned(f"fiftyone:{name}", format="csv", policy="auto", out=out / "cleaned.csv",
-                                  force=True)))
-    click.echo(f"\nscores: {result.scores.path}\nreview in the App:  curate app {name}   "
-               "(then open the printed URL; relabel with the @dmue-curate/review plugin: curate plugin install)")
+    click.echo(
+        str(export_cleaned(f"fiftyone:{name}", format="csv", policy="auto", out=out / "cleaned.csv", force=True))
+    )
+    click.echo(
+        f"\nscores: {result.scores.path}\nreview in the App:  curate app {name}   "
+        "(then open the printed URL; relabel with the @dmue-curate/review plugin: curate plugin install)"
+    )

@@ -14,23 +14,49 @@ POLICY_CHOICES = ("decisions", "auto", "soft")
 
 @click.command("export")
 @click.argument("source")
-@click.option("--format", "format", required=True, type=click.Choice(FORMAT_CHOICES),
-              help="native = the original dataset's own label file (or ImageFolder tree); csv/jsonl/parquet ="
-                   " generic table with scores and soft labels; or name the own format explicitly.")
-@click.option("--policy", required=True, type=click.Choice(POLICY_CHOICES),
-              help="decisions: only curators' decisions (unresolved flagged faces marked review); auto: also"
-                   " accept confident suggestions, drop other likely-mislabeled faces, keep ambiguous ones soft;"
-                   " soft: every face with its label distribution. Curator decisions always win.")
+@click.option(
+    "--format",
+    "format",
+    required=True,
+    type=click.Choice(FORMAT_CHOICES),
+    help="native = the original dataset's own label file (or ImageFolder tree); csv/jsonl/parquet ="
+    " generic table with scores and soft labels; or name the own format explicitly.",
+)
+@click.option(
+    "--policy",
+    required=True,
+    type=click.Choice(POLICY_CHOICES),
+    help="decisions: only curators' decisions (unresolved flagged faces marked review); auto: also"
+    " accept confident suggestions, drop other likely-mislabeled faces, keep ambiguous ones soft;"
+    " soft: every face with its label distribution. Curator decisions always win.",
+)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output file (folder for imagefolder).")
 @click.option("--force", is_flag=True, help="Replace an existing output (and its audit).")
-@click.option("--dataset", type=click.Path(exists=True, path_type=Path),
-              help="Original dataset for own-format exports [default: the one recorded in the scores].")
-@click.option("--links", type=click.Choice(["symlink", "copy"]), default="symlink", show_default=True,
-              help="imagefolder: link to the images or copy them.")
-@click.option("--confidence", type=click.FloatRange(0.0, 1.0), default=0.8, show_default=True,
-              help="auto: accept a suggestion when label_distribution[suggested] >= this.")
-@click.option("--label-field", default="ground_truth", show_default=True,
-              help="FiftyOne source: the Classification field holding the given labels.")
+@click.option(
+    "--dataset",
+    type=click.Path(exists=True, path_type=Path),
+    help="Original dataset for own-format exports [default: the one recorded in the scores].",
+)
+@click.option(
+    "--links",
+    type=click.Choice(["symlink", "copy"]),
+    default="symlink",
+    show_default=True,
+    help="imagefolder: link to the images or copy them.",
+)
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.8,
+    show_default=True,
+    help="auto: accept a suggestion when label_distribution[suggested] >= this.",
+)
+@click.option(
+    "--label-field",
+    default="ground_truth",
+    show_default=True,
+    help="FiftyOne source: the Classification field holding the given labels.",
+)
 @click.option("--label-column", metavar="NAME", help="source-csv: the label column (default: the reader's guess).")
 @click.option("--path-column", metavar="NAME", help="source-csv: the path column (default: the reader's guess).")
 @click.option("--id-column", metavar="NAME", help="source-csv: the sample id column, when scored with one.")

@@ -42,8 +42,10 @@ def load(scores: Path, name: str, overwrite: bool, similarity: bool) -> None:
         raise click.ClickException(str(e)) from None
     others = [p for p in previous if p != str(scores.resolve())]
     if others:
-        click.echo(f"note: {name!r} also holds faces scored in {', '.join(others)}; faces matched by id were "
-                   "updated from this file, the others kept their scores")
+        click.echo(
+            f"note: {name!r} also holds faces scored in {', '.join(others)}; faces matched by id were "
+            "updated from this file, the others kept their scores"
+        )
     tags = dataset.count_sample_tags()
     flagged = f"{tags.get('likely_mislabeled', 0)} likely mislabeled, {tags.get('ambiguous', 0)} ambiguous"
     click.echo(f"dataset {dataset.name!r}: {len(dataset)} faces, {flagged}")

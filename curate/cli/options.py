@@ -59,8 +59,11 @@ _OPTIONS = (
     ),
     click.option("--classes", metavar="A,B,...", help="Comma-separated class names, in label-id order."),
     click.option(
-        "--split", "splits", multiple=True, metavar="NAME",
-        help="Keep only this split (repeatable); --split '' keeps every split (e.g. over a --config's)."
+        "--split",
+        "splits",
+        multiple=True,
+        metavar="NAME",
+        help="Keep only this split (repeatable); --split '' keeps every split (e.g. over a --config's).",
     ),
     click.option(
         "--ferplus-csv",
@@ -182,8 +185,9 @@ def _check_report_path(report: Path, inputs: list[str | None]) -> None:
         if given and Path(given).exists():
             source = Path(given).resolve()
             if target == source or (source.is_dir() and target.is_relative_to(source)):
-                raise click.ClickException(f"--skip-report {report} would overwrite or add to the input {given}; "
-                                           "write the report elsewhere")
+                raise click.ClickException(
+                    f"--skip-report {report} would overwrite or add to the input {given}; write the report elsewhere"
+                )
     if not target.parent.is_dir():
         raise click.ClickException(f"--skip-report {report}: folder {report.parent} does not exist")
 

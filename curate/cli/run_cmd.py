@@ -20,8 +20,9 @@ from curate.cli.train_options import train_options
 @click.option("--name", help="FiftyOne dataset name [default: the run directory's name].")
 @mining_precision_option
 @tta_option
-def run(dataset: str, top: int, load: bool, name: str | None, mining_precision: str | None,
-        tta: str | None, **kwargs) -> None:
+def run(
+    dataset: str, top: int, load: bool, name: str | None, mining_precision: str | None, tta: str | None, **kwargs
+) -> None:
     """Train DMUE on DATASET, score every face (label distribution, uncertainty, mislabel and
     ambiguity scores, suggested label, faiss neighbours, verdict), write RUN_DIR/scores.parquet and
     load it into FiftyOne.

@@ -14,15 +14,29 @@ from curate.cli.options import load_table, mining_precision_option, reader_optio
 @click.argument("dataset")
 @reader_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output scores.parquet.")
-@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the records as CSV (vectors as JSON lists).")
+@click.option(
+    "--csv",
+    "csv_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the records as CSV (vectors as JSON lists).",
+)
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, ...")
 @mining_precision_option
 @tta_option
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-def score(model: Path, dataset: str, out: Path, csv_out: Path | None, batch_size: int, device: str,
-          mining_precision: str | None, tta: str | None, force: bool, **reader) -> None:
+def score(
+    model: Path,
+    dataset: str,
+    out: Path,
+    csv_out: Path | None,
+    batch_size: int,
+    device: str,
+    mining_precision: str | None,
+    tta: str | None,
+    force: bool,
+    **reader,
+) -> None:
     """Score every face of DATASET with MODEL (a run directory from `curate train`/`curate run`, or
     its exported model.pt) and write the per-face records to --out.
 
@@ -49,8 +63,16 @@ def score(model: Path, dataset: str, out: Path, csv_out: Path | None, batch_size
         raise click.ClickException(f"cannot write into {out.parent}: {exc.strerror}") from exc
     table = load_table(dataset, **reader, decodable=True)
     try:
-        result = score_job(model, table, out, reader=reader, batch_size=batch_size, device=device,
-                           mining_precision=mining_precision, tta=tta)
+        result = score_job(
+            model,
+            table,
+            out,
+            reader=reader,
+            batch_size=batch_size,
+            device=device,
+            mining_precision=mining_precision,
+            tta=tta,
+        )
     except (ValueError, DataError) as exc:
         raise click.ClickException(str(exc)) from exc
     if csv_out:

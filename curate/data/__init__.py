@@ -42,9 +42,7 @@ FORMATS: tuple[str, ...] = tuple(READERS)
 #: Generic option names that a reader spells differently.
 ALIASES = {"fiftyone": {"label_column": "label_field", "split_column": "split_field"}}
 #: Options that make a FERPlus labels.csv be read by the generic CSV reader instead.
-CSV_COLUMN_OPTIONS = frozenset(
-    {"path_column", "label_column", "split_column", "id_column", "vote_columns", "classes"}
-)
+CSV_COLUMN_OPTIONS = frozenset({"path_column", "label_column", "split_column", "id_column", "vote_columns", "classes"})
 
 
 def detect_format(path: str | os.PathLike[str], options: frozenset[str] | set[str] = frozenset()) -> str:
@@ -56,9 +54,7 @@ def detect_format(path: str | os.PathLike[str], options: frozenset[str] | set[st
     if p.is_dir():
         return "rafdb" if (p / "EmoLabel" / RAFDB_LABEL_FILE).is_file() else "imagefolder"
     if not p.exists():
-        raise DataError(
-            path, None, "not found", "Check the path, or use fiftyone:NAME for a FiftyOne dataset."
-        )
+        raise DataError(path, None, "not found", "Check the path, or use fiftyone:NAME for a FiftyOne dataset.")
     if p.name == RAFDB_LABEL_FILE:
         return "rafdb"
     with open(p, encoding="utf-8-sig", errors="replace") as fh:

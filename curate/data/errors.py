@@ -110,9 +110,7 @@ class SkipReport:
             where = s.path if s.row is None else f"{s.path}, row {s.row}"
             lines.append(f"  e.g. {where}: {s.reason}")
         if len(self.items) > examples:
-            lines.append(
-                f"  ... and {len(self.items) - examples} more (write them all with --skip-report FILE)"
-            )
+            lines.append(f"  ... and {len(self.items) - examples} more (write them all with --skip-report FILE)")
         return "\n".join(lines)
 
     def to_csv(self, path: str | os.PathLike[str]) -> None:
@@ -123,11 +121,12 @@ class SkipReport:
             with open(tmp, "w", newline="", encoding="utf-8") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(["level", "path", "row", "reason", "hint"])
-                for level, entries in (("skipped", self.items), ("warning", self.warnings),
-                                       ("excluded", self.excluded)):
-                    writer.writerows(
-                        [level, s.path, "" if s.row is None else s.row, s.reason, s.hint] for s in entries
-                    )
+                for level, entries in (
+                    ("skipped", self.items),
+                    ("warning", self.warnings),
+                    ("excluded", self.excluded),
+                ):
+                    writer.writerows([level, s.path, "" if s.row is None else s.row, s.reason, s.hint] for s in entries)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -84,8 +84,7 @@ def check_images(paths: Sequence[PathLike], *, workers: int) -> list[str | None]
     """:func:`check_image` of every path (``workers`` threads, at most the CPU count; tqdm bar on
     a terminal), in order."""
     with ThreadPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 1))) as pool:
-        return list(tqdm(pool.map(check_image, paths), total=len(paths), desc="check images", unit="img",
-                         disable=None))
+        return list(tqdm(pool.map(check_image, paths), total=len(paths), desc="check images", unit="img", disable=None))
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -119,6 +118,4 @@ def open_image(path: PathLike, *, mode: str = "RGB") -> Image.Image:
             problem = "not a readable image (unknown or corrupt format)"
         except (OSError, SyntaxError, ValueError) as exc:
             problem = f"image is corrupt or truncated ({exc})"
-    raise DataError(
-        os.fsdecode(path), None, problem, RENAME_HINT if problem.startswith("file name") else FILE_HINT
-    )
+    raise DataError(os.fsdecode(path), None, problem, RENAME_HINT if problem.startswith("file name") else FILE_HINT)

@@ -133,8 +133,7 @@ def _table(counts: pd.DataFrame) -> str:
     cells += [[str(name), *(f"{v:,}" for v in row)] for name, row in zip(counts.index, counts.to_numpy())]
     widths = [max(len(r[j]) for r in cells) for j in range(len(cells[0]))]
     return "\n".join(
-        "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths)))
-        for r in cells
+        "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))) for r in cells
     )
 
 
@@ -197,17 +196,14 @@ def _vote_problems(df: pd.DataFrame, classes: list[str]) -> Iterable[Problem]:
     votes = df[present].apply(pd.to_numeric, errors="coerce")
     bad = (votes.isna() | (votes < 0) | (votes % 1 != 0)).any(axis=1)
     for sid in df.loc[bad, "sample_id"]:
-        yield Problem(
-            "error", "bad vote counts", f"{sid}: vote counts must be whole numbers >= 0. Fix the votes."
-        )
+        yield Problem("error", "bad vote counts", f"{sid}: vote counts must be whole numbers >= 0. Fix the votes.")
     no_votes = df.loc[~bad & (votes.sum(axis=1) == 0), "sample_id"].tolist()
     if no_votes:
         examples = ", ".join(no_votes[:5]) + (", ..." if len(no_votes) > 5 else "")
         yield Problem(
             "warning",
             "rows without votes",
-            f"{len(no_votes)} image(s) have no votes for any class ({examples});"
-            " vote-based scores ignore them.",
+            f"{len(no_votes)} image(s) have no votes for any class ({examples}); vote-based scores ignore them.",
         )
 
 
@@ -217,6 +213,5 @@ def _image_problems(filepaths: list[str], *, workers: int) -> Iterable[Problem]:
             yield Problem(
                 "error",
                 "bad image file",
-                f"{display_path(filepath)}: {problem}."
-                " Restore or re-export the image, or remove its row.",
+                f"{display_path(filepath)}: {problem}. Restore or re-export the image, or remove its row.",
             )

@@ -74,17 +74,13 @@ def prototypes(classes: Sequence[str]) -> np.ndarray:
     """(C, P) float64 prototype matrix for ``classes``; ValueError for unknown class names."""
     unknown = [c for c in classes if c not in PROTOTYPES]
     if unknown:
-        raise ValueError(
-            f"no synthetic prototype for classes {unknown}; use a subset of {list(PROTOTYPES)}"
-        )
+        raise ValueError(f"no synthetic prototype for classes {unknown}; use a subset of {list(PROTOTYPES)}")
     if len(set(classes)) != len(classes) or len(classes) < 2:
         raise ValueError(f"classes must be >= 2 distinct names, got {list(classes)}")
     return np.array([PROTOTYPES[c] for c in classes], dtype=np.float64)
 
 
-def class_posterior(
-    params: np.ndarray, protos: np.ndarray, *, temperature: float = TEMPERATURE
-) -> np.ndarray:
+def class_posterior(params: np.ndarray, protos: np.ndarray, *, temperature: float = TEMPERATURE) -> np.ndarray:
     """(N, C) softmax over ``-distance / temperature`` of (N, P) ``params`` to (C, P) prototypes."""
     dist = np.linalg.norm(params[:, None, :] - protos[None, :, :], axis=2)
     logits = -dist / temperature
@@ -99,9 +95,7 @@ def normalized_entropy(p: np.ndarray) -> np.ndarray:
     return np.clip(-plogp.sum(axis=1) / np.log(p.shape[1]), 0.0, 1.0)
 
 
-def sample_parameters(
-    n: int, protos: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+def sample_parameters(n: int, protos: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Balanced Voronoi-truncated Gaussian samples: (n, P) params and (n,) int64 true labels."""
     n_classes = len(protos)
     labels = np.arange(n) % n_classes

@@ -99,8 +99,6 @@ class FaceDataset(Dataset):
         out = torch.empty((len(self), self.channels, self.image_size, self.image_size), dtype=torch.uint8)
         with ThreadPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 1))) as pool:
             loaded = pool.map(self.load, range(len(self)))
-            for i, img in enumerate(
-                tqdm(loaded, total=len(self), desc="preload images", unit="img", disable=None)
-            ):
+            for i, img in enumerate(tqdm(loaded, total=len(self), desc="preload images", unit="img", disable=None)):
                 out[i] = img
         return out

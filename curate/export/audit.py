@@ -95,21 +95,33 @@ class ExportSummary:
         return "\n".join(lines)
 
 
-def summarize(cleaned: CleanedLabels, written: Written, *, out: Path, audit: Path, format: str, policy: str,
-              confidence: float, soft_format: bool) -> ExportSummary:
+def summarize(
+    cleaned: CleanedLabels,
+    written: Written,
+    *,
+    out: Path,
+    audit: Path,
+    format: str,
+    policy: str,
+    confidence: float,
+    soft_format: bool,
+) -> ExportSummary:
     """Count actions, deciders and label transitions of ``cleaned``."""
     f = cleaned.faces
     actions = Counter(f["action"])
     name = [*cleaned.classes, "(unlabeled)"]
     removed = {"drop": "(dropped)", "exclude": "(excluded)"}
-    transitions = Counter(f"{name[g]} -> {removed.get(a) or name[c]}"
-                          for g, c, a in zip(f["given_label"], f["clean_label"], f["action"]))
+    transitions = Counter(
+        f"{name[g]} -> {removed.get(a) or name[c]}" for g, c, a in zip(f["given_label"], f["clean_label"], f["action"])
+    )
     notes = []
     if actions["review"]:
         notes.append(f"{actions['review']} flagged face(s) await review; they keep their given label")
     if actions["soft"] and not soft_format:
-        notes.append(f"{actions['soft']} soft face(s) written with their given label ({format} holds one label"
-                     " per face; csv, jsonl and parquet carry the distribution)")
+        notes.append(
+            f"{actions['soft']} soft face(s) written with their given label ({format} holds one label"
+            " per face; csv, jsonl and parquet carry the distribution)"
+        )
     return ExportSummary(
         out=out, audit=audit, format=format, policy=policy, confidence=confidence, faces=len(f),
         written=written.faces, unscored_rows=written.unscored_rows,
@@ -119,8 +131,15 @@ def summarize(cleaned: CleanedLabels, written: Written, *, out: Path, audit: Pat
     )  # fmt: skip
 
 
-def build_audit(table: DecisionTable, summary: ExportSummary, *, dataset: dict[str, Any] | None,
-                links: str | None, output_sha256: str | None, by: str | None) -> dict[str, Any]:
+def build_audit(
+    table: DecisionTable,
+    summary: ExportSummary,
+    *,
+    dataset: dict[str, Any] | None,
+    links: str | None,
+    output_sha256: str | None,
+    by: str | None,
+) -> dict[str, Any]:
     """The sidecar's content (see the module docstring)."""
     cleaned = summary.cleaned
     origin = dict(table.origin)

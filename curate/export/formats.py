@@ -122,9 +122,13 @@ def resolve_format(name: str, dataset_format: str | None) -> str:
     own = NATIVE.get(dataset_format or "")
     if own is None:
         what = f"a {dataset_format} dataset" if dataset_format else "no original dataset (pass --dataset)"
-        raise ExportError(f"--format {name} re-emits the original dataset's label file, but there is {what};"
-                          " choose csv, jsonl, parquet or imagefolder")
+        raise ExportError(
+            f"--format {name} re-emits the original dataset's label file, but there is {what};"
+            " choose csv, jsonl, parquet or imagefolder"
+        )
     if name not in ("native", own):
-        raise ExportError(f"--format {name} does not match the original dataset, a {dataset_format} dataset;"
-                          f" use --format native (= {own})")
+        raise ExportError(
+            f"--format {name} does not match the original dataset, a {dataset_format} dataset;"
+            f" use --format native (= {own})"
+        )
     return own

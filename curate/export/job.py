@@ -60,8 +60,10 @@ def export_cleaned(
     name = resolve_format(format, ctx.dataset_format)
     fmt = FORMATS[name]
     if policy == "soft" and not fmt.soft:
-        raise ExportError(f"policy soft gives every face a distribution, which {name} cannot hold;"
-                          " export --format csv, jsonl or parquet")
+        raise ExportError(
+            f"policy soft gives every face a distribution, which {name} cannot hold;"
+            " export --format csv, jsonl or parquet"
+        )
     cleaned = apply_policy(table, policy, confidence=confidence)
     out = Path(out).absolute()
     sidecar = out.with_name(out.name + AUDIT_SUFFIX)
@@ -80,7 +82,8 @@ def export_cleaned(
         if own_format and _relative_elsewhere(ctx, name, out, cleaned.faces["filepath"]):
             summary.notes.append(
                 f"image paths are copied as written in {ctx.dataset}, relative to {ctx.dataset.parent}; "
-                f"from {out.parent} they do not resolve: keep the cleaned file beside the original")
+                f"from {out.parent} they do not resolve: keep the cleaned file beside the original"
+            )
         staged.append(Staged(sidecar, folder=False))
         audit = build_audit(
             table, summary, dataset=_describe(ctx), links=links if fmt.folder else None,
@@ -105,8 +108,11 @@ def _run_files(table: DecisionTable) -> list[Path]:
     scores = Path(scores)
     files = [embeddings_path(scores)]
     if (scores.parent / "config.yaml").is_file():
-        files += [f for f in scores.parent.iterdir() if f.is_file() and not f.name.endswith(AUDIT_SUFFIX)
-                  and not f.with_name(f.name + AUDIT_SUFFIX).exists()]
+        files += [
+            f
+            for f in scores.parent.iterdir()
+            if f.is_file() and not f.name.endswith(AUDIT_SUFFIX) and not f.with_name(f.name + AUDIT_SUFFIX).exists()
+        ]
     return files
 
 
@@ -122,8 +128,9 @@ def _relative_elsewhere(ctx: WriteContext, name: str, out: Path, filepaths: Any)
     return any(Path(p).resolve().is_relative_to(root.resolve()) for p in list(filepaths)[:100])
 
 
-def _context(dataset: str | os.PathLike[str] | None, table: DecisionTable, *, required: bool,
-             **options: Any) -> WriteContext:
+def _context(
+    dataset: str | os.PathLike[str] | None, table: DecisionTable, *, required: bool, **options: Any
+) -> WriteContext:
     """The original dataset: ``dataset`` when given, else the scores metadata's; it must exist
     when given or ``required`` (own formats), else a missing one is ignored. A RAF-DB folder
     becomes its label file. Without ``dataset``, the format and the column options the scores

@@ -110,8 +110,7 @@ def write_ferplus(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> Writt
     derived from it, where present, kept consistent: ``fer2013_label_name``,
     ``votes_for_fer2013_label`` and ``label_disagrees`` (against ``ferplus_label``)."""
     _require_classes(cleaned, FER2013_CLASSES, "ferplus")
-    layout = CsvLayout("fer2013_label", lambda n, row: row["path"].strip(), _int, _int_text,
-                       derived=_ferplus_derived)
+    layout = CsvLayout("fer2013_label", lambda n, row: row["path"].strip(), _int, _int_text, derived=_ferplus_derived)
     return _rewrite_csv(cleaned, _dataset(ctx), tmp, layout, delimiter=",")
 
 
@@ -159,11 +158,13 @@ def write_rafdb(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> Written
             seen.add(parts[0])
             given, clean = face
             if len(parts) != 2 or _int(parts[1]) - 1 != given:
-                raise ExportError(f"{src}, row {line_no}: {body!r} does not give label {given + 1}"
-                                  f" ({RAFDB_CLASSES[given]}) as the scores do; pass the scored --dataset")
+                raise ExportError(
+                    f"{src}, row {line_no}: {body!r} does not give label {given + 1}"
+                    f" ({RAFDB_CLASSES[given]}) as the scores do; pass the scored --dataset"
+                )
             if clean < 0:
                 continue
-            fout.write(line if clean == given else f"{parts[0]} {clean + 1}{line[len(body):]}")
+            fout.write(line if clean == given else f"{parts[0]} {clean + 1}{line[len(body) :]}")
             written += 1
     _all_found(lookup, seen, src)
     return Written(written, unscored)
@@ -187,8 +188,10 @@ def _rewrite_csv(cleaned: CleanedLabels, src: Path, tmp: Path, layout: CsvLayout
         columns = list(layout.names) if header is None else [c.strip() for c in header]
         fout.write(raw())
         if layout.label_column not in columns:
-            raise ExportError(f"{src}: no column {layout.label_column!r} (columns: {', '.join(columns)});"
-                              " pass the right --dataset (or --label-column)")
+            raise ExportError(
+                f"{src}: no column {layout.label_column!r} (columns: {', '.join(columns)});"
+                " pass the right --dataset (or --label-column)"
+            )
         label_at = columns.index(layout.label_column)
         for n, row in enumerate(reader):
             text = raw()
@@ -204,7 +207,8 @@ def _rewrite_csv(cleaned: CleanedLabels, src: Path, tmp: Path, layout: CsvLayout
                 raise ExportError(
                     f"{src}, row {reader.line_num}: column {layout.label_column!r} holds {row[label_at]!r} but"
                     f" the scores give {cleaned.classes[given] if given >= 0 else 'no label'} for {key!r};"
-                    " pass the dataset the scores came from (--dataset) and its --label-column")
+                    " pass the dataset the scores came from (--dataset) and its --label-column"
+                )
             if clean < 0:
                 continue
             if clean != given:
@@ -213,7 +217,7 @@ def _rewrite_csv(cleaned: CleanedLabels, src: Path, tmp: Path, layout: CsvLayout
                         if column in columns:
                             row[columns.index(column)] = cell
                 row[label_at] = layout.encode(clean, row[label_at])
-                ending = text[len(text.rstrip("\r\n")):]
+                ending = text[len(text.rstrip("\r\n")) :]
                 csv.writer(fout, delimiter=delimiter, lineterminator=ending).writerow(row)
             else:
                 fout.write(text)
@@ -239,8 +243,10 @@ def _lookup(cleaned: CleanedLabels) -> dict[str, tuple[int, int]]:
 def _all_found(lookup: dict[str, tuple[int, int]], seen: set[str], src: Path) -> None:
     missing = [sid for sid in lookup if sid not in seen]
     if missing:
-        raise ExportError(f"{src}: {len(missing)} scored face(s) are not rows of this file (e.g."
-                          f" {missing[0]!r}); pass the dataset the scores were computed from with --dataset")
+        raise ExportError(
+            f"{src}: {len(missing)} scored face(s) are not rows of this file (e.g."
+            f" {missing[0]!r}); pass the dataset the scores were computed from with --dataset"
+        )
 
 
 def _dataset(ctx: WriteContext) -> Path:
@@ -263,8 +269,10 @@ def _guess(header: list[str], candidates: Sequence[str], option: str, src: Path)
 
 def _require_classes(cleaned: CleanedLabels, expected: Sequence[str], fmt: str) -> None:
     if list(cleaned.classes) != list(expected):
-        raise ExportError(f"--format {fmt} writes the classes {', '.join(expected)} by number, but the scores"
-                          f" have {', '.join(cleaned.classes)}; use --format csv, jsonl or parquet")
+        raise ExportError(
+            f"--format {fmt} writes the classes {', '.join(expected)} by number, but the scores"
+            f" have {', '.join(cleaned.classes)}; use --format csv, jsonl or parquet"
+        )
 
 
 def _int(cell: str) -> int:

@@ -80,9 +80,18 @@ def apply_policy(table: DecisionTable, policy: str, *, confidence: float = DEFAU
     action[curated] = f["curator_action"].to_numpy()[curated]
     label[curated] = f["curator_label"].to_numpy()[curated]
     label[np.isin(action, list(REMOVED))] = -1
-    faces = f[["sample_id", "filepath", "split", "given_label", "suggested_label", "mislabel_score",
-               "ambiguity_score", "verdict"]].assign(
-        clean_label=label.astype("int64"), action=action, decided_by=np.where(curated, "curator", "auto"))
+    faces = f[
+        [
+            "sample_id",
+            "filepath",
+            "split",
+            "given_label",
+            "suggested_label",
+            "mislabel_score",
+            "ambiguity_score",
+            "verdict",
+        ]
+    ].assign(clean_label=label.astype("int64"), action=action, decided_by=np.where(curated, "curator", "auto"))
     return CleanedLabels(faces=faces, target=_target(table.distribution, label, action), classes=table.classes)
 
 

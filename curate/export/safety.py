@@ -82,24 +82,28 @@ def check_output(
     resolved = [Path(p).resolve() for p in images]  # links followed, once for the checks below
     for path in protected_files:
         if real == path.resolve():
-            raise ExportError(f"{out} is the source file {path}; the source labels are never overwritten."
-                              " Choose another --out")
+            raise ExportError(
+                f"{out} is the source file {path}; the source labels are never overwritten. Choose another --out"
+            )
     hit = next((p for p, r in zip(images, resolved) if r == real), None)
     if hit is not None:
         raise ExportError(f"{out} is the source image {hit}; source images are never overwritten. Choose another --out")
     for tree in protected_trees:
         tree = tree.resolve()
         if real == tree or tree in real.parents or real in tree.parents:
-            raise ExportError(f"{out} overlaps the source image tree {tree}; the source is never"
-                              " modified. Choose an --out outside it")
+            raise ExportError(
+                f"{out} overlaps the source image tree {tree}; the source is never modified. Choose an --out outside it"
+            )
     if folder:
         inside = next((p for p in images if _within(Path(p), real)), None)
         if inside is not None:
             raise ExportError(f"{out} holds source image {inside}; choose an --out that holds no source images")
         root = _image_root(resolved)
         if root is not None and (real == root or real.is_relative_to(root)):
-            raise ExportError(f"{out} lies inside {root}, the folder that holds the source images; the source"
-                              " is never modified. Choose an --out outside it")
+            raise ExportError(
+                f"{out} lies inside {root}, the folder that holds the source images; the source"
+                " is never modified. Choose an --out outside it"
+            )
     for path in (out, sidecar):
         if not (path.exists() or path.is_symlink()):
             continue
@@ -107,18 +111,24 @@ def check_output(
             raise ExportError(f"{path} exists; pass --force to replace it")
         if path is out and folder != out.is_dir():
             kind = "a folder" if out.is_dir() else "a file"
-            raise ExportError(f"{out} is {kind} but this format writes {'a folder' if folder else 'a file'};"
-                              " remove it or choose another --out")
+            raise ExportError(
+                f"{out} is {kind} but this format writes {'a folder' if folder else 'a file'};"
+                " remove it or choose another --out"
+            )
         if path is out and folder and not (out / MARKER).is_file():
-            raise ExportError(f"{out} is a folder that no curate export wrote (no {MARKER} file);"
-                              " --force replaces only earlier exports. Remove it yourself or choose another --out")
+            raise ExportError(
+                f"{out} is a folder that no curate export wrote (no {MARKER} file);"
+                " --force replaces only earlier exports. Remove it yourself or choose another --out"
+            )
 
 
 def safe_component(name: str, *, what: str, sample_id: str) -> str:
     """``name`` when it is one plain path component, else ExportError naming the sample."""
     if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise ExportError(f"sample {sample_id!r}: {what} {name!r} is not a plain file or folder name;"
-                          " it could escape the output folder. Fix the sample's id or class name")
+        raise ExportError(
+            f"sample {sample_id!r}: {what} {name!r} is not a plain file or folder name;"
+            " it could escape the output folder. Fix the sample's id or class name"
+        )
     return name
 
 

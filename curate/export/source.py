@@ -73,8 +73,10 @@ class Curation:
         if self.clean_label is None:
             return "", -1
         if self.clean_label not in classes:
-            raise ExportError(f"sample {sample_id!r}: clean_label {self.clean_label!r} is not a class"
-                              f" ({', '.join(classes)}); fix it in the FiftyOne App")
+            raise ExportError(
+                f"sample {sample_id!r}: clean_label {self.clean_label!r} is not a class"
+                f" ({', '.join(classes)}); fix it in the FiftyOne App"
+            )
         label = list(classes).index(self.clean_label)
         if label == given:
             return "keep", label
@@ -166,35 +168,46 @@ def load_fiftyone(name: str, *, label_field: str = "ground_truth") -> DecisionTa
     name = name.removeprefix(FIFTYONE_PREFIX)
     where = FIFTYONE_PREFIX + name
     if not fo.dataset_exists(name):
-        raise ExportError(f"{where}: no FiftyOne dataset (and no file) of that name"
-                          f" (datasets: {', '.join(fo.list_datasets()) or 'none'}); check SOURCE")
+        raise ExportError(
+            f"{where}: no FiftyOne dataset (and no file) of that name"
+            f" (datasets: {', '.join(fo.list_datasets()) or 'none'}); check SOURCE"
+        )
     ds = fo.load_dataset(name)
     schema = ds.get_field_schema()
     missing = [f for f in (*FIFTYONE_FIELDS, label_field) if f not in schema]
     if missing:
-        raise ExportError(f"{where}: field(s) {', '.join(missing)} missing; it was not loaded by curate"
-                          " (or pass the given-label field with --label-field)")
+        raise ExportError(
+            f"{where}: field(s) {', '.join(missing)} missing; it was not loaded by curate"
+            " (or pass the given-label field with --label-field)"
+        )
     scores = ds.info.get("scores")
     metadata = read_metadata(scores) if scores and os.path.isfile(scores) else {}
     classes = [str(c) for c in metadata.get("classes") or ds.classes.get(label_field) or ds.default_classes]
     if not classes:
-        raise ExportError(f"{where}: no class list (info['scores'], classes[{label_field!r}] or"
-                          " default_classes); set dataset.default_classes")
+        raise ExportError(
+            f"{where}: no class list (info['scores'], classes[{label_field!r}] or"
+            " default_classes); set dataset.default_classes"
+        )
     values = dict(zip(
         ("sample_id", "filepath", "given", "mislabel_score", "ambiguity_score", "verdict", "suggested", "tags"),
         ds.values(["sample_key", "filepath", f"{label_field}.label", "mislabel_score", "ambiguity_score",
                    "verdict", "suggested_label", "tags"]),
     ))  # fmt: skip
     n = len(values["sample_id"])
-    split = [s or "train" for s in ds.values("split")] if "split" in schema else [
-        next((t for t in tags if t.lower() in SPLIT_NAMES), "train") for tags in values["tags"]]
+    split = (
+        [s or "train" for s in ds.values("split")]
+        if "split" in schema
+        else [next((t for t in tags if t.lower() in SPLIT_NAMES), "train") for tags in values["tags"]]
+    )
     index = {c: i for i, c in enumerate(classes)}
 
     def ids(column: str) -> list[int]:
         bad = next((i for i, c in enumerate(values[column]) if c is not None and c not in index), None)
         if bad is not None:
-            raise ExportError(f"{where}, sample {values['sample_id'][bad]!r}: {column} label"
-                              f" {values[column][bad]!r} is not a class ({', '.join(classes)})")
+            raise ExportError(
+                f"{where}, sample {values['sample_id'][bad]!r}: {column} label"
+                f" {values[column][bad]!r} is not a class ({', '.join(classes)})"
+            )
         return [index.get(c, -1) for c in values[column]]
 
     faces = pd.DataFrame({
@@ -206,8 +219,10 @@ def load_fiftyone(name: str, *, label_field: str = "ground_truth") -> DecisionTa
     dist = ds.values("label_distribution")
     bad = next((i for i, d in enumerate(dist) if d is None or len(d) != len(classes)), None)
     if bad is not None:
-        raise ExportError(f"{where}, sample {values['sample_id'][bad]!r}: label_distribution is not"
-                          f" {len(classes)} numbers; reload the dataset from its scores")
+        raise ExportError(
+            f"{where}, sample {values['sample_id'][bad]!r}: label_distribution is not"
+            f" {len(classes)} numbers; reload the dataset from its scores"
+        )
     table = DecisionTable(
         faces=_with_no_curation(faces),
         distribution=np.array(dist, dtype=np.float32).reshape(n, len(classes)),
@@ -230,7 +245,8 @@ def load_fiftyone(name: str, *, label_field: str = "ground_truth") -> DecisionTa
             table.notes.append(
                 f"{differ} face(s) have the {EXCLUDED_TAG!r} tag without an exclude decision, or an exclude "
                 f"decision without the tag (tagged or untagged by hand); the tag was followed. Use the "
-                f"plugin's exclude/include to record the decision")
+                f"plugin's exclude/include to record the decision"
+            )
     return with_curations(table, curations)
 
 
@@ -243,8 +259,9 @@ def _validate(table: DecisionTable, where: str) -> None:
     if not c:
         raise ExportError(f"{where}: no class names in the metadata; re-run `curate score`")
     if table.distribution.shape != (len(faces), c):
-        raise ExportError(f"{where}: label_distribution has shape {table.distribution.shape},"
-                          f" expected ({len(faces)}, {c})")
+        raise ExportError(
+            f"{where}: label_distribution has shape {table.distribution.shape}, expected ({len(faces)}, {c})"
+        )
     for column in ("sample_id", "filepath", "verdict"):
         if faces[column].isna().any():
             row = int(np.flatnonzero(faces[column].isna())[0])
@@ -252,8 +269,10 @@ def _validate(table: DecisionTable, where: str) -> None:
     bad = ~faces["verdict"].isin(VERDICTS)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ExportError(f"{where}, sample {faces['sample_id'][row]!r}: verdict {faces['verdict'][row]!r}"
-                          f" is not one of {', '.join(VERDICTS)}")
+        raise ExportError(
+            f"{where}, sample {faces['sample_id'][row]!r}: verdict {faces['verdict'][row]!r}"
+            f" is not one of {', '.join(VERDICTS)}"
+        )
     repeated = faces["sample_id"][faces["sample_id"].duplicated()]
     if len(repeated):
         raise ExportError(f"{where}: sample id {repeated.iloc[0]!r} occurs more than once")

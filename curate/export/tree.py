@@ -40,8 +40,10 @@ def write_imagefolder(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> W
         if split_level:
             rel = safe_component(split, what="split name", sample_id=sid) / rel
         if rel in taken:
-            raise ExportError(f"samples {taken[rel]!r} and {sid!r} both map to {rel}; give them distinct"
-                              " file names, or export --format csv")
+            raise ExportError(
+                f"samples {taken[rel]!r} and {sid!r} both map to {rel}; give them distinct"
+                " file names, or export --format csv"
+            )
         taken[rel] = sid
         if not os.path.isfile(filepath):
             raise ExportError(f"sample {sid!r}: image {filepath} not found; restore it or fix the scores")
@@ -57,12 +59,15 @@ def write_imagefolder(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> W
 
 def _split_level(faces: pd.DataFrame, ctx: WriteContext) -> bool:
     flat_source = ctx.dataset_format == "imagefolder" and all(
-        len(PurePosixPath(s).parts) == 2 for s in faces["sample_id"])
+        len(PurePosixPath(s).parts) == 2 for s in faces["sample_id"]
+    )
     splits = sorted(set(faces["split"]))
     if flat_source or (len(splits) == 1 and splits[0].lower() not in SPLIT_NAMES):
         return False
     unknown = [s for s in splits if s.lower() not in SPLIT_NAMES]
     if unknown:
-        raise ExportError(f"splits {', '.join(unknown)} are not ImageFolder split folder names"
-                          f" ({', '.join(sorted(SPLIT_NAMES))}); export --format csv to keep them")
+        raise ExportError(
+            f"splits {', '.join(unknown)} are not ImageFolder split folder names"
+            f" ({', '.join(sorted(SPLIT_NAMES))}); export --format csv to keep them"
+        )
     return True

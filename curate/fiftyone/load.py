@@ -136,11 +136,11 @@ def _curate_dataset(name: str) -> fo.Dataset:
 
 
 def _load_keys(dataset: fo.Dataset) -> list[str]:
-    return [key for key in dataset.list_runs() if key.startswith(RUN_PREFIX) and key[len(RUN_PREFIX):].isdigit()]
+    return [key for key in dataset.list_runs() if key.startswith(RUN_PREFIX) and key[len(RUN_PREFIX) :].isdigit()]
 
 
 def _load_number(key: str) -> int:
-    return int(key[len(RUN_PREFIX):])
+    return int(key[len(RUN_PREFIX) :])
 
 
 def _read(path: Path) -> pd.DataFrame:

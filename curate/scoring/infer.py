@@ -101,8 +101,10 @@ def iterate_outputs(
             views = tta_views(x, tta)
             if is_dmue:
                 y = y.to(device)
-                outs = [model.score_outputs(v, y, mining_bf16=mining_precision == "bf16", consensus=consensus)
-                        for v in views]
+                outs = [
+                    model.score_outputs(v, y, mining_bf16=mining_precision == "bf16", consensus=consensus)
+                    for v in views
+                ]
             else:
                 outs = []
                 for v in views:

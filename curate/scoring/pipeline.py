@@ -47,8 +47,10 @@ class ScoreResult:
         """The verdict counts, and the faces left without neighbours if any (for the CLI)."""
         lines = ["verdicts: " + ", ".join(f"{k} {v}" for k, v in self.verdict_counts.items())]
         if self.faces_without_embedding:
-            lines.append(f"{self.faces_without_embedding} faces have an all-zero or non-finite embedding: "
-                         "they have no neighbours (knn_disagreement 0)")
+            lines.append(
+                f"{self.faces_without_embedding} faces have an all-zero or non-finite embedding: "
+                "they have no neighbours (knn_disagreement 0)"
+            )
         return "\n".join(lines)
 
 
@@ -137,9 +139,17 @@ def score_table(
     with tempfile.TemporaryDirectory(prefix=".curate-score-", dir=out.parent) as tmp:
         emb: np.ndarray | None = None
         by_label = np.argsort(given, kind="stable")  # without the consensus most batches reach one aux branch
-        for chunk in iterate_outputs(model, dataset, batch_size=batch_size, device=device, order=by_label,
-                                     mining_precision=precision, tta=score_cfg.tta, consensus=score_cfg.w_aux > 0,
-                                     progress=progress):
+        for chunk in iterate_outputs(
+            model,
+            dataset,
+            batch_size=batch_size,
+            device=device,
+            order=by_label,
+            mining_precision=precision,
+            tta=score_cfg.tta,
+            consensus=score_cfg.w_aux > 0,
+            progress=progress,
+        ):
             if emb is None:
                 emb = np.lib.format.open_memmap(
                     Path(tmp) / "emb.npy", mode="w+", dtype=np.float32, shape=(N, chunk.emb.shape[1])
@@ -158,8 +168,9 @@ def score_table(
             latent = _latent_fallback(probs, given)
         sigma = _uncertainty(model, emb, given, C)
         knn_indices, no_embedding = _neighbours(emb, score_cfg.k)
-        scores = compute_scores(given, probs, latent, sigma, knn_indices, score_cfg,
-                                consensus if has_consensus else None)
+        scores = compute_scores(
+            given, probs, latent, sigma, knn_indices, score_cfg, consensus if has_consensus else None
+        )
         if not has_consensus:
             consensus = probs  # the record's column: the target's view stands in (not mixed in twice)
         verdict, reasons, rule = decide(
@@ -206,8 +217,9 @@ def score_table(
         finally:
             staged.unlink(missing_ok=True)
     counts = {v: int((verdict == v).sum()) for v in records.VERDICTS}
-    return ScoreResult(path=out, rows=N, verdict_counts=counts, rule=rule,
-                       faces_without_embedding=int(no_embedding.sum()))
+    return ScoreResult(
+        path=out, rows=N, verdict_counts=counts, rule=rule, faces_without_embedding=int(no_embedding.sum())
+    )
 
 
 def _neighbours(emb: np.ndarray, k: int, *, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:

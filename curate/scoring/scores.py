@@ -79,7 +79,9 @@ class ScoreConfig:
 
     def __post_init__(self) -> None:
         if self.mining_precision not in MINING_PRECISIONS:
-            raise ValueError(f"score.mining_precision must be one of {MINING_PRECISIONS}, not {self.mining_precision!r}")
+            raise ValueError(
+                f"score.mining_precision must be one of {MINING_PRECISIONS}, not {self.mining_precision!r}"
+            )
         if self.tta not in TTA_MODES:
             raise ValueError(f"score.tta must be one of {TTA_MODES}, not {self.tta!r}")
         if not 0.0 <= self.ambiguity_neighbours <= 1.0:
@@ -148,8 +150,9 @@ def label_distribution(
     return mix / total
 
 
-def apply_class_prior(dist: np.ndarray, given: np.ndarray, noise: np.ndarray, overall: float,
-                      strength: float) -> np.ndarray:
+def apply_class_prior(
+    dist: np.ndarray, given: np.ndarray, noise: np.ndarray, overall: float, strength: float
+) -> np.ndarray:
     """(N, C) ``dist`` (rows sum to 1) with each face's belief in its given label moved by its class's
     estimated noise rate ``noise`` (C,) against the ``overall`` rate: the odds of the given label
     are multiplied by ``[(1 - r_y) / r_y  /  ((1 - r) / r)] ** strength`` and the other entries

@@ -44,7 +44,11 @@ def test_quick_pipeline_on_a_tiny_ferplus_subset(shared_data, tmp_path):
     faithful_run = cfg.out / "dmue_faithful" / "run"
     assert f"scores: {faithful_run / 'scores.parquet'}" in (cfg.out / "dmue_faithful" / "run.log").read_text()
     shared = {r["method"] for r in record["detection"] if r["shared_cpu"]}
-    assert shared == {"DMUE faithful (official settings)", "kNN label disagreement (CE embeddings)", "plain CE loss (in-sample)"}
+    assert shared == {
+        "DMUE faithful (official settings)",
+        "kNN label disagreement (CE embeddings)",
+        "plain CE loss (in-sample)",
+    }
     assert record["stages"]["flip-0.3"]["actual_noise"] == pytest.approx(0.3, abs=0.01)
     assert record["stages"]["dmue"]["peak_rss_mib"] > 100
     speed = record["stages"]["speed"]
@@ -83,6 +87,8 @@ def test_a_failed_run_beside_names_its_log(shared_data, tmp_path):
     cfg = BenchConfig.preset("quick", shared_data / "ferplus-mini" / "labels.csv", tmp_path / "bench", max_train=100)
     bench = Benchmark(cfg, lambda _: None)
     child = bench.start_run("broken", "--no-such-option", threads=1)
-    with pytest.raises(RuntimeError, match=r"stage broken: curate run failed with exit code \d+; its output is in .*run.log"):
+    with pytest.raises(
+        RuntimeError, match=r"stage broken: curate run failed with exit code \d+; its output is in .*run.log"
+    ):
         bench.finish_run(child)
     assert "no-such-option" in (cfg.out / "broken" / "run.log").read_text()

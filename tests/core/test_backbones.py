@@ -39,9 +39,7 @@ def test_parts_reproduce_the_plain_network(name):
     assert last_stage is not parts.make_last_stage()
     head_w, head_b = torch.randn(3, parts.feat_dim) * 0.01, torch.randn(3)
     plain = parts.plain(3)
-    plain.load_state_dict(
-        parts.plain_state_dict(parts.trunk.state_dict(), last_stage.state_dict(), head_w, head_b)
-    )
+    plain.load_state_dict(parts.plain_state_dict(parts.trunk.state_dict(), last_stage.state_dict(), head_w, head_b))
     for module in (plain, parts.trunk, last_stage):
         module.eval()
     x = torch.randn(2, 3, 32, 32)
@@ -59,9 +57,7 @@ def test_last_stage_copies_start_from_the_same_weights():
 
 def test_plain_parameter_counts_match_torchvision():
     assert _n_params(plain_backbone("resnet18", 7)) == _n_params(torchvision.models.resnet18(num_classes=7))
-    assert _n_params(plain_backbone("mobilenet_v2", 7)) == _n_params(
-        torchvision.models.mobilenet_v2(num_classes=7)
-    )
+    assert _n_params(plain_backbone("mobilenet_v2", 7)) == _n_params(torchvision.models.mobilenet_v2(num_classes=7))
 
 
 def test_fer_cnn_is_compact_and_its_plain_model_is_fer_cnn():
@@ -113,7 +109,9 @@ def test_bad_weight_files_give_clear_errors(tmp_path):
     state["features.9.weight"] = state.pop("features.0.0.weight")
     path = tmp_path / "renamed.pt"
     torch.save({"model": state}, path)
-    with pytest.raises(ValueError, match=r"missing keys \(1\): features\.0\.0\.weight; unexpected keys \(1\): features\.9\.weight"):
+    with pytest.raises(
+        ValueError, match=r"missing keys \(1\): features\.0\.0\.weight; unexpected keys \(1\): features\.9\.weight"
+    ):
         build_backbone("fer_cnn", 3, weights=path)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")

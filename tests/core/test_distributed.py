@@ -63,9 +63,20 @@ def make_model() -> DMUE:
 
 
 def make_cfg() -> TrainConfig:
-    return TrainConfig(epochs=EPOCHS, batch_size=BATCH, lr_backbone=1e-3, lr_classifier=1e-2,
-                       weight_decay=1e-4, balanced_sampler=True, seed=3, deterministic=True,
-                       amp=False, device="cpu", num_workers=0, ckpt_every=3)
+    return TrainConfig(
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        lr_backbone=1e-3,
+        lr_classifier=1e-2,
+        weight_decay=1e-4,
+        balanced_sampler=True,
+        seed=3,
+        deterministic=True,
+        amp=False,
+        device="cpu",
+        num_workers=0,
+        ckpt_every=3,
+    )
 
 
 def global_batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,8 +89,9 @@ def global_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _worker(rank: int, workdir: Path, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     ctx = distributed.setup("cpu")
     # 1) loss parts of one global batch, through the DDP wrapper
@@ -96,8 +108,12 @@ def _worker(rank: int, workdir: Path, port: int) -> None:
     trained = make_model()
     result = train(trained, Faces(), make_cfg(), workdir / "run", resume=False, progress=False)
     checksum = sum(p.detach().double().sum().item() for p in trained.parameters())
-    report = {"parts": dict(zip(names, parts.tolist(), strict=True)), "checksum": checksum,
-              "completed": result.completed, "global_step": result.global_step}
+    report = {
+        "parts": dict(zip(names, parts.tolist(), strict=True)),
+        "checksum": checksum,
+        "completed": result.completed,
+        "global_step": result.global_step,
+    }
     (workdir / f"rank{ctx.rank}.json").write_text(json.dumps(report))
     distributed.teardown(ctx)
 
@@ -109,8 +125,7 @@ def _free_port() -> int:
 
 
 def test_two_gloo_processes_train_and_match_one_process(tmp_path: Path) -> None:
-    workers = mp.start_processes(_worker, args=(tmp_path, _free_port()), nprocs=WORLD,
-                                 join=False, start_method="fork")
+    workers = mp.start_processes(_worker, args=(tmp_path, _free_port()), nprocs=WORLD, join=False, start_method="fork")
     deadline = time.monotonic() + 120
     while not workers.join(timeout=1):  # raises if a worker failed, with its traceback
         if time.monotonic() > deadline:
@@ -140,4 +155,3 @@ def test_two_gloo_processes_train_and_match_one_process(tmp_path: Path) -> None:
     for epoch in range(EPOCHS):
         expected = np.bincount(sampler.global_order(epoch), minlength=NUM_SAMPLES)
         assert np.array_equal(seen[epoch], expected)
-

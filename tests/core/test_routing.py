@@ -7,7 +7,6 @@ import torch
 
 from dmue_core import DMUE, DMUEConfig
 
-
 C = 4
 Y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3, 3])
 
@@ -29,9 +28,7 @@ def test_each_branch_sees_exactly_its_rows(official):
     trunk_out = []
     model.trunk.register_forward_hook(lambda m, i, o: trunk_out.append(o.detach()))
     for c, stage in enumerate(model.aux_stages):
-        stage.register_forward_hook(
-            lambda m, i, o, c=c: calls[c].append((i[0].detach(), torch.is_grad_enabled()))
-        )
+        stage.register_forward_hook(lambda m, i, o, c=c: calls[c].append((i[0].detach(), torch.is_grad_enabled())))
     model.training_step(torch.randn(len(Y), 3, 32, 32), Y, epoch=7)
     h = trunk_out[0]
     for c in range(C):

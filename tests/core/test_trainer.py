@@ -124,8 +124,7 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[DMUE, Path, Trai
     """EPOCHS epochs without interruption: the reference for every resume test."""
     out = tmp_path_factory.mktemp("straight")
     model = make_model()
-    result = train(model, ToyFaces(), make_cfg(), out, resume=False, progress=False,
-                   log=lambda _: None)
+    result = train(model, ToyFaces(), make_cfg(), out, resume=False, progress=False, log=lambda _: None)
     return model, out, result
 
 
@@ -175,8 +174,16 @@ def test_short_run_writes_checkpoints_log_and_dynamics(straight) -> None:
 
 def test_resume_at_epoch_end_matches_straight_run(straight, tmp_path: Path) -> None:
     model_a, out_a, _ = straight
-    first = train(make_model(), ToyFaces(), make_cfg(), tmp_path, resume=False,
-                  progress=False, log=lambda _: None, max_steps=STEPS_PER_EPOCH)
+    first = train(
+        make_model(),
+        ToyFaces(),
+        make_cfg(),
+        tmp_path,
+        resume=False,
+        progress=False,
+        log=lambda _: None,
+        max_steps=STEPS_PER_EPOCH,
+    )
     assert not first.completed and first.epochs_done == 1
     assert len(read_log(tmp_path)) == 1
     model_b = make_model(seed=123)  # different init: everything must come from the checkpoint
@@ -189,12 +196,12 @@ def test_resume_at_epoch_end_matches_straight_run(straight, tmp_path: Path) -> N
 # mid-epoch 1; mid-epoch 2 after a ckpt_every save, with 2 loader workers (augmentations must not
 # depend on the worker count: the reference ran with num_workers=0)
 @pytest.mark.parametrize(("stop_after", "workers"), [(1, 0), (4, 2)])
-def test_resume_mid_epoch_matches_straight_run(straight, tmp_path: Path, stop_after: int,
-                                               workers: int) -> None:
+def test_resume_mid_epoch_matches_straight_run(straight, tmp_path: Path, stop_after: int, workers: int) -> None:
     model_a, out_a, _ = straight
     cfg = make_cfg(num_workers=workers)
-    first = train(make_model(), ToyFaces(), cfg, tmp_path, resume=False,
-                  progress=False, log=lambda _: None, max_steps=stop_after)
+    first = train(
+        make_model(), ToyFaces(), cfg, tmp_path, resume=False, progress=False, log=lambda _: None, max_steps=stop_after
+    )
     assert not first.completed and first.global_step == stop_after
     model_b = make_model(seed=99)
     train(model_b, ToyFaces(), cfg, tmp_path, progress=False, log=lambda _: None)
@@ -207,8 +214,7 @@ def test_ctrl_c_saves_and_resume_matches_straight_run(straight, tmp_path: Path) 
     messages: list[str] = []
     interrupted = InterruptAt(at=BATCH * 4 + 3)  # during the 5th batch (epoch 2, step 2)
     handler_before = signal.getsignal(signal.SIGINT)
-    first = train(make_model(), interrupted, make_cfg(), tmp_path, resume=False,
-                  progress=False, log=messages.append)
+    first = train(make_model(), interrupted, make_cfg(), tmp_path, resume=False, progress=False, log=messages.append)
     assert not first.completed and first.global_step == 5
     assert any("stop requested" in m for m in messages)
     assert signal.getsignal(signal.SIGINT) is handler_before  # handler restored
@@ -219,12 +225,10 @@ def test_ctrl_c_saves_and_resume_matches_straight_run(straight, tmp_path: Path) 
 
 
 def test_more_epochs_on_resume_extend_log_and_dynamics(tmp_path: Path) -> None:
-    train(make_model(), ToyFaces(), make_cfg(epochs=1), tmp_path, resume=False,
-          progress=False, log=lambda _: None)
+    train(make_model(), ToyFaces(), make_cfg(epochs=1), tmp_path, resume=False, progress=False, log=lambda _: None)
     assert load_dynamics(tmp_path)["latent"].shape == (1, NUM_SAMPLES, NUM_CLASSES)
     messages: list[str] = []
-    result = train(make_model(), ToyFaces(), make_cfg(epochs=2), tmp_path, progress=False,
-                   log=messages.append)
+    result = train(make_model(), ToyFaces(), make_cfg(epochs=2), tmp_path, progress=False, log=messages.append)
     assert result.completed and result.global_step == 2 * STEPS_PER_EPOCH
     assert any("changed train config" in m and "epochs" in m for m in messages)
     assert [r["epoch"] for r in read_log(tmp_path)] == [0, 1]
@@ -233,8 +237,7 @@ def test_more_epochs_on_resume_extend_log_and_dynamics(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_another_model_config(tmp_path: Path) -> None:
-    train(make_model(), ToyFaces(), make_cfg(), tmp_path, resume=False,
-          progress=False, log=lambda _: None, max_steps=1)
+    train(make_model(), ToyFaces(), make_cfg(), tmp_path, resume=False, progress=False, log=lambda _: None, max_steps=1)
     other = DMUE(DMUEConfig(num_classes=NUM_CLASSES, backbone="fer_cnn", small_input=True, ramp_a=5))
     with pytest.raises(ValueError, match="model config"):
         train(other, ToyFaces(), make_cfg(), tmp_path, progress=False, log=lambda _: None)
@@ -280,8 +283,7 @@ def test_last_batch_of_one_is_merged_into_the_previous_one() -> None:
 def test_rank_shards_are_disjoint_and_union_to_the_single_process_batches(balanced: bool) -> None:
     labels = [i % 4 for i in range(40)]
     single = list(EpochBatchSampler(labels, 8, balanced=balanced, seed=0))
-    shards = [list(EpochBatchSampler(labels, 8, balanced=balanced, seed=0, rank=r, world_size=2))
-              for r in range(2)]
+    shards = [list(EpochBatchSampler(labels, 8, balanced=balanced, seed=0, rank=r, world_size=2)) for r in range(2)]
     assert len(shards[0]) == len(shards[1]) == len(single) == 5
     for step, batch in enumerate(single):
         positions = [{p for _, p, _ in shards[r][step]} for r in range(2)]
@@ -289,10 +291,15 @@ def test_rank_shards_are_disjoint_and_union_to_the_single_process_batches(balanc
         assert sorted(shards[0][step] + shards[1][step]) == sorted(batch)
 
 
-@pytest.mark.parametrize(("amp", "native", "expected"), [
-    ("auto", True, torch.bfloat16), ("auto", False, None), (True, False, torch.bfloat16),
-    (False, True, None),
-])
+@pytest.mark.parametrize(
+    ("amp", "native", "expected"),
+    [
+        ("auto", True, torch.bfloat16),
+        ("auto", False, None),
+        (True, False, torch.bfloat16),
+        (False, True, None),
+    ],
+)
 def test_cpu_mixed_precision_is_bf16_where_native_or_asked(monkeypatch, amp, native, expected) -> None:
     monkeypatch.setattr(precision, "native_bf16", lambda device: native)
     assert precision.training_autocast(torch.device("cpu"), amp) == (expected, False)

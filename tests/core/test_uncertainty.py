@@ -128,11 +128,14 @@ def test_running_centres_follow_the_batches_and_serve_eval_mode():
     torch.testing.assert_close(model.uncertainty_from_stats(emb, y, means), train_sigma, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize(("cfg", "frozen"), [
-    (DMUEConfig(num_classes=4, backbone="fer_cnn"), False),
-    (DMUEConfig(num_classes=4, backbone="fer_cnn", centred_uncertainty=True), False),
-    (DMUEConfig.faithful(4, backbone="fer_cnn"), True),
-])
+@pytest.mark.parametrize(
+    ("cfg", "frozen"),
+    [
+        (DMUEConfig(num_classes=4, backbone="fer_cnn"), False),
+        (DMUEConfig(num_classes=4, backbone="fer_cnn", centred_uncertainty=True), False),
+        (DMUEConfig.faithful(4, backbone="fer_cnn"), True),
+    ],
+)
 def test_only_the_official_quirk_freezes_the_uncertainty_mlp_and_neck_weights(cfg, frozen):
     model = DMUE(cfg)
     assert all(p.requires_grad != frozen for p in model.uncertainty_mlp.parameters())

@@ -28,9 +28,7 @@ def make_image() -> Callable[..., Path]:
 def write_csv() -> Callable[..., Path]:
     """``write_csv(path, rows, sep=",", newline="\\n", bom=False)`` writes rows (lists of cells)."""
 
-    def write(
-        path: Path, rows: list[list[object]], *, sep: str = ",", newline: str = "\n", bom: bool = False
-    ) -> Path:
+    def write(path: Path, rows: list[list[object]], *, sep: str = ",", newline: str = "\n", bom: bool = False) -> Path:
         text = newline.join(sep.join(str(c) for c in row) for row in rows) + newline
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(("\ufeff" if bom else "").encode() + text.encode("utf-8"))

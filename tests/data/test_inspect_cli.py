@@ -66,8 +66,10 @@ def test_bad_images_are_errors_exit_1(folder):
     assert [(r["level"], r["reason"]) for r in rows] == [("skipped", "image file is empty (0 bytes)")]
     assert run(folder, "--no-check-images").stdout.count("bad image file") == 0
 
-    for bad, why in ((folder / "train" / "report.csv", "would overwrite or add to the input"),
-                     (folder.parent / "nope" / "report.csv", "does not exist")):
+    for bad, why in (
+        (folder / "train" / "report.csv", "would overwrite or add to the input"),
+        (folder.parent / "nope" / "report.csv", "does not exist"),
+    ):
         result = run(folder, "--skip-report", bad)
         assert result.exit_code == 1 and why in result.output and not bad.exists()
 
@@ -99,12 +101,8 @@ def test_csv_problems(tmp_path, make_image, write_csv):
     assert result.exit_code == 1
     out = result.stdout
     assert "Problems: 4 error(s), 2 warning(s)" in out
-    assert (
-        f"{labels}, row 3: label 'happpy' in column 'label' is not a known class (known: happy, sad)" in out
-    )
-    assert (
-        f"{labels}, row 2: image path 'a.png' has conflicting labels: 'happy' on row 2, 'sad' on row 4" in out
-    )
+    assert f"{labels}, row 3: label 'happpy' in column 'label' is not a known class (known: happy, sad)" in out
+    assert f"{labels}, row 2: image path 'a.png' has conflicting labels: 'happy' on row 2, 'sad' on row 4" in out
     assert f"{labels}, row 5: image file not found: 'c.png'" in out
     assert "class 'happy' has no images" in out and "class 'sad' has no images" in out
     result = run(labels, "--classes", "happy,sad", "--on-bad", "error")
@@ -118,18 +116,12 @@ def test_split_filter(folder):
     result = run(folder, "--split", "val")
     assert result.exit_code == 0 and "2 images, 3 classes, 1 split(s): val 2" in result.stdout
     result = run(folder, "--split", "test")
-    assert (
-        result.exit_code == 1
-        and "split(s) test not found (splits: train, val). Fix --split." in result.output
-    )
+    assert result.exit_code == 1 and "split(s) test not found (splits: train, val). Fix --split." in result.output
 
 
 def test_reader_option_not_for_format(folder):
     result = run(folder, "--label-column", "x")
-    assert (
-        result.exit_code == 1
-        and "option(s) label_column do not apply to the imagefolder reader" in result.output
-    )
+    assert result.exit_code == 1 and "option(s) label_column do not apply to the imagefolder reader" in result.output
 
 
 def test_help_has_examples():
@@ -165,18 +157,13 @@ def test_inspect_table_duplicates_single_class_and_votes(tmp_path, make_image):
     result = inspect_table(df, report)
     messages = {(p.level, p.kind): p.message for p in result.problems}
     assert (
-        messages[("error", "duplicate image path")]
-        == f"{path} appears 3 times (labels: x, y). Keep one row per image."
+        messages[("error", "duplicate image path")] == f"{path} appears 3 times (labels: x, y). Keep one row per image."
     )
     assert messages[("warning", "class with one image")].startswith("class 'y' has only one image (s3)")
     assert messages[("warning", "empty class")].startswith("class 'z' has no images")
     assert messages[("warning", "incomplete vote columns")].startswith("vote columns votes_z are missing")
-    assert (
-        messages[("error", "bad vote counts")] == "s3: vote counts must be whole numbers >= 0. Fix the votes."
-    )
-    assert messages[("warning", "rows without votes")].startswith(
-        "1 image(s) have no votes for any class (s2)"
-    )
+    assert messages[("error", "bad vote counts")] == "s3: vote counts must be whole numbers >= 0. Fix the votes."
+    assert messages[("warning", "rows without votes")].startswith("1 image(s) have no votes for any class (s2)")
     assert result.counts.loc["total", "total"] == 3 and result.counts.loc["z", "train"] == 0
     assert "ERROR: duplicate image path (1)" in format_report(result)
 
@@ -193,7 +180,8 @@ def test_unlabeled_rows_in_histogram(tmp_path, make_image):
     result = inspect_table(df)
     assert result.counts.loc["(unlabeled)", "total"] == 1
     assert [p.message for p in result.problems if p.kind == "no label"] == [
-        "s2: no label. `curate train`, `run` and `score` need one: label it or remove its row."]
+        "s2: no label. `curate train`, `run` and `score` need one: label it or remove its row."
+    ]
 
 
 @pytest.mark.realdata
@@ -208,10 +196,7 @@ def test_realdata_ferplus_generic_csv(shared_data):
     )
     assert result.exit_code == 0, result.output
     assert "(format: csv)" in result.stdout
-    assert (
-        "35,710 images, 7 classes, 3 split(s): Training 28,558, PublicTest 3,579, PrivateTest 3,573"
-        in result.stdout
-    )
+    assert "35,710 images, 7 classes, 3 split(s): Training 28,558, PublicTest 3,579, PrivateTest 3,573" in result.stdout
 
 
 @pytest.mark.realdata
@@ -219,8 +204,7 @@ def test_realdata_ferplus_mini_with_image_check(shared_data):
     result = run(shared_data / "ferplus-mini" / "labels.csv")
     assert result.exit_code == 0, result.output
     assert (
-        "(format: ferplus)" in result.stdout
-        and "2,000 images, 7 classes, 1 split(s): Training 2,000" in result.stdout
+        "(format: ferplus)" in result.stdout and "2,000 images, 7 classes, 1 split(s): Training 2,000" in result.stdout
     )
     assert [line.split() for line in result.stdout.splitlines() if line.startswith("disgust")] == [
         ["disgust", "286", "286"]

@@ -35,9 +35,7 @@ def test_detection(tmp_path):
 
 def test_options_are_checked_against_the_reader(tmp_path, make_image):
     make_image(tmp_path / "happy" / "1.png")
-    assert (
-        len(read_dataset(tmp_path, classes=["happy", "sad"], path_column=None)) == 1
-    )  # None options are ignored
+    assert len(read_dataset(tmp_path, classes=["happy", "sad"], path_column=None)) == 1  # None options are ignored
     with pytest.raises(
         DataError,
         match=r"option\(s\) label_column do not apply to the imagefolder reader \(it takes: classes\)",

@@ -63,9 +63,7 @@ def test_bad_expression_and_missing_image(affectnet):
     df = read_affectnet(affectnet, on_bad="skip", report=report)
     assert df["sample_id"].tolist() == ["1/0.jpg", "1/1.jpg"]
     assert [s.row for s in report.excluded] == [4, 5]  # non-emotion categories: by design
-    assert [s.row for s in report] == [6, 7] and report.items[1].reason.startswith(
-        "image file not found: '1/99.jpg'"
-    )
+    assert [s.row for s in report] == [6, 7] and report.items[1].reason.startswith("image file not found: '1/99.jpg'")
 
 
 def test_inspect_lists_the_non_emotion_rows_as_warnings(affectnet):

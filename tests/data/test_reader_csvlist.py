@@ -39,26 +39,20 @@ def test_names_with_split_and_extra_columns(tmp_path, images, write_csv):
 
 
 def test_integer_labels_classes_and_unlabeled(tmp_path, images, write_csv):
-    csv = write_csv(
-        tmp_path / "l.csv", [["file", "emotion"], ["img/a.png", 2], ["img/b.png", ""], ["img/c.png", -1]]
-    )
+    csv = write_csv(tmp_path / "l.csv", [["file", "emotion"], ["img/a.png", 2], ["img/b.png", ""], ["img/c.png", -1]])
     df = read_csvlist(csv)
     assert df.attrs["classes"] == ["0", "1", "2"] and df["label"].tolist() == [2, -1, -1]
     assert df["label_name"].tolist() == ["2", "", ""]
     df = read_csvlist(csv, classes=["angry", "fear", "sad"], path_column="file", label_column="emotion")
     assert df["label_name"].tolist() == ["sad", "", ""]
     assert df["split"].tolist() == ["train"] * 3
-    other = write_csv(
-        tmp_path / "o.csv", [["file", "y"], ["img/a.png", 1], ["img/b.png", ""]]
-    )  # y parses as float
+    other = write_csv(tmp_path / "o.csv", [["file", "y"], ["img/a.png", 1], ["img/b.png", ""]])  # y parses as float
     assert read_csvlist(other, label_column="y", classes=["a", "b"])["label"].tolist() == [1, -1]
 
 
 @pytest.mark.parametrize(("sep", "suffix"), [("\t", ".tsv"), (";", ".csv"), ("\t", ".txt")])
 def test_delimiter_is_sniffed(tmp_path, images, write_csv, sep, suffix):
-    csv = write_csv(
-        tmp_path / f"l{suffix}", [["img", "class"], ["img/a.png", "x"], ["img/b.png", "y"]], sep=sep
-    )
+    csv = write_csv(tmp_path / f"l{suffix}", [["img", "class"], ["img/a.png", "x"], ["img/b.png", "y"]], sep=sep)
     assert read_csvlist(csv)["label_name"].tolist() == ["x", "y"]
 
 
@@ -89,16 +83,12 @@ def test_bad_vote_value(tmp_path, images, write_csv):
         tmp_path / "l.csv",
         [["path", "label", "v"], ["img/a.png", "happy", 3], ["img/b.png", "happy", "lots"]],
     )
-    with pytest.raises(
-        DataError, match=r"l.csv, row 3: vote column 'v' holds 'lots', not a whole number >= 0"
-    ):
+    with pytest.raises(DataError, match=r"l.csv, row 3: vote column 'v' holds 'lots', not a whole number >= 0"):
         read_csvlist(csv, vote_columns={"v": "happy"})
 
 
 def test_label_not_in_class_list(tmp_path, images, write_csv):
-    csv = write_csv(
-        tmp_path / "labels.csv", [["path", "label"], ["img/a.png", "angry"], ["img/b.png", "happpy"]]
-    )
+    csv = write_csv(tmp_path / "labels.csv", [["path", "label"], ["img/a.png", "angry"], ["img/b.png", "happpy"]])
     with pytest.raises(DataError) as info:
         read_csvlist(csv, classes=["angry", "happy"])
     assert str(info.value) == (
@@ -108,9 +98,7 @@ def test_label_not_in_class_list(tmp_path, images, write_csv):
 
 def test_integer_label_out_of_range(tmp_path, images, write_csv):
     csv = write_csv(tmp_path / "l.csv", [["path", "label"], ["img/a.png", 1], ["img/b.png", 7]])
-    with pytest.raises(
-        DataError, match=r"row 3: label 7 in column 'label' is not a class id \(known: 0 a, 1 b\)"
-    ):
+    with pytest.raises(DataError, match=r"row 3: label 7 in column 'label' is not a class id \(known: 0 a, 1 b\)"):
         read_csvlist(csv, classes=["a", "b"])
 
 
@@ -175,12 +163,8 @@ def test_conflicting_labels_name_both_rows(tmp_path, images, write_csv):
 
 
 def test_duplicate_ids(tmp_path, images, write_csv):
-    csv = write_csv(
-        tmp_path / "l.csv", [["id", "path", "label"], ["s1", "img/a.png", "x"], ["s1", "img/b.png", "x"]]
-    )
-    with pytest.raises(
-        DataError, match=r"row 3: duplicate sample id \(column 'id'\) 's1' \(first on row 2\)"
-    ):
+    csv = write_csv(tmp_path / "l.csv", [["id", "path", "label"], ["s1", "img/a.png", "x"], ["s1", "img/b.png", "x"]])
+    with pytest.raises(DataError, match=r"row 3: duplicate sample id \(column 'id'\) 's1' \(first on row 2\)"):
         read_csvlist(csv, id_column="id")
 
 
@@ -220,8 +204,6 @@ def test_unreadable_files(tmp_path):
 
 
 def test_absolute_paths_and_image_root(tmp_path, images, write_csv):
-    csv = write_csv(
-        tmp_path / "lists" / "l.csv", [["path", "label"], [str(images / "a.png"), "x"], ["b.png", "y"]]
-    )
+    csv = write_csv(tmp_path / "lists" / "l.csv", [["path", "label"], [str(images / "a.png"), "x"], ["b.png", "y"]])
     df = read_csvlist(csv, image_root=images)
     assert df["filepath"].tolist() == [str(images / "a.png"), str(images / "b.png")]

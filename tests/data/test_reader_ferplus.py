@@ -45,9 +45,13 @@ def test_small_file(small, tmp_path):
     ]
     assert vote_columns(df) == [f"votes_{c}" for c in FER2013_CLASSES]
     # anger->angry, disgust->disgust, sadness->sad, neutral->neutral
-    assert df.loc[
-        0, ["votes_angry", "votes_disgust", "votes_sad", "votes_neutral", "votes_happy"]
-    ].tolist() == [3, 2, 1, 4, 0]
+    assert df.loc[0, ["votes_angry", "votes_disgust", "votes_sad", "votes_neutral", "votes_happy"]].tolist() == [
+        3,
+        2,
+        1,
+        4,
+        0,
+    ]
     assert df.loc[1, ["votes_happy", "NF"]].tolist() == [9, 1]
     for column in (
         "row",
@@ -68,9 +72,7 @@ def test_auto_detected(small):
 
 
 def test_label_out_of_range_and_missing_image(small):
-    small.write_text(
-        small.read_text().replace(",0,angry,", ",9,angry,").replace("row00012.png,12", "row00099.png,12")
-    )
+    small.write_text(small.read_text().replace(",0,angry,", ",9,angry,").replace("row00012.png,12", "row00099.png,12"))
     with pytest.raises(
         DataError,
         match=r"labels.csv, row 2: label 9 in column 'fer2013_label' is not a class id \(known: 0 angry, 1 disgust",

@@ -17,9 +17,7 @@ def fo_dataset(tmp_path, make_image):
 
     dataset = fo.Dataset(f"curate-test-{uuid.uuid4().hex[:8]}")
     samples = []
-    for i, (label, tags) in enumerate(
-        [("happy", ["train"]), ("sad", ["test", "x"]), (None, []), ("sad", ["val"])]
-    ):
+    for i, (label, tags) in enumerate([("happy", ["train"]), ("sad", ["test", "x"]), (None, []), ("sad", ["val"])]):
         sample = fo.Sample(filepath=str(make_image(tmp_path / f"{i}.png")), tags=tags)
         if label:
             sample["ground_truth"] = fo.Classification(label=label)

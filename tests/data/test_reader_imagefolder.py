@@ -76,9 +76,7 @@ def test_zero_byte_and_directory_named_like_an_image(tmp_path, make_image):
     make_image(tmp_path / "happy" / "1.png")
     (tmp_path / "happy" / "0.png").write_bytes(b"")
     (tmp_path / "happy" / "dir.jpg").mkdir()
-    with pytest.raises(
-        DataError, match=r"happy/0.png: image file is empty \(0 bytes\)\. Restore or re-export"
-    ):
+    with pytest.raises(DataError, match=r"happy/0.png: image file is empty \(0 bytes\)\. Restore or re-export"):
         read_imagefolder(tmp_path)
     report = SkipReport()
     df = read_imagefolder(tmp_path, on_bad="skip", report=report)
@@ -98,9 +96,7 @@ def test_non_utf8_file_and_folder_names(tmp_path, make_image):
         pytest.skip("this filesystem refuses non-UTF-8 names")
     with pytest.raises(DataError) as info:
         read_imagefolder(tmp_path)
-    assert str(info.value).startswith(
-        f"{tmp_path}/tr\\xe8s: folder name is not valid UTF-8. Rename it to a UTF-8 name"
-    )
+    assert str(info.value).startswith(f"{tmp_path}/tr\\xe8s: folder name is not valid UTF-8. Rename it to a UTF-8 name")
     report = SkipReport()
     df = read_imagefolder(tmp_path, on_bad="skip", report=report)
     assert df["sample_id"].tolist() == ["happy/1.png"]

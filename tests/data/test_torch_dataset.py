@@ -43,11 +43,7 @@ def test_channels_and_image_size(table):
 
 def test_preload_matches_lazy_loading(table):
     lazy, eager = FaceDataset(table), FaceDataset(table, preload=True, workers=2)
-    assert (
-        eager.images is not None
-        and eager.images.shape == (3, 3, 48, 48)
-        and eager.images.dtype == torch.uint8
-    )
+    assert eager.images is not None and eager.images.shape == (3, 3, 48, 48) and eager.images.dtype == torch.uint8
     for i in range(3):
         assert torch.equal(lazy[i][0], eager[i][0])
 
@@ -75,9 +71,7 @@ def test_train_transform_and_pickling(table):
     clone = pickle.loads(pickle.dumps(ds))
     assert clone.filepaths == ds.filepaths and np.array_equal(clone.labels, ds.labels)
     batch = next(iter(DataLoader(FaceDataset(table), batch_size=3, num_workers=1)))
-    assert (
-        batch[0].shape == (3, 3, 48, 48) and batch[1].dtype == torch.int64 and batch[2].tolist() == [0, 1, 2]
-    )
+    assert batch[0].shape == (3, 3, 48, 48) and batch[1].dtype == torch.int64 and batch[2].tolist() == [0, 1, 2]
 
 
 def test_eval_transform_is_deterministic():

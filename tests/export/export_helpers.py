@@ -41,8 +41,14 @@ def make_image(path: Path, color: int = 128) -> Path:
     return path
 
 
-def scores_frame(ids: Sequence[str], filepaths: Sequence[str], given: Sequence[int], dist: np.ndarray,
-                 verdict: Sequence[str], split: Sequence[str] | None = None) -> pd.DataFrame:
+def scores_frame(
+    ids: Sequence[str],
+    filepaths: Sequence[str],
+    given: Sequence[int],
+    dist: np.ndarray,
+    verdict: Sequence[str],
+    split: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Score records from hand-made arrays (suggested = argmax, mislabel = 1 - p[given])."""
     n, c = dist.shape
     given = np.asarray(given, dtype=np.int32)
@@ -98,8 +104,9 @@ def scenario_curations() -> dict:
     """CURATION_LOG and CURATION_STATE as :class:`curate.export.Curation` objects."""
     from curate.export import Curation
 
-    return {sid: Curation(tuple(CURATION_LOG[sid]), label, excluded)
-            for sid, (label, excluded) in CURATION_STATE.items()}
+    return {
+        sid: Curation(tuple(CURATION_LOG[sid]), label, excluded) for sid, (label, excluded) in CURATION_STATE.items()
+    }
 
 
 _CURATED = {"f4": ("a", "relabel", "curator"), "f5": ("c", "keep", "curator"),

@@ -58,7 +58,8 @@ def test_fiftyone_decisions_drive_every_policy(curated, tmp_path):
     audit = json.loads((tmp_path / "clean.csv.audit.json").read_text())
     assert audit["source"]["kind"] == "fiftyone" and audit["source"]["scores"]["path"] == str(curated.info["scores"])
     assert [(d["sample_id"], d["action"], d["by"], d["when"]) for d in audit["decisions"]] == [
-        (sid, d["action"], d["by"], d["when"]) for sid in CURATION_LOG for d in CURATION_LOG[sid]]
+        (sid, d["action"], d["by"], d["when"]) for sid in CURATION_LOG for d in CURATION_LOG[sid]
+    ]
 
 
 def test_fiftyone_dataset_without_scores_is_refused(curated):

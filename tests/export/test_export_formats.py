@@ -48,8 +48,15 @@ def records(df: pd.DataFrame) -> list[dict]:
 def test_generic_csv(tmp_path, folder_table):
     out, summary = export(tmp_path, folder_table, "clean.csv", format="csv")
     classes = folder_table.attrs["classes"]
-    back = read_dataset(out, format="csv", path_column="filepath", label_column="clean_label",
-                        split_column="split", id_column="sample_id", classes=classes)
+    back = read_dataset(
+        out,
+        format="csv",
+        path_column="filepath",
+        label_column="clean_label",
+        split_column="split",
+        id_column="sample_id",
+        classes=classes,
+    )
     expected = expected_auto(folder_table)
     assert records(back) == records(expected) and summary.written == len(back) == 7
     raw = pd.read_csv(out).set_index("sample_id")
@@ -162,8 +169,11 @@ def test_ferplus_columns_derived_from_the_label_follow_it(tmp_path):
         votes = [str((k + j) % 5) for j in range(10)]
         given, crowd = k % 7, (k + 3) % 7
         cells = dict(zip(FERPLUS_LABELS_COLUMNS[4:], votes))
-        lines.append(f"Training/fer{k:07d}.png,{k},Training,{given}," + ",".join(votes)
-                     + f",{FER2013_CLASSES[given]},{crowd},{int(given != crowd)},{cells[FERPLUS_VOTES[FER2013_CLASSES[given]]]}")
+        lines.append(
+            f"Training/fer{k:07d}.png,{k},Training,{given},"
+            + ",".join(votes)
+            + f",{FER2013_CLASSES[given]},{crowd},{int(given != crowd)},{cells[FERPLUS_VOTES[FER2013_CLASSES[given]]]}"
+        )
     src.write_text("\n".join(lines) + "\n")
     table = read_dataset(src)
     out, _ = export(tmp_path, table, src.parent / "labels.clean.csv", format="ferplus")
@@ -206,8 +216,9 @@ def test_fer2013(tmp_path):
     src = tmp_path / "fer" / "fer2013.csv"
     src.parent.mkdir()
     usage = ["Training"] * 6 + ["PublicTest"] * 2
-    src.write_text("emotion,pixels,Usage\n" + "".join(
-        f"{k % 7},{' '.join([str(20 * k)] * 2304)},{usage[k]}\n" for k in range(8)))
+    src.write_text(
+        "emotion,pixels,Usage\n" + "".join(f"{k % 7},{' '.join([str(20 * k)] * 2304)},{usage[k]}\n" for k in range(8))
+    )
     table = read_dataset(src)
     out, summary = export(tmp_path, table, "fer2013.csv", format="native")
     back = read_dataset(out)  # its PNG cache goes to out's folder
@@ -243,7 +254,8 @@ def test_rafdb(tmp_path):
         make_image(root / "Image" / "aligned" / name.replace(".jpg", "_aligned.jpg"), 20 * k)
     (root / "EmoLabel").mkdir()
     (root / "EmoLabel" / "list_patition_label.txt").write_text(
-        "".join(f"{n} {k % 7 + 1}\n" for k, n in enumerate(names)))
+        "".join(f"{n} {k % 7 + 1}\n" for k, n in enumerate(names))
+    )
     table = read_dataset(root)
     out, summary = export(tmp_path, table, root / "EmoLabel" / "list_patition_label.clean.txt", format="rafdb")
     back = read_dataset(out, format="rafdb")

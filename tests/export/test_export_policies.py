@@ -58,10 +58,13 @@ def test_curation_state_comes_from_clean_label_and_tag():
     assert Curation((), "c").resolve(0, CLASSES, "x") == ("relabel", 2)
     assert Curation(accepted, "c").resolve(0, CLASSES, "x") == ("accept_suggestion", 2)
     # the action recorded when it was taken, whatever a later load suggests; exclude/include don't reset it
-    assert Curation(accepted + ({"action": "exclude", "to": "c"}, {"action": "include", "to": "c"}),
-                    "c").resolve(0, CLASSES, "x") == ("accept_suggestion", 2)
+    assert Curation(accepted + ({"action": "exclude", "to": "c"}, {"action": "include", "to": "c"}), "c").resolve(
+        0, CLASSES, "x"
+    ) == ("accept_suggestion", 2)
     assert Curation(accepted + ({"action": "relabel", "from": "c", "to": "b"},), "b").resolve(0, CLASSES, "x") == (
-        "relabel", 1)
+        "relabel",
+        1,
+    )
     assert Curation(log, "b", excluded=True).resolve(0, CLASSES, "x") == ("exclude", -1)
     with pytest.raises(ExportError, match="sample 'x': clean_label 'zebra' is not a class"):
         Curation((), "zebra").resolve(0, CLASSES, "x")

@@ -86,11 +86,13 @@ def test_never_writes_over_images_into_their_tree_or_over_run_files(tmp_path):
     (tmp_path / "link").symlink_to(root)
     image = table["filepath"][0]
     before = {p: p.read_bytes() for p in [*root.rglob("*.png"), run / "classes.json"]}
-    for fmt, out, why in (("csv", image, "is the source image"),
-                          ("imagefolder", root / "images" / "zz", "folder that holds the source images"),
-                          ("imagefolder", tmp_path / "link" / "images" / "zz", "folder that holds the source images"),
-                          ("csv", run / "classes.json", "is the source file"),
-                          ("jsonl", run / "scores.embeddings.npy", "is the source file")):
+    for fmt, out, why in (
+        ("csv", image, "is the source image"),
+        ("imagefolder", root / "images" / "zz", "folder that holds the source images"),
+        ("imagefolder", tmp_path / "link" / "images" / "zz", "folder that holds the source images"),
+        ("csv", run / "classes.json", "is the source file"),
+        ("jsonl", run / "scores.embeddings.npy", "is the source file"),
+    ):
         with pytest.raises(ExportError, match=why):
             export_cleaned(scores, format=fmt, policy="auto", out=out, force=True)
     assert {p: p.read_bytes() for p in before} == before and not (root / "images" / "zz").exists()
@@ -159,15 +161,21 @@ def test_audit_records_inputs_policy_and_output(scenario, tmp_path):
     out = tmp_path / "clean.csv"
     summary = export_cleaned(scenario, format="csv", policy="auto", confidence=0.85, out=out, by="carol")
     audit = json.loads((tmp_path / "clean.csv.audit.json").read_text())
-    assert audit["source"] == {"kind": "scores", "path": str(scenario.resolve()),
-                               "sha256": hashlib.sha256(scenario.read_bytes()).hexdigest()}
+    assert audit["source"] == {
+        "kind": "scores",
+        "path": str(scenario.resolve()),
+        "sha256": hashlib.sha256(scenario.read_bytes()).hexdigest(),
+    }
     assert audit["output"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert audit["model"] == "runs/m/model.pt" and audit["exported_by"] == "carol"
     assert audit["policy"] == "auto" and audit["thresholds"]["confidence"] == 0.85
     assert audit["tool"] == {"name": "dmue-curate", "version": "0.1.0"} and audit["classes"] == CLASSES
     assert audit["summary"]["actions"] == summary.actions == {"keep": 2, "accept_suggestion": 2, "soft": 2, "drop": 3}
     assert {c["sample_id"]: c["to"] for c in audit["changes"] if c["action"] == "drop"} == {
-        "f2": None, "f7": None, "f8": None}
+        "f2": None,
+        "f7": None,
+        "f8": None,
+    }
     assert audit["decisions"] == []
 
 
@@ -184,8 +192,10 @@ def test_refusals_name_the_problem_and_write_nothing(tmp_path):
     out = tmp_path / "out.csv"
     cases = [
         (dict(format="native"), r"original dataset .*moved.csv is not found \(moved\?\); pass it with --dataset"),
-        (dict(format="native", dataset=ds / "other.csv"),
-         r"other.csv, row 2: column 'label' holds 'b' but the scores give a for '0.png'"),
+        (
+            dict(format="native", dataset=ds / "other.csv"),
+            r"other.csv, row 2: column 'label' holds 'b' but the scores give a for '0.png'",
+        ),
         (dict(format="rafdb", dataset=ds / "labels.csv"), r"--format rafdb does not match .* a csv dataset"),
         (dict(format="imagefolder", policy="soft"), r"policy soft gives every face a distribution"),
         (dict(format="csv", policy="strict"), r"unknown policy 'strict'"),

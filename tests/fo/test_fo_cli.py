@@ -114,8 +114,12 @@ def test_an_unreachable_database_is_one_clear_error(make_scores):
 
     uri = "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300"
     code = "from curate.cli import main; main()"
-    done = subprocess.run([sys.executable, "-c", code, "load", str(make_scores(3)), "--name", "x"],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "FIFTYONE_DATABASE_URI": uri})
+    done = subprocess.run(
+        [sys.executable, "-c", code, "load", str(make_scores(3)), "--name", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "FIFTYONE_DATABASE_URI": uri},
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"cannot reach the MongoDB at FIFTYONE_DATABASE_URI={uri}" in done.stderr

@@ -173,8 +173,10 @@ def test_a_dataset_curate_did_not_load_is_refused_untouched(dataset_name):
     plain = fo.Dataset(dataset_name)
     plain.add_sample(fo.Sample(filepath="/tmp/x.png"))
     fields = set(plain.get_field_schema())
-    for uri, ctx in (("accept_suggestions", {"view": plain.view()}),
-                     ("review_queues", {"params": {"__method__": "on_load", "panel_id": "p", "panel_state": {}}})):
+    for uri, ctx in (
+        ("accept_suggestions", {"view": plain.view()}),
+        ("review_queues", {"params": {"__method__": "on_load", "panel_id": "p", "panel_state": {}}}),
+    ):
         with pytest.raises(Exception, match="it was not made by `curate load`"):
             run(uri, plain, **ctx)
     assert set(plain.get_field_schema()) == fields

@@ -104,9 +104,7 @@ def load_csv(
     return frame[frame.notna().any(axis=1)]
 
 
-def require_columns(
-    frame: pd.DataFrame, columns: Sequence[str], *, source: str | os.PathLike[str], hint: str
-) -> None:
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], *, source: str | os.PathLike[str], hint: str) -> None:
     """Raise a file-level :class:`DataError` naming the first of ``columns`` that is missing."""
     for column in columns:
         if column not in frame.columns:
@@ -124,9 +122,7 @@ def absolute_paths(paths: Sequence[str], base: str | os.PathLike[str]) -> list[s
     return [os.path.normpath(os.path.join(base, p)) for p in paths]
 
 
-def check_files(
-    filepaths: Sequence[str], index: Sequence[int], errors: RowErrors, *, shown: Sequence[str]
-) -> None:
+def check_files(filepaths: Sequence[str], index: Sequence[int], errors: RowErrors, *, shown: Sequence[str]) -> None:
     """Record missing, empty, directory and non-UTF-8 image files (``stat`` only, no decoding)."""
     for i, filepath, name in zip(index, filepaths, shown):
         problem = file_problem(filepath)

@@ -99,9 +99,7 @@ def table_from_frame(
 
     paths = _text(frame[path_column])
     for i in frame.index[paths == ""]:
-        errors.add(
-            i, f"the path in column {path_column!r} is empty", "Fill in the image path or delete the row."
-        )
+        errors.add(i, f"the path in column {path_column!r} is empty", "Fill in the image path or delete the row.")
 
     raw_labels = _text(frame[label_column]).replace("", UNLABELED)
     classes, codes = _encode_labels(raw_labels, classes, errors, label_column)
@@ -154,9 +152,7 @@ def _text(column: pd.Series) -> pd.Series:
     return column.astype("string").str.strip().fillna("").astype(object)
 
 
-def _guess(
-    frame: pd.DataFrame, candidates: Sequence[str], option: str, source: str | os.PathLike[str]
-) -> str:
+def _guess(frame: pd.DataFrame, candidates: Sequence[str], option: str, source: str | os.PathLike[str]) -> str:
     for name in candidates:
         if name in frame.columns:
             return name
@@ -202,9 +198,7 @@ def _encode_labels(
             known = ", ".join(f"{k} {c}" for k, c in enumerate(classes))
             problem = f"label {value} in column {column!r} is not a class id (known: {known})"
         else:
-            problem = (
-                f"label {value!r} in column {column!r} is not a known class (known: {', '.join(classes)})"
-            )
+            problem = f"label {value!r} in column {column!r} is not a known class (known: {', '.join(classes)})"
         errors.add(i, problem, "Fix the label or pass --classes.")
     return classes, codes.astype("int64")
 

@@ -46,9 +46,7 @@ def read_fer2013(
     """
     check_on_bad(on_bad)
     frame = load_csv(path, delimiter=",", text_columns=("pixels", "Usage"))
-    require_columns(
-        frame, ("emotion", "pixels"), source=path, hint="This is not a fer2013.csv: check --format."
-    )
+    require_columns(frame, ("emotion", "pixels"), source=path, hint="This is not a fer2013.csv: check --format.")
     cache = Path(cache_dir) if cache_dir is not None else Path(path).parent / ".fer2013_png"
     cache.mkdir(parents=True, exist_ok=True)
     n_rows = len(frame)
@@ -81,9 +79,7 @@ def _write_pngs(
 ) -> pd.DataFrame:
     """Write each row's PNG unless it exists (temp file + ``os.replace``); bad rows follow ``on_bad``."""
     errors = RowErrors(source, first_line=2)
-    todo = [
-        (i, f, p) for i, f, p in zip(frame.index, frame["filepath"], frame["pixels"]) if not os.path.exists(f)
-    ]
+    todo = [(i, f, p) for i, f, p in zip(frame.index, frame["filepath"], frame["pixels"]) if not os.path.exists(f)]
     for i, filepath, pixels in tqdm(
         todo, desc="fer2013 -> PNG", unit="img", disable=None if len(todo) > 1000 else True
     ):
@@ -135,8 +131,7 @@ def _join_ferplus(
         raise DataError(
             ferplus_csv,
             None,
-            f"has {len(votes)} data rows but {os.fspath(source)} has {n_rows};"
-            " the two files must be row-aligned",
+            f"has {len(votes)} data rows but {os.fspath(source)} has {n_rows}; the two files must be row-aligned",
             "Pass the fer2013new.csv that belongs to this fer2013.csv.",
         )
     votes = votes.reindex(frame.index)

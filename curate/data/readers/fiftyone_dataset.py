@@ -40,9 +40,7 @@ def read_fiftyone(
     source = PREFIX + name
     if not fo.dataset_exists(name):
         known = ", ".join(fo.list_datasets()) or "none"
-        raise DataError(
-            source, None, f"no FiftyOne dataset named {name!r} (datasets: {known})", "Check the name."
-        )
+        raise DataError(source, None, f"no FiftyOne dataset named {name!r} (datasets: {known})", "Check the name.")
     dataset = fo.load_dataset(name)
     schema = dataset.get_field_schema()
     field = schema.get(label_field)
@@ -61,9 +59,7 @@ def read_fiftyone(
     else:
         splits = [next((t for t in sample_tags if t.lower() in SPLIT_NAMES), "train") for sample_tags in tags]
     if classes is None:
-        classes = (
-            dataset.classes.get(label_field) or dataset.default_classes or sorted({x for x in labels if x})
-        )
+        classes = dataset.classes.get(label_field) or dataset.default_classes or sorted({x for x in labels if x})
     frame = pd.DataFrame({"sample_id": ids, "filepath": filepaths, "label": labels, "split": splits})
     return table_from_frame(
         frame,

@@ -76,9 +76,7 @@ def read_imagefolder(
                 if report is not None:
                     kind = "sub-folder" if entry.is_dir() else "non-image file"
                     report.warn(
-                        DataError(
-                            entry.path, None, f"{kind} ignored", "Images must sit directly in a class folder."
-                        )
+                        DataError(entry.path, None, f"{kind} ignored", "Images must sit directly in a class folder.")
                     )
                 continue
             problem = file_problem(entry.path)

@@ -55,8 +55,9 @@ def read_rafdb(
     root = os.path.abspath(root)
     widest = _widest_line(path)  # more fields than names would make pandas index by the first
     extra = tuple(f"extra{k}" for k in range(max(0, widest - 2)))
-    frame = load_csv(path, delimiter=r"\s+", names=("name", "raf_label", *extra),
-                     text_columns=("name", "raf_label", *extra))
+    frame = load_csv(
+        path, delimiter=r"\s+", names=("name", "raf_label", *extra), text_columns=("name", "raf_label", *extra)
+    )
     errors = RowErrors(path, first_line=1)
     if extra:
         fields = 2 + frame[list(extra)].notna().sum(axis=1)
