@@ -6,9 +6,10 @@ its last checkpoint (a finished training is not repeated), scoring rewrites its 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from curate.cross_fit import Fold, budget, folds_for, too_small_classes, training_table
 from curate.data.table import classes_of, unlabeled_rows
 from curate.data.torch_dataset import FaceDataset, train_transform
 from curate.run_config import RunConfig
@@ -183,12 +185,14 @@ def score_job(
     mining_precision: str | None = None,
     tta: str | None = None,
     progress: bool = True,
+    held_out: Sequence[Fold] = (),
 ) -> ScoreResult:
     """Score ``table`` with the model in ``source`` (run directory or exported model file).
 
     ``reader`` (the reader options the table was read with) is stored in the file's metadata so an
     export can re-read the original label file. ``mining_precision`` and ``tta`` override the run's
-    ``score.mining_precision`` and ``score.tta``."""
+    ``score.mining_precision`` and ``score.tta``. ``held_out``: the folds of a cross-fitted run
+    on this very table, whose models give their rows' outputs (``train_folds``)."""
     loaded = load_model(source)
     run_cfg = cfg
     if run_cfg is None and Path(source).is_dir():
@@ -201,7 +205,7 @@ def score_job(
     return score_table(
         loaded.model, table, out, image_size=loaded.image_size, score_cfg=score_cfg, rule=rule,
         model_classes=loaded.classes, batch_size=batch_size, device=str(resolve_device(device)),
-        progress=progress,
+        progress=progress, held_out=[(load_model(f.run_dir).model, f.rows) for f in held_out],
         metadata={"model": str(loaded.source), "dataset": table.attrs.get("source", ""),
                   "dataset_format": table.attrs.get("format", ""),
                   "reader": {k: v for k, v in (reader or {}).items() if v not in (None, (), "")}},
@@ -228,12 +232,39 @@ class RunResult:
     scores: ScoreResult
 
 
+def train_folds(
+    table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print, progress: bool = True
+) -> list[Fold]:
+    """Train the ``cfg.cross_fit`` fold models of a run (``curate.cross_fit``) into
+    ``RUN_DIR/folds/``, each resumable like any training; [] when cross-fitting is off, or when a
+    class has fewer than 2 faces (said in the log)."""
+    k = cfg.cross_fit
+    if not k:
+        return []
+    small = too_small_classes(table["label"].to_numpy(), classes_of(table), k)
+    if small:
+        log(f"cross-fitting skipped: classes {small} have fewer than 2 faces, so a fold model would never see them")
+        return []
+    folds = folds_for(run_dir, table, k, cfg.train.seed)
+    for i, fold in enumerate(folds):
+        log(f"fold {i + 1}/{k}: training on the {len(table) - len(fold.rows):,} faces outside it")
+        fold_cfg = copy.deepcopy(cfg)
+        fold_cfg.cross_fit = 0
+        train_job(training_table(table, fold), fold_cfg, fold.run_dir, log=log, progress=progress)
+    return folds
+
+
 def run_job(
     table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print, progress: bool = True
 ) -> RunResult:
-    """The main job: train, score (neighbours, flags) and write ``RUN_DIR/scores.parquet``."""
+    """The main job: train (and the fold models of a cross-fitted run), score (neighbours, flags)
+    and write ``RUN_DIR/scores.parquet``."""
+    if cfg.cross_fit:
+        log(budget(len(table), cfg.cross_fit, cfg.train.epochs))
     paths = train_job(table, cfg, run_dir, log=log, progress=progress)
+    folds = train_folds(table, cfg, paths.root, log=log, progress=progress)
     scores = score_job(
-        paths.root, table, paths.scores, cfg=cfg, reader=cfg.data, device=cfg.train.device, progress=progress
-    )
+        paths.root, table, paths.scores, cfg=cfg, reader=cfg.data, device=cfg.train.device, progress=progress,
+        held_out=folds,
+    )  # fmt: skip
     return RunResult(paths, scores)

@@ -1,7 +1,8 @@
 """The resolved configuration of a run, saved as ``RUN_DIR/config.yaml`` and readable by ``--config``.
 
 Sections: ``data`` (the dataset path and reader options), ``image_size``, ``init_from`` (the earlier
-run or exported model the weights started from, or null), ``model``
+run or exported model the weights started from, or null), ``cross_fit`` (K fold models give every
+face out-of-sample outputs, ``curate.cross_fit``; 0 = off), ``model``
 (``dmue_core.config.DMUEConfig``), ``train`` (``dmue_core.config.TrainConfig``), ``score``
 (``curate.scoring.scores.ScoreConfig``) and ``flags`` (``curate.flags.FlagRule`` thresholds).
 Command-line flags override the file; the file overrides the defaults.
@@ -54,10 +55,15 @@ class RunConfig:
     data: dict[str, Any] = field(default_factory=dict)
     image_size: int = 48
     init_from: str | None = None
+    cross_fit: int = 0
     model: DMUEConfig = field(default_factory=lambda: DMUEConfig(**MODEL_DEFAULTS))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(**TRAIN_DEFAULTS))
     score: ScoreConfig = field(default_factory=ScoreConfig)
     flags: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.cross_fit < 0 or self.cross_fit == 1:
+            raise ValueError(f"cross_fit must be 0 (off) or a number of folds >= 2, not {self.cross_fit}")
 
     def flag_rule(self) -> FlagRule:
         return _dataclass_from(FlagRule, self.flags, "flags")
@@ -67,6 +73,7 @@ class RunConfig:
             "data": dict(self.data),
             "image_size": self.image_size,
             "init_from": self.init_from,
+            "cross_fit": self.cross_fit,
             "model": self.model.to_dict(),
             "train": self.train.to_dict(),
             "score": self.score.to_dict(),
@@ -75,7 +82,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        unknown = sorted(set(d) - {"data", "image_size", "init_from", "model", "train", "score", "flags"})
+        unknown = sorted(set(d) - {"data", "image_size", "init_from", "cross_fit", "model", "train", "score", "flags"})
         if unknown:
             raise ValueError(f"config: unknown sections {unknown}")
         flags = dict(d.get("flags") or {})
@@ -86,6 +93,7 @@ class RunConfig:
             data=dict(d.get("data") or {}),
             image_size=int(d.get("image_size", 48)),
             init_from=d.get("init_from"),
+            cross_fit=int(d.get("cross_fit") or 0),
             model=DMUEConfig.from_dict({**MODEL_DEFAULTS, **(d.get("model") or {})}),
             train=TrainConfig.from_dict({**TRAIN_DEFAULTS, **(d.get("train") or {})}),
             score=_dataclass_from(ScoreConfig, d.get("score") or {}, "score"),

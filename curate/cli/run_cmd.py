@@ -18,10 +18,24 @@ from curate.cli.train_options import train_options
 @click.option("--top", default=10, show_default=True, help="How many flagged faces to list at the end.")
 @click.option("--load/--no-load", default=True, show_default=True, help="Load the scores into FiftyOne at the end.")
 @click.option("--name", help="FiftyOne dataset name [default: the run directory's name].")
+@click.option(
+    "--cross-fit",
+    type=click.IntRange(min=0),
+    metavar="K",
+    help="Train K fold models besides the full one, so every face is scored by a model that did not "
+    "train on it (honest scores on small sets, K times the training cost; 0 = off).",
+)
 @mining_precision_option
 @tta_option
 def run(
-    dataset: str, top: int, load: bool, name: str | None, mining_precision: str | None, tta: str | None, **kwargs
+    dataset: str,
+    top: int,
+    load: bool,
+    name: str | None,
+    cross_fit: int | None,
+    mining_precision: str | None,
+    tta: str | None,
+    **kwargs,
 ) -> None:
     """Train DMUE on DATASET, score every face (label distribution, uncertainty, mislabel and
     ambiguity scores, suggested label, faiss neighbours, verdict), write RUN_DIR/scores.parquet and
@@ -32,6 +46,7 @@ def run(
     Examples:
       curate run ../shared/data/ferplus-mini/labels.csv --out runs/mini
       curate run faces/ --format imagefolder --backbone resnet18 --epochs 15 --out runs/faces
+      curate run small-batch/ --format imagefolder --cross-fit 4 --out runs/small
     """
     from curate.data.errors import DataError
     from curate.jobs import TrainingInterrupted, run_job
@@ -40,6 +55,10 @@ def run(
 
     table, cfg, out = table_and_config(dataset, kwargs)
     override(cfg, "score", mining_precision=mining_precision, tta=tta)
+    if cross_fit is not None:
+        if cross_fit == 1:
+            raise click.BadParameter("give 0 (off) or at least 2 folds", param_hint="--cross-fit")
+        cfg.cross_fit = cross_fit
     name = name or Path(out).resolve().name
     if load:
         _check_dataset_name(name, Path(out).resolve() / "scores.parquet")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,13 @@ def score_table(
     progress: bool = True,
     metadata: dict[str, Any] | None = None,
     embeddings_dtype: str = "float16",
+    held_out: Sequence[tuple[nn.Module, np.ndarray]] = (),
 ) -> ScoreResult:
-    """Score every row of ``table`` and write ``out`` (parquet) plus its embeddings side file."""
+    """Score every row of ``table`` and write ``out`` (parquet) plus its embeddings side file.
+
+    ``held_out``: (fold model, rows) pairs of a cross-fitted run (``curate.cross_fit``); each
+    fold model's target probabilities, latent distribution and consensus replace ``model``'s on
+    its rows, while ``model`` still gives every embedding (neighbours, uncertainty)."""
     score_cfg = score_cfg or ScoreConfig()
     check_compatible(model, table, model_classes)
     out = Path(out)
@@ -163,6 +169,18 @@ def score_table(
                 has_consensus = True
                 consensus[chunk.idx] = chunk.consensus
         assert emb is not None
+        for fold_model, rows in held_out:
+            check_compatible(fold_model, table, model_classes)
+            by_label = rows[np.argsort(given[rows], kind="stable")]
+            for chunk in iterate_outputs(
+                fold_model, dataset, batch_size=batch_size, device=device, order=by_label,
+                mining_precision=precision, tta=score_cfg.tta, consensus=score_cfg.w_aux > 0, progress=progress,
+            ):  # fmt: skip
+                logits[chunk.idx] = chunk.logits
+                if chunk.latent is not None:
+                    latent[chunk.idx] = chunk.latent
+                if chunk.consensus is not None:
+                    consensus[chunk.idx] = chunk.consensus
         probs = softmax(logits)
         if not has_aux:
             latent = _latent_fallback(probs, given)
@@ -187,6 +205,7 @@ def score_table(
             "mining_precision": precision if has_aux else None,
             "tta": score_cfg.tta,
             "faces_without_embedding": int(no_embedding.sum()),
+            "cross_fit": len(held_out),
             **(metadata or {}),
         }
         ids = table["sample_id"].astype(str).to_numpy()

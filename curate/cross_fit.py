@@ -1,0 +1,94 @@
+"""Cross-fitting: out-of-sample outputs for every face, from K fold models.
+
+The faces are split into K folds, stratified by given label. Fold model i trains on the other K-1
+folds and gives the outputs (target probabilities, mined latent distribution, auxiliary consensus)
+of the faces in fold i, so no face is judged by a model that fitted its label. A model trained on
+every face leans each probability towards the face's given label the longer it trains, which hides
+errors and makes the flag quota's noise estimate undercount; out-of-fold outputs do not (cleanlab's
+K-fold probabilities, with DMUE). The model trained on all faces still gives the embeddings
+(neighbours, uncertainty) and the exported ``model.pt``.
+
+Layout inside a run directory: ``folds/folds.json`` (``{"k": K, "seed": S, "fold": {sample_id: i}}``)
+and ``folds/fold<i>/``, each an ordinary run directory that trains and resumes on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curate.runs import write_json
+
+FOLDS_DIR = "folds"
+
+
+@dataclass
+class Fold:
+    """One fold model's run directory and the rows (indices into the scored table) it judges."""
+
+    run_dir: Path
+    rows: np.ndarray  # (n_i,) int64
+
+
+def assign_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """(N,) int fold of each face in [0, k): every class's faces shuffled (seeded) and dealt round-robin,
+    so each fold holds each class's share of the faces up to one face."""
+    if k < 2:
+        raise ValueError(f"cross-fitting needs at least 2 folds, not {k}")
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(labels), dtype=np.int64)
+    offset = 0
+    for c in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        fold[rows] = (np.arange(len(rows)) + offset) % k  # offsets spread the remainders over the folds
+        offset += len(rows)
+    return fold
+
+
+def too_small_classes(labels: np.ndarray, classes: list[str], k: int) -> list[str]:
+    """Classes with fewer than 2 faces: some fold model would train without them."""
+    counts = np.bincount(labels, minlength=len(classes))
+    return [name for name, n in zip(classes, counts) if n < 2] if k >= 2 else []
+
+
+def folds_for(run_dir: Path, table: pd.DataFrame, k: int, seed: int) -> list[Fold]:
+    """The run's folds: read from ``folds/folds.json`` when it was written for these faces, else
+    assigned and written (atomically). A file written for other faces or another K raises ValueError
+    rather than mixing fold models that saw different faces."""
+    ids = table["sample_id"].astype(str).to_numpy()
+    path = Path(run_dir) / FOLDS_DIR / "folds.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("k") != k or set(saved.get("fold", {})) != set(ids):
+            raise ValueError(
+                f"{path} was written for {len(saved.get('fold', {}))} faces in {saved.get('k')} folds, not these "
+                f"{len(ids)} faces in {k}: use another --out, or delete {path.parent} to train the folds again"
+            )
+        fold = np.array([saved["fold"][i] for i in ids], dtype=np.int64)
+    else:
+        fold = assign_folds(table["label"].to_numpy(), k, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, {"k": k, "seed": seed, "fold": {i: int(f) for i, f in zip(ids, fold)}})
+    return [Fold(path.parent / f"fold{i}", np.flatnonzero(fold == i)) for i in range(k)]
+
+
+def training_table(table: pd.DataFrame, fold: Fold) -> pd.DataFrame:
+    """The training table of ``fold``'s model: every row it does not judge (attrs kept)."""
+    keep = np.ones(len(table), dtype=bool)
+    keep[fold.rows] = False
+    out = table[keep].reset_index(drop=True)
+    out.attrs = dict(table.attrs)
+    return out
+
+
+def budget(n_faces: int, k: int, epochs: int) -> str:
+    """The training cost of a cross-fitted run, in images, against one training on the same faces."""
+    images = n_faces * epochs * k  # the full model, and K fold models on (K-1)/K of the faces each
+    return (
+        f"cross-fitting: the model on all {n_faces:,} faces and {k} fold models on ~{n_faces * (k - 1) // k:,} faces "
+        f"each, {epochs} epochs: {images:,} training images, {images / (n_faces * epochs):.1f}x one training"
+    )
