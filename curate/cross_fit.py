@@ -76,6 +76,20 @@ def folds_for(run_dir: Path, table: pd.DataFrame, k: int, seed: int) -> list[Fol
     return [Fold(path.parent / f"fold{i}", np.flatnonzero(fold == i)) for i in range(k)]
 
 
+def saved_folds(run_dir: Path, table: pd.DataFrame) -> list[Fold]:
+    """The folds of a cross-fitted run when ``table`` holds exactly the faces it was trained on
+    (so ``curate score RUN`` on the run's own faces reproduces its scores); [] otherwise, e.g. for a
+    new batch, which every fold model may judge and the full model does."""
+    path = Path(run_dir) / FOLDS_DIR / "folds.json"
+    if not path.exists():
+        return []
+    saved = json.loads(path.read_text())
+    ids = table["sample_id"].astype(str).to_numpy()
+    if len(ids) != len(saved["fold"]) or set(ids) != set(saved["fold"]):
+        return []
+    return folds_for(run_dir, table, saved["k"], saved["seed"])
+
+
 def training_table(table: pd.DataFrame, fold: Fold) -> pd.DataFrame:
     """The training table of ``fold``'s model: every row it does not judge (attrs kept)."""
     keep = np.ones(len(table), dtype=bool)

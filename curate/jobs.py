@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from curate.cross_fit import Fold, budget, folds_for, too_small_classes, training_table
+from curate.cross_fit import Fold, budget, folds_for, saved_folds, too_small_classes, training_table
 from curate.data.table import classes_of, unlabeled_rows
 from curate.data.torch_dataset import FaceDataset, train_transform
 from curate.run_config import RunConfig
 from curate.runs import RunPaths, load_model, write_json
 from curate.scoring.pipeline import ScoreResult, score_table
 from curate.scoring.scores import ScoreConfig
+from curate.sizing import apply as apply_size_defaults
 from dmue_core.config import DMUEConfig
 from dmue_core.distributed import resolve_device
 from dmue_core.export import save_target_model
@@ -132,7 +133,9 @@ def warm_start(model: DMUE, source: Path, classes: list[str]) -> WarmStartReport
 def train_job(
     table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print, progress: bool = True
 ) -> RunPaths:
-    """Train DMUE on every labelled row of ``table``; export the target model to ``model.pt``."""
+    """Train DMUE on every labelled row of ``table``; export the target model to ``model.pt``.
+    Settings left to the data's size (``cfg.size_aware``) are chosen first (``curate.sizing``)."""
+    apply_size_defaults(cfg, len(table), log)
     classes = classes_of(table)
     if len(table) == 0:
         raise ValueError("the dataset is empty: nothing to train on")
@@ -185,15 +188,18 @@ def score_job(
     mining_precision: str | None = None,
     tta: str | None = None,
     progress: bool = True,
-    held_out: Sequence[Fold] = (),
+    held_out: Sequence[Fold] | None = None,
 ) -> ScoreResult:
     """Score ``table`` with the model in ``source`` (run directory or exported model file).
 
     ``reader`` (the reader options the table was read with) is stored in the file's metadata so an
     export can re-read the original label file. ``mining_precision`` and ``tta`` override the run's
     ``score.mining_precision`` and ``score.tta``. ``held_out``: the folds of a cross-fitted run
-    on this very table, whose models give their rows' outputs (``train_folds``)."""
+    on this very table, whose models give their rows' outputs (``train_folds``); by default a
+    cross-fitted run directory's own folds when ``table`` holds exactly its training faces."""
     loaded = load_model(source)
+    if held_out is None:
+        held_out = saved_folds(Path(source), table) if Path(source).is_dir() else []
     run_cfg = cfg
     if run_cfg is None and Path(source).is_dir():
         run_cfg = RunConfig.load(RunPaths(Path(source)).config)
@@ -259,6 +265,7 @@ def run_job(
 ) -> RunResult:
     """The main job: train (and the fold models of a cross-fitted run), score (neighbours, flags)
     and write ``RUN_DIR/scores.parquet``."""
+    apply_size_defaults(cfg, len(table), log)
     if cfg.cross_fit:
         log(budget(len(table), cfg.cross_fit, cfg.train.epochs))
     paths = train_job(table, cfg, run_dir, log=log, progress=progress)

@@ -2,7 +2,8 @@
 
 Sections: ``data`` (the dataset path and reader options), ``image_size``, ``init_from`` (the earlier
 run or exported model the weights started from, or null), ``cross_fit`` (K fold models give every
-face out-of-sample outputs, ``curate.cross_fit``; 0 = off), ``model``
+face out-of-sample outputs, ``curate.cross_fit``; 0 = off), ``size_aware`` (the settings still to
+be chosen from the number of faces, ``curate.sizing``; empty once a run chose them), ``model``
 (``dmue_core.config.DMUEConfig``), ``train`` (``dmue_core.config.TrainConfig``), ``score``
 (``curate.scoring.scores.ScoreConfig``) and ``flags`` (``curate.flags.FlagRule`` thresholds).
 Command-line flags override the file; the file overrides the defaults.
@@ -20,6 +21,7 @@ import yaml
 from curate.files import temp_beside
 from curate.flags import FlagRule
 from curate.scoring.scores import ScoreConfig
+from curate.sizing import SIZE_AWARE
 from dmue_core.config import DMUEConfig, TrainConfig
 
 #: curate's defaults for training from scratch on CPU (dmue_core's own defaults follow the paper,
@@ -56,6 +58,7 @@ class RunConfig:
     image_size: int = 48
     init_from: str | None = None
     cross_fit: int = 0
+    size_aware: list[str] = field(default_factory=lambda: list(SIZE_AWARE))
     model: DMUEConfig = field(default_factory=lambda: DMUEConfig(**MODEL_DEFAULTS))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(**TRAIN_DEFAULTS))
     score: ScoreConfig = field(default_factory=ScoreConfig)
@@ -64,6 +67,13 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.cross_fit < 0 or self.cross_fit == 1:
             raise ValueError(f"cross_fit must be 0 (off) or a number of folds >= 2, not {self.cross_fit}")
+        unknown = sorted(set(self.size_aware) - set(SIZE_AWARE))
+        if unknown:
+            raise ValueError(f"size_aware: unknown settings {unknown} (known: {list(SIZE_AWARE)})")
+
+    def set_explicitly(self, *settings: str) -> None:
+        """Take ``settings`` (``SIZE_AWARE`` names) off the size-aware list: the user chose them."""
+        self.size_aware = [s for s in self.size_aware if s not in settings]
 
     def flag_rule(self) -> FlagRule:
         return _dataclass_from(FlagRule, self.flags, "flags")
@@ -74,6 +84,7 @@ class RunConfig:
             "image_size": self.image_size,
             "init_from": self.init_from,
             "cross_fit": self.cross_fit,
+            "size_aware": list(self.size_aware),
             "model": self.model.to_dict(),
             "train": self.train.to_dict(),
             "score": self.score.to_dict(),
@@ -82,7 +93,9 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        unknown = sorted(set(d) - {"data", "image_size", "init_from", "cross_fit", "model", "train", "score", "flags"})
+        unknown = sorted(
+            set(d) - {"data", "image_size", "init_from", "cross_fit", "size_aware", "model", "train", "score", "flags"}
+        )
         if unknown:
             raise ValueError(f"config: unknown sections {unknown}")
         flags = dict(d.get("flags") or {})
@@ -94,6 +107,7 @@ class RunConfig:
             image_size=int(d.get("image_size", 48)),
             init_from=d.get("init_from"),
             cross_fit=int(d.get("cross_fit") or 0),
+            size_aware=list(d.get("size_aware", SIZE_AWARE)),
             model=DMUEConfig.from_dict({**MODEL_DEFAULTS, **(d.get("model") or {})}),
             train=TrainConfig.from_dict({**TRAIN_DEFAULTS, **(d.get("train") or {})}),
             score=_dataclass_from(ScoreConfig, d.get("score") or {}, "score"),
@@ -115,7 +129,7 @@ class RunConfig:
             d = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ValueError(f"cannot read config {path}: {exc}") from exc
-        return cls.from_dict(d)
+        return cls.from_dict({"size_aware": [], **d})  # a file written before size_aware: every value explicit
 
 
 def override(cfg: RunConfig, section: str, **values: Any) -> None:

@@ -17,11 +17,12 @@ import click
 )
 @click.option(
     "--suite",
-    type=click.Choice(["main", "flips"]),
+    type=click.Choice(["main", "flips", "curve"]),
     default="main",
     show_default=True,
     help="main: the FER2013 labels against the crowd, accuracy, speed. flips: crowd labels with known "
-    "synthetic flips of two kinds and several rates, plus clean labels (OUT/flips.md).",
+    "synthetic flips of two kinds and several rates, plus clean labels (OUT/flips.md). curve: detection "
+    "against the number of faces, from scratch, cross-fitted, with --init-from, and K-fold cleanlab (OUT/curve.md).",
 )
 @click.option("--quick", is_flag=True, help="The quick preset (meant for ferplus-mini: minutes on 2 cores).")
 @click.option("--epochs", type=int, help="Epochs per model (every method gets the same budget).")
@@ -51,6 +52,12 @@ import click
 @click.option("--flip-faces", type=int, help="flips suite: faces every setting relabels [default: 5000].")
 @click.option("--flip-rates", help="flips suite: comma-separated flip rates [default: 0.1,0.2,0.3,0.4].")
 @click.option("--flip-kinds", help="flips suite: comma-separated kinds, uniform and/or classdep [default: both].")
+@click.option("--curve-sizes", help="curve suite: comma-separated subset sizes [default: 1000,2000,5000,10000].")
+@click.option(
+    "--curve-source-faces",
+    type=int,
+    help="curve suite: faces of the --init-from source run [default: every Training face outside the subsets].",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def bench(
     labels_csv: Path,
@@ -61,6 +68,8 @@ def bench(
     flip_faces: int | None,
     flip_rates: str | None,
     flip_kinds: str | None,
+    curve_sizes: str | None,
+    curve_source_faces: int | None,
     **overrides,
 ) -> None:
     """Train DMUE, K-fold CE (for cleanlab and FiftyOne mistakenness) and plain CE on the same
@@ -74,11 +83,15 @@ def bench(
       curate bench ../shared/data/ferplus/labels.csv --max-train 8000 --epochs 4 --out runs/bench-8k
       curate bench ../shared/data/ferplus/labels.csv --suite flips --out runs/flips
       curate bench ../shared/data/ferplus/labels.csv --suite flips --flip-rates 0.2 --flip-kinds uniform --out runs/u20
+      curate bench ../shared/data/ferplus/labels.csv --suite curve --out runs/curve --plots docs/bench
     """
     from curate.benchmark import BenchConfig, run_benchmark
 
     if suite == "flips":
         _flip_suite(labels_csv, out, flip_faces, flip_rates, flip_kinds, overrides)
+        return
+    if suite == "curve":
+        _curve_suite(labels_csv, out, curve_sizes, curve_source_faces, plots_dir, overrides)
         return
 
     cfg = BenchConfig.preset(
@@ -108,3 +121,26 @@ def _flip_suite(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo((out / "flips.md").read_text())
+
+
+def _curve_suite(
+    labels_csv: Path, out: Path, sizes: str | None, source_faces: int | None, plots_dir: Path | None, overrides: dict
+) -> None:
+    import shutil
+
+    from curate.benchmark.curve_suite import CurveSuiteConfig, run_curve_suite
+
+    settings = {k: overrides[k] for k in ("epochs", "backbone", "folds", "seed") if overrides.get(k) is not None}
+    try:
+        if sizes:
+            settings["sizes"] = tuple(int(n) for n in sizes.split(","))
+        if source_faces:
+            settings["source_faces"] = source_faces
+        run_curve_suite(CurveSuiteConfig(labels_csv=labels_csv, out=out, **settings), click.echo)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if plots_dir:
+        plots_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("curve.png", "curve.md", "curve.json"):
+            shutil.copyfile(out / name, plots_dir / name)
+    click.echo((out / "curve.md").read_text())

@@ -59,6 +59,7 @@ def run(
         if cross_fit == 1:
             raise click.BadParameter("give 0 (off) or at least 2 folds", param_hint="--cross-fit")
         cfg.cross_fit = cross_fit
+        cfg.set_explicitly("cross_fit")
     name = name or Path(out).resolve().name
     if load:
         _check_dataset_name(name, Path(out).resolve() / "scores.parquet")

@@ -121,6 +121,7 @@ def resolve_config(
             deterministic=deterministic,
             balanced_sampler=balanced_sampler,
         )
+        cfg.set_explicitly(*(name for name, value in (("train.epochs", epochs), ("model.ramp_a", ramp_a)) if value))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     return cfg

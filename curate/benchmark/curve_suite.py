@@ -1,0 +1,208 @@
+"""The learning-curve suite: label-error detection against the number of faces a curator brings.
+
+Nested stratified subsets of the Training faces (every smaller set inside the larger ones), with
+their own FER2013 labels; truth: the FERPlus crowd (``label_disagrees``), accuracy on PublicTest.
+Each size is a ``Benchmark`` folder (``OUT/n<size>/``) with the same detectors as the flip suite
+(DMUE through ``curate run``, K-fold CE with cleanlab and FiftyOne mistakenness, in-sample CE loss,
+kNN), every model on the same backbone and epochs, plus
+
+* ``dmue_init``: DMUE started with ``--init-from`` a run trained on the Training faces outside the
+  largest subset (stage ``OUT/source/``, trained once), the case of a team that trained on a large
+  set and now cleans a new small batch;
+* ``dmue_crossfit`` (sizes up to ``cross_fit_below``): DMUE with ``--cross-fit`` (K fold models).
+
+``OUT/curve.md`` and ``OUT/curve.json`` hold AUROC / AP per size and method; ``OUT/curve.png`` the
+plot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from curate.benchmark.protocol import READER, BenchConfig, Benchmark, Log
+from curate.benchmark.report import detection_rows, mislabel_truth, write_texts
+from curate.benchmark.splits import read_labels, stratified_sample, write_split
+
+DMUE = "DMUE mislabel_score (ours)"
+CLEANLAB = "cleanlab self_confidence + find_label_issues"
+FIFTYONE = "FiftyOne Brain mistakenness"
+CURVES = {"dmue": "DMUE from scratch", "dmue_crossfit": "DMUE, cross-fitted", "dmue_init": "DMUE, --init-from",
+          "cleanlab": "cleanlab (K-fold CE)", "mistakenness": "FiftyOne mistakenness (K-fold CE)"}  # fmt: skip
+
+
+@dataclass
+class CurveSuiteConfig:
+    """``sizes``: the subset sizes (faces); every model trains ``epochs`` epochs on ``backbone``;
+    ``folds``: the K-fold CE behind cleanlab and FiftyOne, and DMUE's ``--cross-fit`` K up to
+    ``cross_fit_below`` faces (0: no cross-fitted curve); ``source_faces``: a stratified share of the
+    faces outside the largest subset for the ``--init-from`` source (None: all of them)."""
+
+    labels_csv: Path
+    out: Path
+    sizes: tuple[int, ...] = (1000, 2000, 5000, 10000)
+    epochs: int = 12
+    folds: int = 3
+    cross_fit_below: int = 5000
+    source_faces: int | None = None
+    backbone: str = "fer_cnn"
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.sizes or min(self.sizes) < 100:
+            raise ValueError(f"curve sizes must be at least 100 faces, not {list(self.sizes)}")
+        self.sizes = tuple(sorted(self.sizes))
+
+
+def write_subsets(cfg: CurveSuiteConfig) -> tuple[list[tuple[int, Path]], Path]:
+    """Write ``OUT/n<size>/train.csv`` + ``eval.csv`` (PublicTest) for every size and
+    ``OUT/source/train.csv`` (the Training faces outside the largest subset), once; returns
+    ((size, folder) pairs, the source CSV). Subsets are nested: each is a stratified draw from the
+    next larger one."""
+    df = read_labels(cfg.labels_csv)
+    train = df[df["split"] == "Training"].reset_index(drop=True)
+    evaluation = df[df["split"] == "PublicTest"].reset_index(drop=True)
+    if evaluation.empty:
+        raise ValueError(f"{cfg.labels_csv} has no PublicTest faces to measure accuracy on")
+    if cfg.sizes[-1] >= len(train):
+        raise ValueError(f"the largest curve size {cfg.sizes[-1]} leaves no Training faces for the --init-from source")
+    rng = np.random.default_rng(cfg.seed)
+    rows = stratified_sample(train["fer2013_label"].to_numpy(), cfg.sizes[-1], rng)
+    source = cfg.out / "source" / "train.csv"
+    if not source.exists():
+        outside = train.drop(index=rows).reset_index(drop=True)
+        if cfg.source_faces:
+            outside = outside.iloc[stratified_sample(outside["fer2013_label"].to_numpy(), cfg.source_faces, rng)]
+        source.parent.mkdir(parents=True, exist_ok=True)
+        write_split(outside, source)
+    written = []
+    for size in reversed(cfg.sizes):
+        rows = rows[stratified_sample(train["fer2013_label"].to_numpy()[rows], size, rng)]
+        folder = cfg.out / f"n{size}"
+        written.append((size, folder))
+        if not (folder / "train.csv").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            write_split(evaluation, folder / "eval.csv")
+            write_split(train.iloc[rows].reset_index(drop=True), folder / "train.csv")
+    return sorted(written), source
+
+
+def train_source(cfg: CurveSuiteConfig, source_csv: Path, log: Log) -> Path:
+    """The ``--init-from`` source run (``OUT/source/run``), trained once (``curate train`` resumes)."""
+    run_dir = source_csv.parent / "run"
+    if not (run_dir / "model.pt").exists():
+        args = ["train", str(source_csv), *(f"--{k.replace('_', '-')}={v}" for k, v in READER.items()),
+                f"--epochs={cfg.epochs}", f"--ramp-a={cfg.epochs / 3:g}", f"--backbone={cfg.backbone}",
+                f"--seed={cfg.seed}", f"--out={run_dir}"]  # fmt: skip
+        log("[curve] source: curate " + " ".join(args))
+        subprocess.run([sys.executable, "-c", "from curate.cli import main; main()", *args], check=True)
+    return run_dir
+
+
+def size_summary(results: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """AUROC / AP of every curve at one size, and PublicTest accuracy of the DMUE models and CE."""
+    rows = {r["method"]: r for r in detection_rows(results)}
+    known, wrong = mislabel_truth(results["truth"])
+    out = {
+        "faces": int(known.sum()),
+        "true_rate": float(np.mean(wrong)),
+        "auroc": {"dmue": rows[DMUE]["auroc"], "cleanlab": rows[CLEANLAB]["auroc"],
+                  "mistakenness": rows[FIFTYONE]["auroc"]},
+        "ap": {"dmue": rows[DMUE]["ap"], "cleanlab": rows[CLEANLAB]["ap"], "mistakenness": rows[FIFTYONE]["ap"]},
+        "accuracy": {"dmue": results["stages"]["dmue"][0]["eval_accuracy"],
+                     "ce": results["stages"]["ce_full"][0]["eval_accuracy"]},
+    }  # fmt: skip
+
+    for stage, computed in extra.items():
+        score = computed[1]["mislabel_score"][known]
+        out["auroc"][stage] = float(roc_auc_score(wrong, score))
+        out["ap"][stage] = float(average_precision_score(wrong, score))
+        out["accuracy"][stage] = computed[0]["eval_accuracy"]
+    return out
+
+
+def markdown(record: dict[str, Any]) -> str:
+    cfg = record["config"]
+    curves = [c for c in CURVES if any(c in s["auroc"] for s in record["sizes"].values())]
+    lines = [
+        (f"Learning-curve suite run {record['date']}: nested stratified subsets of the Training faces with "
+         f"their FER2013 labels, truth = the FERPlus crowd; backbone {cfg['backbone']}, {cfg['epochs']} epochs "
+         f"for every model, {cfg['folds']}-fold CE for cleanlab and FiftyOne; `--init-from` a DMUE run on the "
+         f"{record['source_faces']:,} Training faces outside the largest subset."),
+        "",
+        "| faces | noise | " + " | ".join(f"{CURVES[c]} AUROC / AP" for c in curves) + " | accuracy DMUE / CE |",
+        "|---|---|" + "---|" * len(curves) + "---|",
+    ]  # fmt: skip
+    for size, s in record["sizes"].items():
+        cells = [f"{s['auroc'][c]:.3f} / {s['ap'][c]:.3f}" if c in s["auroc"] else "—" for c in curves]
+        lines.append(
+            f"| {int(size):,} | {s['true_rate']:.3f} | " + " | ".join(cells)
+            + f" | {s['accuracy']['dmue']:.3f} / {s['accuracy']['ce']:.3f} |"
+        )  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def plot(record: dict[str, Any], path: Path) -> None:
+    """AUROC and AP against faces (log scale), one line per curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [int(s) for s in record["sizes"]]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("auroc", "ap"), strict=True):
+        for curve, name in CURVES.items():
+            points = [(n, s[metric][curve]) for n, s in zip(sizes, record["sizes"].values()) if curve in s[metric]]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("faces")
+        ax.set_ylabel(metric.upper())
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Label-error detection against dataset size (curve suite, {record['date']})")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def run_curve_suite(cfg: CurveSuiteConfig, log: Log = print) -> dict[str, Any]:
+    """Run (or resume) every size; write ``OUT/curve.md``, ``OUT/curve.json`` and ``OUT/curve.png``."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    subsets, source_csv = write_subsets(cfg)
+    source = train_source(cfg, source_csv, log)
+    summaries = {}
+    for size, folder in subsets:
+        log(f"[curve] {size} faces")
+        bench = Benchmark(BenchConfig(labels_csv=cfg.labels_csv, out=folder, epochs=cfg.epochs, backbone=cfg.backbone,
+                                      folds=cfg.folds, seed=cfg.seed, faithful=False, flip_rates=(),
+                                      progress=cfg.progress), log)  # fmt: skip
+        results = bench.detection()
+        extra = {
+            "dmue_init": bench.store.get(
+                "dmue_init", lambda b=bench: b.curate_run("dmue_init", f"--init-from={source}")
+            )
+        }
+        if size <= cfg.cross_fit_below and cfg.folds >= 2:
+            extra["dmue_crossfit"] = bench.store.get(
+                "dmue_crossfit", lambda b=bench: b.curate_run("dmue_crossfit", f"--cross-fit={cfg.folds}")
+            )
+        summaries[str(size)] = size_summary(results, extra)
+    record = {"date": dt.date.today().isoformat(),
+              "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+              "source_faces": sum(1 for _ in open(source_csv)) - 1, "sizes": summaries}  # fmt: skip
+    write_texts(cfg.out, {"curve.md": markdown(record), "curve.json": json.dumps(record, indent=1, default=float)})
+    plot(record, cfg.out / "curve.png")
+    return record

@@ -1,0 +1,78 @@
+"""Size-aware defaults: chosen from the number of faces only where the user left them unset, once."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from curate.cli import main
+from curate.cli.train_options import resolve_config
+from curate.data.synthetic import generate
+from curate.run_config import RunConfig
+from curate.sizing import SIZE_AWARE, TABLE, apply, row_for
+
+RESOLVE_ARGS = ("config_file", "backbone", "weights", "init_from", "epochs", "batch_size", "image_size",
+                "small_input", "ramp_a", "aux_fraction", "balanced_sampler", "device", "amp", "num_workers",
+                "seed", "deterministic")  # fmt: skip
+
+
+def resolved(**flags) -> RunConfig:
+    return resolve_config({"dataset": "x"}, **{**dict.fromkeys(RESOLVE_ARGS), "faithful": False, **flags})
+
+
+def test_rows_cover_every_size_and_shrink_the_budget_as_faces_grow():
+    assert row_for(1) is TABLE[0] and row_for(10**7) is TABLE[-1]
+    bounds = [r.below for r in TABLE[:-1]]
+    for below in bounds:
+        assert row_for(below - 1) is not row_for(below)
+    epochs = [r.epochs for r in TABLE]
+    assert epochs == sorted(epochs, reverse=True)
+    assert TABLE[-1].cross_fit == 0 and TABLE[0].cross_fit >= 2
+
+
+def test_apply_fills_only_the_unset_settings_once():
+    cfg = resolved()
+    assert cfg.size_aware == list(SIZE_AWARE)
+    lines: list[str] = []
+    chosen = apply(cfg, 500, lines.append)
+    row = row_for(500)
+    assert chosen == {"train.epochs": row.epochs, "model.ramp_a": round(row.epochs / 3, 2), "cross_fit": row.cross_fit}
+    assert (cfg.train.epochs, cfg.cross_fit, cfg.size_aware) == (row.epochs, row.cross_fit, [])
+    assert "size-aware defaults for 500 faces" in lines[0]
+    assert apply(cfg, 50_000, lines.append) == {} and cfg.train.epochs == row.epochs  # chosen once
+    explicit = resolved(epochs=7)
+    assert explicit.size_aware == ["model.ramp_a", "cross_fit"]
+    apply(explicit, 500, lines.append)
+    assert (explicit.train.epochs, explicit.model.ramp_a) == (7, round(7 / 3, 2))
+    both = resolved(epochs=7, ramp_a=1.5)
+    apply(both, 500, lines.append)
+    assert (both.train.epochs, both.model.ramp_a) == (7, 1.5)
+
+
+def test_config_files_keep_their_values(tmp_path):
+    cfg = resolved()
+    cfg.save(tmp_path / "fresh.yaml")
+    assert RunConfig.load(tmp_path / "fresh.yaml").size_aware == list(SIZE_AWARE)  # not chosen yet: still open
+    d = cfg.to_dict()
+    del d["size_aware"]
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(d))
+    assert RunConfig.load(tmp_path / "old.yaml").size_aware == []  # a file without the key is explicit
+    with pytest.raises(ValueError, match="unknown settings"):
+        RunConfig(size_aware=["train.lr"])
+
+
+def test_a_small_run_gets_more_epochs_and_cross_fitting_recorded_and_replayed(tmp_path):
+    generate(60, tmp_path / "data", seed=3, noise_rate=0.2)
+    args = ["run", str(tmp_path / "data" / "labels.csv"), "--path-column", "path", "--label-column", "label",
+            "--out", str(tmp_path / "run"), "--workers", "0", "--image-size", "32", "--no-load"]  # fmt: skip
+    res = CliRunner().invoke(main, [*args, "--epochs", "1"])
+    assert res.exit_code == 0, res.output
+    k = row_for(60).cross_fit
+    assert f"size-aware defaults for 60 faces: model.ramp_a 0.33, cross_fit {k}" in res.output
+    cfg = RunConfig.load(tmp_path / "run" / "config.yaml")
+    assert (cfg.train.epochs, cfg.model.ramp_a, cfg.cross_fit, cfg.size_aware) == (1, 0.33, k, [])
+    assert len(list((tmp_path / "run" / "folds").glob("fold*/model.pt"))) == k
+    res = CliRunner().invoke(main, args)  # resumed: the run's own recorded values, nothing chosen again
+    assert res.exit_code == 0, res.output
+    assert "size-aware defaults" not in res.output and res.output.count("already trained") == k + 1
