@@ -1,6 +1,7 @@
 """Reader options shared by every command that reads a dataset, and ``load_table``.
 
-This module imports no pandas at import time so that ``curate --help`` stays fast.
+This module imports no pandas at import time so that ``curate --help`` stays fast: the format
+choices come from the registry (:mod:`curate.formats`), which is light.
 """
 
 from __future__ import annotations
@@ -20,8 +21,26 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., object])
 
-#: "auto" and ``curate.data.FORMATS`` (spelled out here to keep pandas out of ``--help``).
-FORMAT_CHOICES = ("auto", "imagefolder", "csv", "ferplus", "fer2013", "rafdb", "affectnet", "fiftyone")
+
+class RegistryChoice(click.Choice):
+    """A choice among names read from a registry when they are needed (not when the command is
+    defined), so that a format registered later (a plugin, a test) is offered too."""
+
+    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
+        self.names = names
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self.names())
+
+
+def reader_format_choices() -> tuple[str, ...]:
+    """``auto`` and every registered dataset format."""
+    from curate.formats import format_names
+
+    return ("auto", *format_names())
+
 
 #: Keyword arguments that :func:`reader_options` adds to a command (all passed to :func:`load_table`).
 READER_KEYS = (
@@ -33,7 +52,7 @@ _OPTIONS = (
     click.option(
         "--format",
         "format",
-        type=click.Choice(FORMAT_CHOICES),
+        type=RegistryChoice(reader_format_choices),
         help="Dataset format; auto detects it from the path and the CSV header [default: auto; train and run with "
         "--config: the format it recorded].",
     ),

@@ -130,11 +130,11 @@ class ExportCleaned(foo.Operator):
         return foo.OperatorConfig(name="export_cleaned", label="Export cleaned labels", view_target=False)
 
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
-        from curate.export import FORMAT_CHOICES, POLICIES
+        from curate.export import POLICIES, format_choices
 
         inputs = types.Object()
         inputs.str("out", required=True, label="Output file or folder (absolute path, or ~/...)")
-        inputs.enum("format", list(FORMAT_CHOICES), default="csv", label="Format")
+        inputs.enum("format", list(format_choices()), default="csv", label="Format")
         inputs.enum("policy", list(POLICIES), default="decisions", label="Policy")
         inputs.bool("force", default=False, label="Replace an existing output")
         return types.Property(inputs, view=types.View(label="Export cleaned labels"))
