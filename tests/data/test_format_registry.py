@@ -63,8 +63,9 @@ def test_run_then_export_native(toy, toy_file, tmp_path):
     assert records.read_metadata(scores)["dataset_format"] == "toy"
 
     out = toy_file.with_name("clean.toy")  # beside the original: its image paths are relative
-    result = invoke("export", scores, "--format", "native", "--policy", "auto", "--out", out)
+    result = invoke("export", scores, "--format", "native", "--policy", "decisions", "--out", out)
     assert result.exit_code == 0, result.output
     assert "format toy" in result.output
-    cleaned = read_dataset(out)
-    assert 0 < len(cleaned) <= 40 and cleaned.attrs["format"] == "toy"
+    cleaned, given = read_dataset(out), read_dataset(toy_file, on_bad="skip")
+    assert cleaned.attrs["format"] == "toy"  # every face kept with its given label (no curator decided)
+    assert cleaned[["sample_id", "label"]].equals(given[["sample_id", "label"]])
