@@ -90,7 +90,7 @@ def _batches(
         yield rows, _normalized(chunk, rows, name)
 
 
-def _drop_self(ids: np.ndarray, sims: np.ndarray, row_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def drop_self(ids: np.ndarray, sims: np.ndarray, row_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Remove each row's own id from its (M, k+1) results (else its last entry) -> (M, k)."""
     keep = ids != row_ids[:, None]
     keep[keep.all(axis=1), -1] = False
@@ -268,7 +268,7 @@ class NeighborIndex:
             else:
                 d, i = self.index.search(chunk, k + extra)
             if self_ids is not None:
-                i, d = _drop_self(i, d, self_ids[rows])
+                i, d = drop_self(i, d, self_ids[rows])
             ids[rows] = i
             sims[rows] = np.where(i < 0, -np.inf, d)
         return KnnResult(ids, sims)
@@ -330,7 +330,7 @@ class _ExactSample:
     def update(self, start: int, chunk: np.ndarray) -> None:
         """Merge the normalised indexed rows ``chunk`` (row numbers start, start+1, ...)."""
         sims, ids = faiss.knn(self._q, chunk, self.k + 1, metric=faiss.METRIC_INNER_PRODUCT)  # -1 pads
-        ids, sims = _drop_self(np.where(ids >= 0, ids + start, -1), sims, self.ids)
+        ids, sims = drop_self(np.where(ids >= 0, ids + start, -1), sims, self.ids)
         all_ids = np.hstack([self.best_ids, ids])
         all_sims = np.hstack([self._best_sims, sims])
         order = np.argsort(-all_sims, axis=1, kind="stable")[:, : self.k]
@@ -364,26 +364,6 @@ def knn(
         target_recall=target_recall, tune_k=k, use_gpu=use_gpu, seed=seed,
     )  # fmt: skip
     return built._search(x, k, batch_size=batch_size, self_ids=np.arange(len(x)), order=built._list_order())
-
-
-def knn_disagreement(labels: np.ndarray, neighbor_indices: np.ndarray) -> np.ndarray:
-    """(N,) float64 in [0, 1]: share of each row's neighbours whose label differs from its own.
-
-    ``labels`` (N,) int; ``neighbor_indices`` (N, k) int indices into ``labels``, -1 entries
-    (no neighbour found) ignored; a row without any neighbour gets NaN.
-    """
-    labels = np.asarray(labels)
-    nbrs = np.asarray(neighbor_indices)
-    if labels.ndim != 1 or nbrs.ndim != 2 or len(nbrs) != len(labels):
-        raise ValueError(
-            f"need labels (N,) and neighbor_indices (N, k) with the same N, got {labels.shape} and {nbrs.shape}"
-        )
-    if nbrs.size and nbrs.max() >= len(labels):
-        raise ValueError(f"neighbor_indices holds index {nbrs.max()} but there are only {len(labels)} labels")
-    valid = nbrs >= 0
-    differs = (labels[np.where(valid, nbrs, 0)] != labels[:, None]) & valid
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return differs.sum(axis=1) / valid.sum(axis=1)
 
 
 def recall_at_k(approx_indices: np.ndarray, exact_indices: np.ndarray) -> float:

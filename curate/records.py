@@ -16,7 +16,7 @@ uncertainty            float32             batch-free pairwise uncertainty sigma
 mislabel_score         float32             [0, 1], higher = more likely mislabeled
 ambiguity_score        float32             [0, 1], higher = more ambiguous
 suggested_label        int32               argmax of label_distribution
-knn_disagreement       float32             [0, 1], share of the k neighbours with another label
+knn_disagreement       float32             [0, 1], share of the k neighbours with another label (0: none)
 neighbors              list<string>[k]     sample_ids of the k nearest neighbours
 verdict                string              ok | ambiguous | likely_mislabeled
 reasons                string              ";"-joined signals that fired ("" when none)

@@ -140,3 +140,74 @@ def override(cfg: RunConfig, section: str, **values: Any) -> None:
             if not hasattr(target, key):
                 raise ValueError(f"{section} has no setting '{key}'")
             setattr(target, key, value)
+
+
+class ConfigError(ValueError):
+    """A config file or setting that cannot be used; the message says which and why."""
+
+
+def resolve_config(
+    data: dict[str, Any],
+    *,
+    config_file: Path | None,
+    backbone: str | None,
+    weights: str | None,
+    init_from: Path | None,
+    epochs: int | None,
+    batch_size: int | None,
+    image_size: int | None,
+    small_input: bool | None,
+    ramp_a: float | None,
+    aux_fraction: float | None,
+    balanced_sampler: bool | None,
+    faithful: bool,
+    device: str | None,
+    amp: str | None,
+    num_workers: int | None,
+    seed: int | None,
+    deterministic: bool | None,
+    defaults: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Defaults < ``defaults`` < config file < the given settings (None = not given), as one
+    RunConfig; ``data`` (the dataset and its reader options) joins the ``data`` section.
+    ``faithful`` switches on the official DMUE code's quirks; ``amp`` is auto, on or off.
+    ConfigError when the file or a setting is invalid."""
+    try:
+        cfg = RunConfig.load(config_file) if config_file else RunConfig.from_dict(defaults or {})
+        if faithful:
+            m = cfg.model
+            cfg.model = DMUEConfig.faithful(
+                m.num_classes, backbone=m.backbone, small_input=m.small_input, ramp_a=m.ramp_a, weights=m.weights
+            )
+            cfg.train.balanced_sampler = True  # the official code's class-balanced sampler
+        cfg.data = {**cfg.data, **{k: v for k, v in data.items() if v not in (None, (), "")}}
+        if image_size is not None:
+            cfg.image_size = image_size
+        if init_from is not None:
+            cfg.init_from = str(init_from.resolve())
+        override(
+            cfg,
+            "model",
+            backbone=backbone,
+            weights=weights,
+            small_input=small_input,
+            ramp_a=ramp_a,
+            aux_fraction=aux_fraction,
+        )
+        amp_setting = {"on": True, "off": False}.get(amp, amp)
+        override(
+            cfg,
+            "train",
+            epochs=epochs,
+            batch_size=batch_size,
+            device=device,
+            amp=amp_setting,
+            num_workers=num_workers,
+            seed=seed,
+            deterministic=deterministic,
+            balanced_sampler=balanced_sampler,
+        )
+        cfg.set_explicitly(*(name for name, value in (("train.epochs", epochs), ("model.ramp_a", ramp_a)) if value))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    return cfg

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 
-import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from curate import records
 from curate.cli import main
-from curate.cli.train_options import resolve_config
 from curate.data.synthetic import generate
-from curate.run_config import RunConfig
+from curate.run_config import RunConfig, resolve_config
 
 RESOLVE_ARGS = (
     "config_file",
@@ -159,9 +157,10 @@ def test_score_reproduces_run_and_config_reads_back(synthetic_run):
 
 def test_config_replays_its_reader_options(synthetic_run, tmp_path):
     """--config reads the table with the recorded columns and class order; flags still win."""
-    from curate.cli.options import READER_KEYS
-    from curate.cli.train_cmd import table_and_config
+    from curate.data.errors import OptionError
+    from curate.data.load import READER_KEYS
     from curate.data.table import classes_of
+    from curate.job_inputs import table_and_config
 
     cfg = RunConfig.load(synthetic_run / "run" / "config.yaml")
     order = ["neutral", "angry", "disgust", "fear", "happy", "sad", "surprise"]
@@ -170,16 +169,9 @@ def test_config_replays_its_reader_options(synthetic_run, tmp_path):
     data = synthetic_run / "data" / "labels.csv"
 
     def read(**flags):
-        kwargs = {
-            **dict.fromkeys(READER_KEYS),
-            "splits": (),
-            **dict.fromkeys(RESOLVE_ARGS),
-            "faithful": False,
-            "config_file": tmp_path / "config.yaml",
-            "out": tmp_path / "run",
-            **flags,
-        }
-        table, resolved, _ = table_and_config(str(data), kwargs)
+        reader = {**dict.fromkeys(READER_KEYS), "splits": (), **{k: v for k, v in flags.items() if k in READER_KEYS}}
+        settings = {**dict.fromkeys(RESOLVE_ARGS), "faithful": False, "config_file": tmp_path / "config.yaml"}
+        table, resolved = table_and_config(str(data), tmp_path / "run", reader, **settings)
         return classes_of(table), resolved.data, len(table)
 
     classes, recorded, _ = read()
@@ -190,7 +182,7 @@ def test_config_replays_its_reader_options(synthetic_run, tmp_path):
 
     cfg.data["splits"] = ["no-such-split"]  # a recorded split this dataset lacks: --split '' clears it
     cfg.save(tmp_path / "config.yaml")
-    with pytest.raises(click.ClickException, match="no-such-split not found"):
+    with pytest.raises(OptionError, match="no-such-split not found"):
         read()
     assert read(splits=("",))[2] == 120
 

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from curate.cli import main
-from curate.cli.options import load_table
 from curate.cross_fit import assign_folds, budget, folds_for, training_table
+from curate.data.load import load_table
 from curate.data.synthetic import generate
 from curate.jobs import score_job
 from curate.records import read_metadata

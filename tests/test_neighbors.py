@@ -8,7 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
-from curate.neighbors import NeighborIndex, knn, knn_disagreement, recall_at_k
+from curate.neighbors import NeighborIndex, knn, recall_at_k
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -68,15 +68,6 @@ def test_self_excluded_with_duplicates() -> None:
     assert set(res.indices[10:25].ravel()) <= set(range(10, 25))
     np.testing.assert_allclose(res.similarities[10:25], 1.0, atol=1e-6)
     assert res.indices[50, 0] == 51 and res.indices[51, 0] == 50
-
-
-def test_knn_disagreement_hand_made() -> None:
-    labels = np.array([0, 0, 1, 1, 2])
-    neighbors = np.array([[1, 2], [0, 3], [3, 4], [2, 0], [-1, 3]])
-    expected = np.array([0.5, 0.5, 0.5, 0.5, 1.0])  # row 4: the -1 slot is ignored
-    np.testing.assert_allclose(knn_disagreement(labels, neighbors), expected)
-    with pytest.raises(ValueError, match="same N"):
-        knn_disagreement(labels[:4], neighbors)
 
 
 def test_recall_at_k() -> None:

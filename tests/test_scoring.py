@@ -11,7 +11,7 @@ from curate import neighbors, records
 from curate.data.synthetic import generate
 from curate.scoring.infer import iterate_outputs, resolve_mining_precision
 from curate.scoring.pipeline import _neighbours, score_table
-from curate.scoring.scores import ScoreConfig, apply_class_prior, compute_scores, knn_histogram
+from curate.scoring.scores import ScoreConfig, apply_class_prior, compute_scores, knn_disagreement, knn_histogram
 from dmue_core.config import DMUEConfig
 from dmue_core.model import DMUE
 from dmue_core.precision import native_bf16
@@ -338,3 +338,13 @@ def test_faces_without_a_usable_embedding_get_no_neighbours():
     exact = neighbors.knn(np.delete(emb, [3, 17, 25], axis=0), 5).indices
     keep = np.flatnonzero(~unusable)
     np.testing.assert_array_equal(indices[keep], keep[exact])
+
+
+def test_knn_disagreement_hand_made() -> None:
+    labels = np.array([0, 0, 1, 1, 2])
+    neighbors = np.array([[1, 2], [0, 3], [3, 4], [2, 0], [-1, 3]])
+    expected = np.array([0.5, 0.5, 0.5, 0.5, 1.0])  # row 4: the -1 slot is ignored
+    np.testing.assert_allclose(knn_disagreement(labels, neighbors), expected)
+    np.testing.assert_array_equal(knn_disagreement(labels[:1], np.array([[-1, -1]])), [0.0])  # no neighbour: 0
+    with pytest.raises(ValueError, match="same N"):
+        knn_disagreement(labels[:4], neighbors)

@@ -7,9 +7,8 @@ import yaml
 from click.testing import CliRunner
 
 from curate.cli import main
-from curate.cli.train_options import resolve_config
 from curate.data.synthetic import generate
-from curate.run_config import RunConfig
+from curate.run_config import RunConfig, resolve_config
 from curate.sizing import SIZE_AWARE, TABLE, apply, row_for
 
 RESOLVE_ARGS = ("config_file", "backbone", "weights", "init_from", "epochs", "batch_size", "image_size",

@@ -10,7 +10,8 @@ import uuid
 
 import numpy as np
 
-from curate.neighbors import knn, knn_disagreement
+from curate.neighbors import knn
+from curate.scoring.scores import knn_disagreement
 
 
 def cleanlab_detect(labels: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
@@ -50,4 +51,4 @@ def fiftyone_mistakenness(
 
 def knn_label_disagreement(embeddings: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:
     """Share of the k cosine nearest neighbours (faiss) whose given label differs; (N,) in [0, 1]."""
-    return np.nan_to_num(knn_disagreement(labels, knn(embeddings, k).indices), nan=0.0)
+    return knn_disagreement(labels, knn(embeddings, k).indices)

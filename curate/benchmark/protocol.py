@@ -78,7 +78,7 @@ class BenchConfig:
 
 def _read(csv: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(LabelTable, truth columns aligned to it) of a split CSV written by ``make_splits``."""
-    from curate.cli.options import load_table
+    from curate.data.load import load_table
 
     table = load_table(str(csv), **READER)
     truth = pd.read_csv(csv).set_index("path").loc[table["sample_id"]].reset_index()
@@ -187,7 +187,7 @@ class Benchmark:
             *flags,
         ]
         self.log("[bench] curate " + " ".join(args))
-        cmd = [sys.executable, "-m", "curate.benchmark.measured", str(usage), *args]
+        cmd = [sys.executable, "-m", "curate.cli.measured", str(usage), *args]
         if threads is None:
             return _Child(name, subprocess.Popen(cmd))
         log = self.store.dir(name) / "run.log"

@@ -6,10 +6,17 @@ from pathlib import Path
 
 import click
 
-#: ``curate.export.FORMAT_CHOICES`` and ``POLICIES`` (spelled out to keep pandas out of ``--help``).
-FORMAT_CHOICES = ("native", "csv", "jsonl", "parquet", "imagefolder", "source-csv", "ferplus", "fer2013",
-                  "affectnet", "rafdb")  # fmt: skip
+from curate.cli.options import RegistryChoice
+
+#: ``curate.export.POLICIES`` (spelled out to keep pandas out of ``curate --help``).
 POLICY_CHOICES = ("decisions", "auto", "soft")
+
+
+def export_format_choices() -> tuple[str, ...]:
+    """``curate.export.format_choices()``, imported only when the choices are needed (it loads pandas)."""
+    from curate.export import format_choices
+
+    return format_choices()
 
 
 @click.command("export")
@@ -18,7 +25,7 @@ POLICY_CHOICES = ("decisions", "auto", "soft")
     "--format",
     "format",
     required=True,
-    type=click.Choice(FORMAT_CHOICES),
+    type=RegistryChoice(export_format_choices),
     help="native = the original dataset's own label file (or ImageFolder tree); csv/jsonl/parquet ="
     " generic table with scores and soft labels; or name the own format explicitly.",
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from curate.cli.options import load_table, reader_options
+from curate.cli.options import as_click_errors, reader_options
 
 
 @click.command("inspect")
@@ -34,10 +34,12 @@ def inspect(dataset: str, check_images: bool, **reader: object) -> None:
     """
     from curate.data import SkipReport
     from curate.data.inspect import format_report, inspect_table
+    from curate.data.load import load_table
 
     report = SkipReport()
     reader["on_bad"] = reader["on_bad"] or "skip"
-    table = load_table(dataset, report=report, **reader)
+    with as_click_errors():
+        table = load_table(dataset, report=report, **reader)
     result = inspect_table(table, report, check_images=check_images)
     click.echo(format_report(result))
     if result.errors:

@@ -23,7 +23,8 @@ from curate.cli.train_options import train_options
     type=click.IntRange(min=0),
     metavar="K",
     help="Train K fold models besides the full one, so every face is scored by a model that did not "
-    "train on it (honest scores on small sets, K times the training cost; 0 = off).",
+    "train on it (honest scores on small sets, K times the training cost; 0 = off) [default: from the "
+    "number of faces, docs/small-data.md].",
 )
 @mining_precision_option
 @tta_option

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from curate.cli.options import load_table, mining_precision_option, reader_options, tta_option
+from curate.cli.options import as_click_errors, mining_precision_option, reader_options, tta_option
 
 
 @click.command("score")
@@ -46,6 +46,7 @@ def score(
       curate score runs/mini/model.pt new_batch/ --format imagefolder --out new.parquet --csv new.csv
     """
     from curate.data.errors import DataError
+    from curate.data.load import load_table
     from curate.jobs import score_job
     from curate.records import read_scores, write_csv
 
@@ -61,7 +62,8 @@ def score(
         probe.unlink()
     except OSError as exc:
         raise click.ClickException(f"cannot write into {out.parent}: {exc.strerror}") from exc
-    table = load_table(dataset, **reader, decodable=True)
+    with as_click_errors():
+        table = load_table(dataset, **reader, decodable=True)
     try:
         result = score_job(
             model,

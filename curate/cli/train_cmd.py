@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from curate.cli.options import READER_KEYS, absolute_if_path, load_table, reader_options
-from curate.cli.train_options import resolve_config, train_options
+from curate.cli.options import as_click_errors, reader_options
+from curate.cli.train_options import train_options
 
 
-def table_and_config(dataset: str, kwargs: dict):
-    """(LabelTable, RunConfig, run directory) from a train/run command's arguments.
-
-    The base config is ``--config``, else the existing run's own ``config.yaml`` (re-running on an
-    ``--out`` resumes its settings), else the defaults; flags override it. The table is read with the
-    resolved reader options: those given on the command line, else those recorded in the base
-    config's ``data`` section (so a config replays the same columns and class order), else the
-    defaults. DATASET itself and ``--skip-report`` (an output) are never replayed.
-    """
-    from curate.runs import RunPaths
+def table_and_config(dataset: str, kwargs: dict) -> tuple[Any, Any, Path]:
+    """(LabelTable, RunConfig, run directory) from a train/run command's arguments, by the rules of
+    :func:`curate.job_inputs.table_and_config`."""
+    from curate.data.load import READER_KEYS
+    from curate.job_inputs import table_and_config as job_inputs
 
     reader = {k: kwargs.pop(k) for k in READER_KEYS if k in kwargs}
     out = kwargs.pop("out")
-    own = RunPaths(Path(out)).config
-    if kwargs.get("config_file") is None and own.exists():
-        click.echo(f"resuming {out}: settings from {own}, flags override them")
-        kwargs["config_file"] = own
-    cfg = resolve_config({"dataset": absolute_if_path(dataset), **reader}, **kwargs)
-    replayed = {k: v for k, v in cfg.data.items() if k in READER_KEYS and k != "skip_report"}
-    table = load_table(dataset, **{**replayed, "skip_report": reader.get("skip_report")}, decodable=True)
+    with as_click_errors():
+        table, cfg = job_inputs(dataset, out, reader, log=click.echo, **kwargs)
     return table, cfg, out
 
 

@@ -53,6 +53,12 @@ class DataError(Exception):
         return f"{self.where}: {self.problem}." + (f" {self.hint}" if self.hint else "")
 
 
+class OptionError(ValueError):
+    """A reader option that cannot be honoured (a split the dataset lacks, a skip report that would
+    overwrite an input); the message names the option and what to do (a ValueError, so every
+    command reports it as its one-line error)."""
+
+
 @dataclass(frozen=True)
 class Skipped:
     """One item left out of (or noted about) a table: the error's problem text and hint."""

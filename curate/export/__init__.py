@@ -8,14 +8,14 @@ and records ``<out>.audit.json`` (:mod:`~curate.export.audit`).
 """
 
 from curate.export.audit import ExportSummary
-from curate.export.formats import FORMAT_CHOICES, FORMATS
+from curate.export.formats import export_formats, format_choices
 from curate.export.job import export_cleaned
 from curate.export.policies import ACTIONS, DEFAULT_CONFIDENCE, POLICIES, CleanedLabels, apply_policy
 from curate.export.safety import ExportError
 from curate.export.source import Curation, DecisionTable, load_source, with_curations
 
 __all__ = [
-    "ACTIONS", "DEFAULT_CONFIDENCE", "FORMATS", "FORMAT_CHOICES", "POLICIES", "CleanedLabels", "Curation",
-    "DecisionTable", "ExportError", "ExportSummary", "apply_policy", "export_cleaned", "load_source",
+    "ACTIONS", "DEFAULT_CONFIDENCE", "POLICIES", "CleanedLabels", "Curation", "DecisionTable", "ExportError",
+    "ExportSummary", "apply_policy", "export_cleaned", "export_formats", "format_choices", "load_source",
     "with_curations",
 ]  # fmt: skip

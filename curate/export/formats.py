@@ -1,4 +1,4 @@
-"""Output formats: generic tables, the dataset's own label file, or an ImageFolder tree.
+"""Output formats: generic tables, or a dataset format's own (its label file, an ImageFolder tree).
 
 Generic ``csv`` / ``jsonl`` / ``parquet``: one row per kept face, columns
 
@@ -13,8 +13,8 @@ file's schema metadata ``curate_export`` holds ``{"classes": [...]}``. A generic
 with ``read_dataset(out, format="csv", path_column="filepath", label_column="clean_label",
 id_column="sample_id", classes=...)``.
 
-Own formats (``native`` picks the original dataset's): see :mod:`curate.export.native` and
-:mod:`curate.export.tree`.
+Own formats (``native`` picks the original dataset's) are the registered dataset formats' exports
+(:mod:`curate.formats`), written by :mod:`curate.export.native` and :mod:`curate.export.tree`.
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.export import native
 from curate.export.native import WriteContext, Written
 from curate.export.policies import CleanedLabels
 from curate.export.safety import ExportError
-from curate.export.tree import write_imagefolder
+from curate.formats import find_format, registered_formats
 
 Writer = Callable[[CleanedLabels, Path, WriteContext], Written]
 
@@ -87,44 +86,57 @@ def write_parquet(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> Writt
 @dataclass(frozen=True)
 class Format:
     """A writer (fills a temporary file, or folder when ``folder``); ``native`` formats re-emit the
-    original label file; ``soft`` formats carry the distribution, the others one hard label."""
+    original label file, whose image paths are relative to ``image_root(label file)`` (None: it holds
+    none); ``soft`` formats carry the distribution, the others one hard label."""
 
     write: Writer
     folder: bool = False
     native: bool = False
     soft: bool = False
+    image_root: Callable[[Path], Path] | None = None
 
 
-FORMATS: dict[str, Format] = {
+#: The generic formats, written from a dataset of any format.
+GENERIC: dict[str, Format] = {
     "csv": Format(write_csv, soft=True),
     "jsonl": Format(write_jsonl, soft=True),
     "parquet": Format(write_parquet, soft=True),
-    "imagefolder": Format(write_imagefolder, folder=True),
-    "source-csv": Format(native.write_source_csv, native=True),
-    "ferplus": Format(native.write_ferplus, native=True),
-    "fer2013": Format(native.write_fer2013, native=True),
-    "affectnet": Format(native.write_affectnet, native=True),
-    "rafdb": Format(native.write_rafdb, native=True),
 }
-FORMAT_CHOICES = ("native", *FORMATS)
-#: Reader format of the original dataset -> its own export format.
-NATIVE = {"csv": "source-csv", "imagefolder": "imagefolder", "ferplus": "ferplus", "fer2013": "fer2013",
-          "affectnet": "affectnet", "rafdb": "rafdb"}  # fmt: skip
+
+
+def export_formats() -> dict[str, Format]:
+    """``--format`` name -> Format: the generic ones, then each registered dataset format's own."""
+    own = {
+        f.export.name: Format(
+            f.export.write, folder=f.export.folder, native=f.export.own_only, image_root=f.export.image_root
+        )  # fmt: skip
+        for f in registered_formats()
+        if f.export is not None
+    }
+    return {**GENERIC, **own}
+
+
+def format_choices() -> tuple[str, ...]:
+    """Every ``--format`` value: ``native`` (the original dataset's own), then :func:`export_formats`."""
+    return ("native", *export_formats())
 
 
 def resolve_format(name: str, dataset_format: str | None) -> str:
     """The export format to write: ``native`` becomes the original dataset's own format; a native
     format must match the original dataset."""
-    if name not in FORMAT_CHOICES:
-        raise ExportError(f"unknown format {name!r}; choose one of {', '.join(FORMAT_CHOICES)}")
-    if name != "native" and not FORMATS[name].native:
+    formats = export_formats()
+    if name not in ("native", *formats):
+        raise ExportError(f"unknown format {name!r}; choose one of {', '.join(format_choices())}")
+    if name != "native" and not formats[name].native:
         return name
-    own = NATIVE.get(dataset_format or "")
+    source = find_format(dataset_format)
+    own = source.export.name if source is not None and source.export is not None else None
     if own is None:
         what = f"a {dataset_format} dataset" if dataset_format else "no original dataset (pass --dataset)"
+        anywhere = [n for n, f in formats.items() if not f.native]
         raise ExportError(
             f"--format {name} re-emits the original dataset's label file, but there is {what};"
-            " choose csv, jsonl, parquet or imagefolder"
+            f" choose {', '.join(anywhere[:-1])} or {anywhere[-1]}"
         )
     if name not in ("native", own):
         raise ExportError(

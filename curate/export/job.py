@@ -6,15 +6,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from curate.data import DataError, detect_format
-from curate.data.readers.rafdb import LABEL_FILE as RAFDB_LABEL_FILE
+from curate.data import DataError
 from curate.export.audit import ExportSummary, build_audit, sha256, summarize, write_json
-from curate.export.formats import FORMATS, resolve_format
+from curate.export.formats import Format, export_formats, resolve_format
 from curate.export.native import WriteContext
 from curate.export.policies import DEFAULT_CONFIDENCE, POLICIES, apply_policy
 from curate.export.safety import ExportError, Staged, check_output
-from curate.export.source import FIFTYONE_PREFIX, DecisionTable, load_source
+from curate.export.source import DecisionTable, load_source
 from curate.export.tree import LINKS
+from curate.formats import detect_format, find_format
+from curate.formats.fiftyone_dataset import PREFIX as FIFTYONE_PREFIX
 from curate.records import embeddings_path
 
 AUDIT_SUFFIX = ".audit.json"
@@ -39,7 +40,7 @@ def export_cleaned(
     """Write the cleaned labels of SOURCE to ``out`` and the audit to ``<out>.audit.json``.
 
     ``source``: a scores.parquet or a FiftyOne dataset (``fiftyone:NAME`` or NAME; its given
-    labels in ``label_field``). ``format``: see :data:`curate.export.formats.FORMAT_CHOICES`;
+    labels in ``label_field``). ``format``: see :func:`curate.export.formats.format_choices`;
     own formats re-emit the original dataset, ``dataset`` or else the scores metadata's
     ``dataset`` (``label_column``/``path_column``/``id_column`` name the columns of a generic
     CSV list when they are not the reader's defaults). ``policy``/``confidence``: see
@@ -54,11 +55,12 @@ def export_cleaned(
     if not 0.0 <= confidence <= 1.0:
         raise ExportError(f"confidence must lie in [0, 1], not {confidence}")
     table = load_source(os.fspath(source), label_field=label_field)
-    own_format = format == "native" or (format in FORMATS and FORMATS[format].native)
+    formats = export_formats()
+    own_format = format == "native" or (format in formats and formats[format].native)
     ctx = _context(dataset, table, required=own_format, links=links, label_column=label_column,
                    path_column=path_column, id_column=id_column)  # fmt: skip
     name = resolve_format(format, ctx.dataset_format)
-    fmt = FORMATS[name]
+    fmt = formats[name]
     if policy == "soft" and not fmt.soft:
         raise ExportError(
             f"policy soft gives every face a distribution, which {name} cannot hold;"
@@ -70,7 +72,7 @@ def export_cleaned(
     protected = [Path(p) for p in (table.origin.get("path"), table.origin.get("scores"), ctx.dataset) if p]
     check_output(
         out, sidecar, force=force, folder=fmt.folder, protected_files=protected + _run_files(table),
-        protected_trees=[ctx.dataset] if ctx.dataset and ctx.dataset_format == "imagefolder" else [],
+        protected_trees=[ctx.dataset] if ctx.dataset and ctx.dataset.is_dir() else [],
         images=cleaned.faces["filepath"],
     )  # fmt: skip
     staged = [Staged(out, folder=fmt.folder)]
@@ -79,7 +81,7 @@ def export_cleaned(
         summary = summarize(cleaned, written, out=out, audit=sidecar, format=name, policy=policy,
                             confidence=confidence, soft_format=fmt.soft)  # fmt: skip
         summary.notes.extend(table.notes)
-        if own_format and _relative_elsewhere(ctx, name, out, cleaned.faces["filepath"]):
+        if own_format and _relative_elsewhere(ctx, fmt, out, cleaned.faces["filepath"]):
             summary.notes.append(
                 f"image paths are copied as written in {ctx.dataset}, relative to {ctx.dataset.parent}; "
                 f"from {out.parent} they do not resolve: keep the cleaned file beside the original"
@@ -116,15 +118,14 @@ def _run_files(table: DecisionTable) -> list[Path]:
     return files
 
 
-def _relative_elsewhere(ctx: WriteContext, name: str, out: Path, filepaths: Any) -> bool:
+def _relative_elsewhere(ctx: WriteContext, fmt: Format, out: Path, filepaths: Any) -> bool:
     """Whether an own-format file written to ``out`` leaves the folder its image paths (resolved
-    by the reader against the original file's folder; RAF-DB's from the folder above
-    ``EmoLabel``) are relative to. fer2013 holds its pixels, not paths."""
-    if name == "fer2013" or ctx.dataset is None or not ctx.dataset.is_file():
+    by the reader against ``fmt.image_root`` of the original file) are relative to."""
+    if fmt.image_root is None or ctx.dataset is None or not ctx.dataset.is_file():
         return False
     if out.parent.resolve() == ctx.dataset.parent.resolve():
         return False
-    root = ctx.dataset.parent.parent if name == "rafdb" else ctx.dataset.parent
+    root = fmt.image_root(ctx.dataset)
     return any(Path(p).resolve().is_relative_to(root.resolve()) for p in list(filepaths)[:100])
 
 
@@ -132,8 +133,8 @@ def _context(
     dataset: str | os.PathLike[str] | None, table: DecisionTable, *, required: bool, **options: Any
 ) -> WriteContext:
     """The original dataset: ``dataset`` when given, else the scores metadata's; it must exist
-    when given or ``required`` (own formats), else a missing one is ignored. A RAF-DB folder
-    becomes its label file. Without ``dataset``, the format and the column options the scores
+    when given or ``required`` (own formats), else a missing one is ignored. A dataset folder
+    becomes its format's label file, when the format has one. Without ``dataset``, the format and the column options the scores
     were read with (their metadata) are used, unless given here."""
     given = dataset is not None
     recorded = {} if given else dict(table.metadata.get("reader") or {})
@@ -154,8 +155,9 @@ def _context(
         fmt = (None if given else table.metadata.get("dataset_format")) or detect_format(path)
     except DataError as exc:
         raise ExportError(str(exc)) from None
-    if fmt == "rafdb" and path.is_dir():
-        path = path / "EmoLabel" / RAFDB_LABEL_FILE
+    spec = find_format(fmt)
+    if path.is_dir() and spec is not None and spec.export is not None and spec.export.label_file is not None:
+        path = spec.export.label_file(path)
     return WriteContext(dataset=path, dataset_format=fmt, **options)
 
 

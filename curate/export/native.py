@@ -31,13 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.data.readers.affectnet import AFFECTNET_CLASSES, AFFECTNET_COLUMNS
+from curate.data.readers.affectnet import AFFECTNET_CLASSES
 from curate.data.readers.common import sniff_delimiter
 from curate.data.readers.csvlist import LABEL_GUESSES, PATH_GUESSES
 from curate.data.readers.rafdb import RAFDB_CLASSES
 from curate.data.table import FER2013_CLASSES
 from curate.export.policies import CleanedLabels
 from curate.export.safety import ExportError
+from curate.formats.affectnet import AFFECTNET_COLUMNS
 
 BOM = "\ufeff"
 INT = re.compile(r"[+-]?\d+")

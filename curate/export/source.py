@@ -42,9 +42,9 @@ import pandas as pd
 
 from curate.data.readers.imagefolder import SPLIT_NAMES
 from curate.export.safety import ExportError
+from curate.formats.fiftyone_dataset import PREFIX as FIFTYONE_PREFIX
 from curate.records import VERDICTS, read_metadata, read_scores, vectors
 
-FIFTYONE_PREFIX = "fiftyone:"
 EXCLUDED_TAG = "excluded"
 SCORE_COLUMNS = ["sample_id", "filepath", "split", "given_label", "label_distribution", "mislabel_score",
                  "ambiguity_score", "suggested_label", "verdict"]  # fmt: skip

@@ -1,5 +1,6 @@
 """FiftyOne side of dmue-curate: load scores into a dataset (:func:`load_scores`), the faiss
-similarity backend (:mod:`curate.fiftyone.faiss_backend`, registered as ``"faiss"`` on import)."""
+similarity backend (:mod:`curate.fiftyone.faiss_backend`, registered as ``"faiss"`` on import) and the
+curator decisions (:mod:`curate.fiftyone.review`)."""
 
 from curate.fiftyone.load import QUEUES, SIMILARITY_KEY, VERDICT_TAGS, ScoresFileError, load_scores, loaded_from
 

@@ -33,7 +33,7 @@ import fiftyone.brain.internal.core.utils as fbu
 import numpy as np
 from fiftyone.brain.similarity import DuplicatesMixin, Similarity, SimilarityConfig, SimilarityIndex
 
-from curate.neighbors import IndexKind, NeighborIndex, _drop_self
+from curate.neighbors import IndexKind, NeighborIndex, drop_self
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +359,7 @@ class FaissSimilarityIndex(SimilarityIndex, DuplicatesMixin):
         else:
             k = n - 1 if k is None else min(k, n - 1)
             res = index.search(self._active_rows(keep), k + 1)
-            ids, sims = _drop_self(res.indices, res.similarities, np.arange(n))
+            ids, sims = drop_self(res.indices, res.similarities, np.arange(n))
             inds, dists = list(ids), list(1.0 - sims)
         return (inds, dists) if return_dists else inds
 

@@ -24,7 +24,7 @@ tags                                     ``likely_mislabeled`` / ``ambiguous`` =
                                          replaces only these two tags
 =======================  ==============  ==========================================================
 
-The decision fields (:mod:`curate.review`) get their initial values on new samples only; a load
+The decision fields (:mod:`curate.fiftyone.review`) get their initial values on new samples only; a load
 never writes them on existing samples, nor their other tags. The dataset also gets:
 media type ``image``, ``default_classes`` and ``info["classes"]``; ``info["scores"]``, the last
 scores file loaded (:func:`loaded_from` lists them all); the review queues as saved views
@@ -54,8 +54,7 @@ from fiftyone import ViewField as F
 from fiftyone.core.odm.sample import _generate_rand
 from pymongo import UpdateOne
 
-from curate import review
-from curate.fiftyone import faiss_backend
+from curate.fiftyone import faiss_backend, review
 from curate.records import COLUMNS, VERDICTS, embeddings_path, load_embeddings, read_scores, vectors
 
 logger = logging.getLogger(__name__)

@@ -106,11 +106,26 @@ def knn_histogram(knn_labels: np.ndarray, num_classes: int) -> np.ndarray:
     return hist / np.maximum(hist.sum(axis=1, keepdims=True), 1.0)
 
 
-def knn_disagreement(given: np.ndarray, knn_labels: np.ndarray) -> np.ndarray:
-    """(N,) share of the found neighbours whose given label differs (0 when none was found)."""
-    found = knn_labels >= 0
-    differ = (knn_labels != given[:, None]) & found
-    return differ.sum(axis=1) / np.maximum(found.sum(axis=1), 1)
+def knn_disagreement(labels: np.ndarray, neighbor_indices: np.ndarray) -> np.ndarray:
+    """(N,) float64 in [0, 1]: share of each face's neighbours whose label differs from its own.
+
+    ``labels`` (N,) int; ``neighbor_indices`` (N, k) int indices into ``labels``, -1 entries (no
+    neighbour found) ignored. A face without any neighbour (an all-zero or non-finite embedding:
+    the scoring summary counts them) gets 0: no neighbour disagrees, so kNN never flags it. 0
+    rather than NaN keeps the column in [0, 1] everywhere it goes (scores.parquet, FiftyOne's
+    float field and its filters, the flag rule's ``>=`` threshold, the benchmark's rankings).
+    """
+    labels = np.asarray(labels)
+    nbrs = np.asarray(neighbor_indices)
+    if labels.ndim != 1 or nbrs.ndim != 2 or len(nbrs) != len(labels):
+        raise ValueError(
+            f"need labels (N,) and neighbor_indices (N, k) with the same N, got {labels.shape} and {nbrs.shape}"
+        )
+    if nbrs.size and nbrs.max() >= len(labels):
+        raise ValueError(f"neighbor_indices holds index {nbrs.max()} but there are only {len(labels)} labels")
+    found = nbrs >= 0
+    differs = (labels[np.where(found, nbrs, 0)] != labels[:, None]) & found
+    return differs.sum(axis=1) / np.maximum(found.sum(axis=1), 1)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -235,5 +250,5 @@ def compute_scores(
         "mislabel_score": np.clip(1.0 - dist[rows, given], 0.0, 1.0).astype(np.float32),
         "ambiguity_score": ambiguity_score(given, dist, sigma, knn_indices, cfg),
         "suggested_label": dist.argmax(axis=1).astype(np.int32),
-        "knn_disagreement": knn_disagreement(given, knn_labels).astype(np.float32),
+        "knn_disagreement": knn_disagreement(given, knn_indices).astype(np.float32),
     }

@@ -1,11 +1,11 @@
-"""FiftyOne plugin ``@dmue-curate/review``: thin operators and a panel over :mod:`curate.review`.
+"""FiftyOne plugin ``@dmue-curate/review``: thin operators and a panel over :mod:`curate.fiftyone.review`.
 
 Operators act on the faces selected in the grid (relabel, show_similar) or on the selection /
 current view (accept_suggestions, mark_reviewed, exclude, include, undo: the App offers the
 target, so a batch decision on a queue can be undone on the same queue - except on
 ``unreviewed-flagged``, which a decision empties: undo those on ``likely-mislabeled``; from
 Python, ``selected`` ids win over the view). Each records a decision through
-:mod:`curate.review`, by the App user when known, else ``$USER``.
+:mod:`curate.fiftyone.review`, by the App user when known, else ``$USER``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from typing import Any
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from curate import review
-from curate.fiftyone import SIMILARITY_KEY
+from curate.fiftyone import SIMILARITY_KEY, review
 
 
 def _selected(ctx: foo.ExecutionContext):
@@ -45,7 +44,7 @@ class _Decision(foo.Operator):
 
     operator_name: str
     label: str
-    apply: Callable[..., int]  # a curate.review function (samples, *, by) -> count
+    apply: Callable[..., int]  # a curate.fiftyone.review function (samples, *, by) -> count
 
     @property
     def config(self) -> foo.OperatorConfig:
@@ -130,11 +129,11 @@ class ExportCleaned(foo.Operator):
         return foo.OperatorConfig(name="export_cleaned", label="Export cleaned labels", view_target=False)
 
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
-        from curate.export import FORMAT_CHOICES, POLICIES
+        from curate.export import POLICIES, format_choices
 
         inputs = types.Object()
         inputs.str("out", required=True, label="Output file or folder (absolute path, or ~/...)")
-        inputs.enum("format", list(FORMAT_CHOICES), default="csv", label="Format")
+        inputs.enum("format", list(format_choices()), default="csv", label="Format")
         inputs.enum("policy", list(POLICIES), default="decisions", label="Policy")
         inputs.bool("force", default=False, label="Replace an existing output")
         return types.Property(inputs, view=types.View(label="Export cleaned labels"))

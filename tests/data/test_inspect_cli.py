@@ -8,9 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from curate.cli import main
-from curate.cli.options import READER_KEYS, load_table, reader_options
+from curate.cli.options import reader_options
 from curate.data.errors import SkipReport
 from curate.data.inspect import format_report, inspect_table
+from curate.data.load import READER_KEYS, load_table
 from curate.data.table import make_table
 
 
@@ -146,7 +147,7 @@ def test_help_has_examples():
 def test_reader_keys_match_options_and_load_table():
     command = click.command("x")(reader_options(lambda **kw: None))
     assert tuple(p.name for p in command.params) == READER_KEYS
-    assert tuple(signature(load_table).parameters)[1:-2] == READER_KEYS  # then report, decodable
+    assert tuple(signature(load_table).parameters)[1:-3] == READER_KEYS  # then report, decodable, log
 
 
 def test_inspect_table_duplicates_single_class_and_votes(tmp_path, make_image):

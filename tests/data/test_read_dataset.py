@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from inspect import signature
+
 import pytest
 
-from curate.cli.options import FORMAT_CHOICES
-from curate.data import FORMATS, DataError, detect_format, read_dataset
+from curate.cli.options import reader_format_choices
+from curate.data import DataError, read_dataset
+from curate.formats import Lazy, detect_format, format_names, registered_formats
 
 FERPLUS_HEADER = (
     "path,row,split,fer2013_label,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
@@ -11,7 +14,14 @@ FERPLUS_HEADER = (
 
 
 def test_cli_format_choices_match_readers():
-    assert ("auto", *FORMATS) == FORMAT_CHOICES
+    assert ("auto", *format_names()) == reader_format_choices()
+
+
+def test_declared_options_are_the_readers_parameters():
+    for fmt in registered_formats():
+        if isinstance(fmt.read, Lazy):
+            parameters = set(signature(fmt.read.resolve()).parameters) - {"path", "name", "on_bad", "report"}
+            assert set(fmt.options) == parameters, fmt.name
 
 
 def test_detection(tmp_path):

@@ -4,8 +4,9 @@ import pytest
 
 from curate.data import read_dataset
 from curate.data.errors import DataError, SkipReport
-from curate.data.readers.affectnet import AFFECTNET_CLASSES, AFFECTNET_COLUMNS, read_affectnet
+from curate.data.readers.affectnet import AFFECTNET_CLASSES, read_affectnet
 from curate.data.table import validate_table
+from curate.formats.affectnet import AFFECTNET_COLUMNS
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from curate.cli import main
-from curate.cli.export_cmd import FORMAT_CHOICES, POLICY_CHOICES
-from curate.export import FORMAT_CHOICES as API_FORMATS
-from curate.export import POLICIES
+from curate.cli.export_cmd import POLICY_CHOICES, export_format_choices
+from curate.export import POLICIES, format_choices
 
 
 def test_cli_exports_and_prints_summary(scenario, tmp_path):
@@ -34,4 +33,4 @@ def test_cli_exports_and_prints_summary(scenario, tmp_path):
 def test_cli_help_and_choices():
     result = CliRunner().invoke(main, ["export", "--help"])
     assert result.exit_code == 0 and "Examples:\n    curate export runs/mini/scores.parquet" in result.output
-    assert FORMAT_CHOICES == API_FORMATS and POLICY_CHOICES == POLICIES
+    assert export_format_choices() == format_choices() and POLICY_CHOICES == POLICIES

@@ -15,11 +15,11 @@ from export_helpers import auto_scores, expected_auto, make_image
 from PIL import Image
 
 from curate.data import read_dataset
-from curate.data.readers.affectnet import AFFECTNET_COLUMNS
-from curate.data.readers.ferplus_labels import FERPLUS_LABELS_COLUMNS
 from curate.data.readers.rafdb import RAFDB_CLASSES
 from curate.data.table import FER2013_CLASSES
 from curate.export import export_cleaned
+from curate.formats.affectnet import AFFECTNET_COLUMNS
+from curate.formats.ferplus import FERPLUS_LABELS_COLUMNS
 
 COLUMNS = ["sample_id", "filepath", "split", "label"]
 

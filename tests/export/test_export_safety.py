@@ -132,7 +132,7 @@ def test_interrupted_file_write_keeps_previous_file(scenario, tmp_path, monkeypa
             fh.truncate(fh.seek(0, 2) // 2)  # half a file on disk, then the process "dies"
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(formats.FORMATS, "csv", Format(crash_midway, soft=True))
+    monkeypatch.setitem(formats.GENERIC, "csv", Format(crash_midway, soft=True))
     with pytest.raises(KeyboardInterrupt):
         export_cleaned(scenario, format="csv", policy="auto", out=out, force=True)
     assert (out.read_bytes(), (tmp_path / "clean.csv.audit.json").read_bytes()) == before

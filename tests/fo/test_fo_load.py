@@ -8,9 +8,8 @@ import pytest
 from click.testing import CliRunner
 from fo_helpers import CLASSES, scores_frame, write
 
-from curate import review
 from curate.cli import main
-from curate.fiftyone import ScoresFileError, load_scores, loaded_from
+from curate.fiftyone import ScoresFileError, load_scores, loaded_from, review
 from curate.records import read_scores
 
 pytestmark = pytest.mark.mongo

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from fo_helpers import PLUGIN
 
-from curate import review
-from curate.fiftyone import load_scores
+from curate.fiftyone import load_scores, review
 
 pytestmark = pytest.mark.mongo
 

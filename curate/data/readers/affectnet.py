@@ -19,19 +19,9 @@ import pandas as pd
 from curate.data.errors import DataError, OnBad, SkipReport, check_on_bad
 from curate.data.readers.common import load_csv
 from curate.data.readers.csvlist import table_from_frame
+from curate.formats.affectnet import AFFECTNET_COLUMNS
 
 AFFECTNET_CLASSES = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
-AFFECTNET_COLUMNS = (
-    "subDirectory_filePath",
-    "face_x",
-    "face_y",
-    "face_width",
-    "face_height",
-    "facial_landmarks",
-    "expression",
-    "valence",
-    "arousal",
-)
 NOT_EMOTIONS = {7: "contempt", 8: "None", 9: "Uncertain", 10: "Non-Face"}
 IMAGE_FOLDER = "Manually_Annotated_Images"
 

@@ -22,8 +22,8 @@ from tqdm import tqdm
 from curate.data.errors import DataError, OnBad, SkipReport, check_on_bad
 from curate.data.readers.common import RowErrors, load_csv, require_columns
 from curate.data.readers.csvlist import table_from_frame
-from curate.data.readers.ferplus_labels import FERPLUS_TO_FER2013, FERPLUS_VOTE_COLUMNS
 from curate.data.table import FER2013_CLASSES
+from curate.formats.ferplus import FERPLUS_TO_FER2013, FERPLUS_VOTE_COLUMNS
 
 SIDE = 48
 FERPLUS_NEW_COLUMNS = ("Usage", "Image name", *FERPLUS_VOTE_COLUMNS)

@@ -18,20 +18,7 @@ from curate.data.errors import OnBad, SkipReport, check_on_bad
 from curate.data.readers.common import load_csv, require_columns
 from curate.data.readers.csvlist import table_from_frame
 from curate.data.table import FER2013_CLASSES
-
-#: FERPlus vote column -> FER2013 class name (contempt, unknown and NF have no FER2013 class).
-FERPLUS_TO_FER2013 = {
-    "neutral": "neutral",
-    "happiness": "happy",
-    "surprise": "surprise",
-    "sadness": "sad",
-    "anger": "angry",
-    "disgust": "disgust",
-    "fear": "fear",
-}
-FERPLUS_VOTE_COLUMNS = (*FERPLUS_TO_FER2013, "contempt", "unknown", "NF")
-#: Columns whose presence identifies the layout (used by format auto-detection too).
-FERPLUS_LABELS_COLUMNS = ("path", "row", "split", "fer2013_label", *FERPLUS_VOTE_COLUMNS)
+from curate.formats.ferplus import FERPLUS_LABELS_COLUMNS, FERPLUS_TO_FER2013
 
 
 def read_ferplus_labels(

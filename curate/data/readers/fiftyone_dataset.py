@@ -15,8 +15,7 @@ import pandas as pd
 from curate.data.errors import DataError, OnBad, SkipReport, check_on_bad
 from curate.data.readers.csvlist import table_from_frame
 from curate.data.readers.imagefolder import SPLIT_NAMES
-
-PREFIX = "fiftyone:"
+from curate.formats.fiftyone_dataset import PREFIX
 
 
 def read_fiftyone(

@@ -18,9 +18,9 @@ import pandas as pd
 from curate.data.errors import OnBad, SkipReport, check_on_bad
 from curate.data.readers.common import RowErrors, load_csv
 from curate.data.readers.csvlist import table_from_frame
+from curate.formats.rafdb import label_file
 
 RAFDB_CLASSES = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")
-LABEL_FILE = "list_patition_label.txt"
 
 
 def _widest_line(path: Path) -> int:
@@ -49,7 +49,7 @@ def read_rafdb(
         raise ValueError(f"images must be 'aligned' or 'original', not {images!r}")
     path = Path(path)
     if path.is_dir():
-        path = path / "EmoLabel" / LABEL_FILE
+        path = label_file(path)
     if root is None:
         root = path.parent.parent if path.parent.name == "EmoLabel" else path.parent
     root = os.path.abspath(root)

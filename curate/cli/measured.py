@@ -1,4 +1,4 @@
-"""``python -m curate.benchmark.measured RESULT.json ARGS...``: run ``curate ARGS`` in this process,
+"""``python -m curate.cli.measured RESULT.json ARGS...``: run ``curate ARGS`` in this process,
 then write its wall time (s) and peak resident memory (MiB) to RESULT.json (only on success)."""
 
 from __future__ import annotations

@@ -1,0 +1,49 @@
+"""What a train or run job starts from: the LabelTable and the RunConfig, by the resume and
+replay rules (see :func:`table_and_config`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from curate.data.load import READER_KEYS, load_table
+from curate.run_config import RunConfig, resolve_config
+from curate.runs import RunPaths
+
+
+def absolute_if_path(source: str) -> str:
+    """``source`` as an absolute path when it names an existing file or folder (so a run's record
+    stays valid from any working directory), else unchanged (e.g. ``fiftyone:NAME``)."""
+    return str(Path(source).resolve()) if Path(source).exists() else source
+
+
+def table_and_config(
+    dataset: str,
+    out: Path,
+    reader: Mapping[str, Any],
+    *,
+    config_file: Path | None = None,
+    log: Callable[[str], object] = print,
+    **settings: Any,
+) -> tuple[pd.DataFrame, RunConfig]:
+    """(LabelTable, RunConfig) of a train/run job into the run directory ``out``.
+
+    The base config is ``config_file``, else the existing run's own ``config.yaml`` (re-running on
+    ``out`` resumes its settings; said through ``log``), else the defaults; ``settings`` (the
+    arguments of :func:`~curate.run_config.resolve_config`) override it. The table is read with the
+    resolved reader options: those in ``reader`` (:data:`~curate.data.load.READER_KEYS`), else those
+    recorded in the base config's ``data`` section (so a config replays the same columns and class
+    order), else the defaults. The dataset itself and ``skip_report`` (an output) are never
+    replayed. Raises ConfigError, DataError or OptionError.
+    """
+    own = RunPaths(Path(out)).config
+    if config_file is None and own.exists():
+        log(f"resuming {out}: settings from {own}, flags override them")
+        config_file = own
+    cfg = resolve_config({"dataset": absolute_if_path(dataset), **reader}, config_file=config_file, **settings)
+    replayed = {k: v for k, v in cfg.data.items() if k in READER_KEYS and k != "skip_report"}
+    table = load_table(dataset, **{**replayed, "skip_report": reader.get("skip_report")}, decodable=True)
+    return table, cfg
