@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench bench-quick clean
+.PHONY: setup demo test lint docs bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The docs site (mkdocs.yml; the home page is the README) into site/; --strict fails on a broken link,
+# an unknown anchor or a page missing from the nav (not --quiet: with it mkdocs 1.6.1 exits 0 on
+# strict warnings). CI runs it (.ci/run).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 # Same-run comparison with cleanlab, FiftyOne Brain and kNN on FERPlus (resumable; see docs/benchmark.md).
 bench-quick: $(STAMP)
 	$(BIN)/curate bench ../shared/data/ferplus-mini/labels.csv --quick --out runs/bench-quick
@@ -33,4 +39,4 @@ bench: $(STAMP)
 	cp runs/bench/results.md runs/bench/results.json docs/bench/
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site
