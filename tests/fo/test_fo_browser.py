@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from fo_helpers import free_port
+from fo_helpers import Chromium, free_port
 
 from curate.fiftyone import load_scores
 
@@ -95,6 +95,9 @@ def test_app_renders_fields_and_queues_and_stops_cleanly(chromium, make_scores, 
 
 DOC_SHOTS = "docs-screenshots"  # subfolder of $CURATE_TEST_ARTIFACTS the screenshots go to
 REVIEW_WORKSPACE = "curate-review"
+SHOT_FLAGS = tuple(f for f in CHROMIUM_FLAGS if not f.startswith("--virtual-time-budget"))
+ENTERPRISE_TOOLTIP = "fiftyone-enterprise-tooltip-seen"  # the App's "Explore Enterprise" popover stays closed
+PANEL_TEXT = ("unreviewed-flagged: ",)  # a queue button of the review panel (it has no tab title here)
 
 
 def synthetic_only(scores: Path) -> None:
@@ -125,7 +128,8 @@ def synthetic_scores(tmp_path: Path, n: int = 42) -> Path:
 def test_app_screenshots_for_the_docs(chromium, dataset_name, tmp_path):
     """Every saved view's grid, a face's expanded view and the review panel render with our fields; their
     screenshots go to $CURATE_TEST_ARTIFACTS/docs-screenshots. ``make docs-images`` points CURATE_DOCS_SCORES at
-    the demo's scores (synthetic faces, a trained model) and copies them into docs/img."""
+    the demo's scores (synthetic faces, a trained model) and copies them into docs/img. Driven over the DevTools
+    protocol: each page is photographed once our fields (and the panel's text) are in it."""
     import fiftyone as fo
 
     scores = (
@@ -154,12 +158,21 @@ def test_app_screenshots_for_the_docs(chromium, dataset_name, tmp_path):
         pages = {f"view-{v}": f"{url}?view={v}" for v in views}
         pages["review-panel"] = f"{url}?view=likely-mislabeled&workspace={REVIEW_WORKSPACE}"
         pages["sample"] = f"{url}?view=likely-mislabeled&id={top}"
-        doms = {name: render(chromium, page, shots / f"{name}.png") for name, page in pages.items()}
+        browser = Chromium(chromium, SHOT_FLAGS, tmp_path / "profile")
+        try:
+            browser.open(pages["view-likely-mislabeled"], until=FIELDS)  # the App's origin, for its localStorage
+            browser.evaluate(f"localStorage.setItem('{ENTERPRISE_TOOLTIP}', 'true')")
+            for name, page in pages.items():
+                panel = name == "review-panel"
+                try:
+                    browser.open(page, until=FIELDS + PANEL_TEXT if panel else FIELDS, settle=10 if panel else 3)
+                finally:
+                    browser.screenshot(shots / f"{name}.png")  # also what was shown when it timed out
+        finally:
+            browser.close()
     finally:
         os.kill(app.pid, signal.SIGINT)
         app.wait(timeout=60)
-    for name, dom in doms.items():
-        missing = [f for f in FIELDS if f not in dom]
-        assert not missing, f"fields {missing} not rendered on {name}"
+    for name in pages:
         assert (shots / f"{name}.png").stat().st_size > 10_000, f"{name}.png looks empty"
     print(f"screenshots: {shots}")
