@@ -65,3 +65,8 @@ def test_the_checker_catches_broken_links(tmp_path: Path):
     page.write_text("[ok](b.md#hello-world-x) [dup](b.md#hello-world-x-1) [bad](b.md#nope) `[code](c.md)`\n")
     assert relative_links(page) == ["b.md#hello-world-x", "b.md#hello-world-x-1", "b.md#nope"]
     assert anchors(tmp_path / "b.md") == {"hello-world-x", "hello-world-x-1"}
+
+
+def test_readme_is_at_most_200_lines():
+    lines = (REPO / "README.md").read_text(encoding="utf-8").count("\n")
+    assert lines <= 200, f"README.md has {lines} lines; the user README stays at most 200 (docs/ holds the rest)"
