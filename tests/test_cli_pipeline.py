@@ -415,3 +415,11 @@ def test_init_from_an_earlier_run_or_its_exported_model(synthetic_run, tmp_path)
     )
     assert res.exit_code == 0, res.output
     assert "started from" not in res.output and "resuming" in res.output
+
+
+@pytest.mark.slow
+def test_demo_no_load_trains_scores_and_exports_without_fiftyone(tmp_path):
+    res = invoke("demo", "--faces", "100", "--epochs", "1", "--no-load", "--out", tmp_path / "demo")
+    assert res.exit_code == 0, res.output
+    assert "not loaded into FiftyOne (--no-load)" in res.output and "curate app" not in res.output
+    assert (tmp_path / "demo" / "run" / "scores.parquet").exists() and (tmp_path / "demo" / "cleaned.csv").exists()

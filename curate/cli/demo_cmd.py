@@ -20,7 +20,13 @@ import click
 @click.option("--epochs", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--backbone", default="fer_cnn", show_default=True)
 @click.option("--name", default="curate-demo", show_default=True, help="FiftyOne dataset name.")
-def demo(out: Path, faces: int, noise_rate: float, epochs: int, backbone: str, name: str) -> None:
+@click.option(
+    "--load/--no-load",
+    default=True,
+    show_default=True,
+    help="Load the scores into FiftyOne (--no-load: train and score only; `curate load` them later).",
+)
+def demo(out: Path, faces: int, noise_rate: float, epochs: int, backbone: str, name: str, load: bool) -> None:
     """Generate synthetic expression faces with known label noise, train DMUE, score every face,
     report how well the scores find the injected noise, load everything into FiftyOne and write
     a cleaned label file. A second run reuses the data and the trained model.
@@ -65,17 +71,23 @@ def demo(out: Path, faces: int, noise_rate: float, epochs: int, backbone: str, n
         acc = np.mean(scores["suggested_label"].to_numpy()[flagged] == truth["true_label"].to_numpy()[flagged])
         click.echo(f"  suggested label correct on {acc:.0%} of the truly noisy faces it flagged")
     click.echo(top_flagged(result.scores.path, 5))
-    click.echo(f"\n[4/5] load into FiftyOne (embedded MongoDB) as dataset '{name}'")
     from curate.export import export_cleaned
-    from curate.fiftyone import load_scores
 
-    ds = load_scores(result.scores.path, name)
-    click.echo(f"  {len(ds)} samples; saved views: {', '.join(ds.list_saved_views())}")
+    if not load:
+        click.echo(f"[4/5] not loaded into FiftyOne (--no-load): curate load {result.scores.path} --name {name}")
+        source = result.scores.path
+    else:
+        click.echo(f"\n[4/5] load into FiftyOne (embedded MongoDB) as dataset '{name}'")
+        from curate.fiftyone import load_scores
+
+        ds = load_scores(result.scores.path, name)
+        click.echo(f"  {len(ds)} samples; saved views: {', '.join(ds.list_saved_views())}")
+        source = f"fiftyone:{name}"
     click.echo(f"[5/5] cleaned labels (policy auto) -> {out / 'cleaned.csv'}")
-    click.echo(
-        str(export_cleaned(f"fiftyone:{name}", format="csv", policy="auto", out=out / "cleaned.csv", force=True))
-    )
-    click.echo(
-        f"\nscores: {result.scores.path}\nreview in the App:  curate app {name}   "
-        "(then open the printed URL; relabel with the @dmue-curate/review plugin: curate plugin install)"
-    )
+    click.echo(str(export_cleaned(source, format="csv", policy="auto", out=out / "cleaned.csv", force=True)))
+    click.echo(f"\nscores: {result.scores.path}")
+    if load:
+        click.echo(
+            f"review in the App:  curate app {name}   "
+            "(then open the printed URL; relabel with the @dmue-curate/review plugin: curate plugin install)"
+        )

@@ -62,3 +62,96 @@ def mongod_binary() -> Path:
     import fiftyone
 
     return Path(fiftyone.__file__).parent / "db" / "bin" / "mongod"
+
+
+class Chromium:
+    """Headless chromium driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: JSON messages
+    ending in NUL, commands on fd 3, replies and events on fd 4), standard library only. For what a plain
+    ``--screenshot`` cannot do: set the page's localStorage and wait until the page shows some text."""
+
+    def __init__(self, binary: Path, flags: tuple[str, ...], profile: Path):
+        import os
+        import subprocess
+
+        to_chrome, self._commands = os.pipe()
+        self._replies, from_chrome = os.pipe()
+
+        def fds() -> None:  # the child's fds 3 and 4, without close-on-exec
+            os.dup2(to_chrome, 3)
+            os.dup2(from_chrome, 4)
+
+        self.proc = subprocess.Popen([str(binary), *flags, f"--user-data-dir={profile}", "--remote-debugging-pipe",
+                                      "about:blank"], preexec_fn=fds, close_fds=False,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        os.close(to_chrome)
+        os.close(from_chrome)
+        self._buffer, self._id = b"", 0
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+
+    def send(self, method: str, session: str | None = None, timeout: float = 60, **params: object) -> dict:
+        import json
+        import os
+        import select
+        import time
+
+        self._id += 1
+        message = {"id": self._id, "method": method, "params": params, **({"sessionId": session} if session else {})}
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        deadline = time.time() + timeout
+        while True:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._id:
+                    if "error" in reply:
+                        raise RuntimeError(f"{method}: {reply['error']}")
+                    return reply["result"]
+            if not select.select([self._replies], [], [], max(0.0, deadline - time.time()))[0]:
+                raise TimeoutError(f"chromium did not answer {method} within {timeout} s")
+            chunk = os.read(self._replies, 1 << 20)
+            if not chunk:
+                raise RuntimeError("chromium closed the DevTools pipe")
+            self._buffer += chunk
+
+    def page(self, method: str, **params: object) -> dict:
+        return self.send(method, self.session, **params)
+
+    def evaluate(self, expression: str) -> object:
+        return self.page("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def open(self, url: str, *, until: tuple[str, ...] = (), timeout: float = 120, settle: float = 3) -> str:
+        """Load ``url`` and wait until the page's HTML holds every string of ``until``; the HTML."""
+        import time
+
+        self.page("Page.navigate", url=url)
+        deadline = time.time() + timeout
+        while True:
+            html = self.evaluate("document.readyState === 'complete' ? document.documentElement.outerHTML : ''") or ""
+            if html and all(text in html for text in until):
+                time.sleep(settle)  # images and layout
+                return self.evaluate("document.documentElement.outerHTML")
+            if time.time() > deadline:
+                missing = [text for text in until if text not in html]
+                raise TimeoutError(f"{url}: {missing} not shown within {timeout} s")
+            time.sleep(0.5)
+
+    def screenshot(self, path: Path) -> None:
+        import base64
+
+        path.write_bytes(base64.b64decode(self.page("Page.captureScreenshot", format="png")["data"]))
+
+    def close(self) -> None:
+        import os
+
+        try:
+            self.send("Browser.close", timeout=10)
+        except (RuntimeError, TimeoutError, OSError):
+            pass
+        os.close(self._commands)
+        os.close(self._replies)
+        try:
+            self.proc.wait(timeout=30)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
