@@ -183,12 +183,14 @@ def score_job(
     mining_precision: str | None = None,
     tta: str | None = None,
     progress: bool = True,
+    reference: pd.DataFrame | None = None,
 ) -> ScoreResult:
     """Score ``table`` with the model in ``source`` (run directory or exported model file).
 
     ``reader`` (the reader options the table was read with) is stored in the file's metadata so an
     export can re-read the original label file. ``mining_precision`` and ``tta`` override the run's
-    ``score.mining_precision`` and ``score.tta``."""
+    ``score.mining_precision`` and ``score.tta``. ``reference``: rows of the dataset's other splits,
+    checked for exact copies of the scored faces (leakage)."""
     loaded = load_model(source)
     run_cfg = cfg
     if run_cfg is None and Path(source).is_dir():
@@ -201,7 +203,8 @@ def score_job(
     return score_table(
         loaded.model, table, out, image_size=loaded.image_size, score_cfg=score_cfg, rule=rule,
         model_classes=loaded.classes, batch_size=batch_size, device=str(resolve_device(device)),
-        progress=progress,
+        progress=progress, reference=reference,
+        train_batch_size=run_cfg.train.batch_size if run_cfg else 64,
         metadata={"model": str(loaded.source), "dataset": table.attrs.get("source", ""),
                   "dataset_format": table.attrs.get("format", ""),
                   "reader": {k: v for k, v in (reader or {}).items() if v not in (None, (), "")}},
@@ -229,11 +232,19 @@ class RunResult:
 
 
 def run_job(
-    table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print, progress: bool = True
+    table: pd.DataFrame,
+    cfg: RunConfig,
+    run_dir: Path,
+    *,
+    log: Log = print,
+    progress: bool = True,
+    reference: pd.DataFrame | None = None,
 ) -> RunResult:
-    """The main job: train, score (neighbours, flags) and write ``RUN_DIR/scores.parquet``."""
+    """The main job: train, score (neighbours, flags, data issues) and write ``RUN_DIR/scores.parquet``.
+    ``reference``: the dataset's rows in splits the run left out (leakage check)."""
     paths = train_job(table, cfg, run_dir, log=log, progress=progress)
     scores = score_job(
-        paths.root, table, paths.scores, cfg=cfg, reader=cfg.data, device=cfg.train.device, progress=progress
-    )
+        paths.root, table, paths.scores, cfg=cfg, reader=cfg.data, device=cfg.train.device, progress=progress,
+        reference=reference,
+    )  # fmt: skip
     return RunResult(paths, scores)
