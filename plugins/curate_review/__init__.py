@@ -1,7 +1,7 @@
 """FiftyOne plugin ``@dmue-curate/review``: thin operators and a panel over :mod:`curate.review`.
 
 Operators act on the faces selected in the grid (relabel, show_similar) or on the selection /
-current view (accept_suggestions, mark_reviewed, exclude, include, undo: the App offers the
+current view (accept_suggestions, mark_reviewed, exclude, include, keep_one_per_group, undo: the App offers the
 target, so a batch decision on a queue can be undone on the same queue - except on
 ``unreviewed-flagged``, which a decision empties: undo those on ``likely-mislabeled``; from
 Python, ``selected`` ids win over the view). Each records a decision through
@@ -78,6 +78,18 @@ class Exclude(_Decision):
 class Include(_Decision):
     operator_name, label = "include", "Include faces again"
     apply = staticmethod(review.include)
+
+
+class KeepOnePerGroup(_Decision):
+    """Exclude all but one face of each exact-duplicate group in the target (run it on the
+    ``duplicates`` view); undo it with Undo or Include on the faces it excluded."""
+
+    operator_name, label = "keep_one_per_group", "Keep one of each duplicate group"
+    apply = staticmethod(review.keep_one_per_group)
+
+    def execute(self, ctx: foo.ExecutionContext) -> dict[str, int]:
+        n = self.apply(_selected_or_view(ctx), by=review.curator(ctx.user))
+        return _done(ctx, f"Excluded {n} duplicate faces (kept one of each group)", n)
 
 
 class Relabel(foo.Operator):
@@ -193,6 +205,7 @@ def register(p: Any) -> None:
         MarkReviewed,
         Exclude,
         Include,
+        KeepOnePerGroup,
         Undo,
         ShowSimilar,
         ExportCleaned,
