@@ -142,12 +142,16 @@ class ExportCleaned(foo.Operator):
         return foo.OperatorConfig(name="export_cleaned", label="Export cleaned labels", view_target=False)
 
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
-        from curate.export import FORMAT_CHOICES, POLICIES
+        from curate.export import DEDUPE, FORMAT_CHOICES, LEAKS, POLICIES
 
         inputs = types.Object()
         inputs.str("out", required=True, label="Output file or folder (absolute path, or ~/...)")
         inputs.enum("format", list(FORMAT_CHOICES), default="csv", label="Format")
         inputs.enum("policy", list(POLICIES), default="decisions", label="Policy")
+        inputs.enum("dedupe", list(DEDUPE), default="keep-all", label="Exact duplicates (keep-one: one per group)")
+        inputs.enum("leaks", list(LEAKS), default="keep", label="Faces leaked across splits")
+        inputs.str("leak_splits", label="Drop leaked faces only in these splits (comma-separated; empty: all)")
+        inputs.float("drop_outliers", min=0.0, max=1.0, label="Drop outliers from outlier_score (empty: keep)")
         inputs.bool("force", default=False, label="Replace an existing output")
         return types.Property(inputs, view=types.View(label="Export cleaned labels"))
 
@@ -165,11 +169,25 @@ class ExportCleaned(foo.Operator):
                 out=out,
                 force=bool(ctx.params.get("force", False)),
                 by=review.curator(ctx.user),
+                data_policy=_data_policy(ctx.params),
             )
         except ExportError as exc:  # the CLI's --force by its name in this form
             raise ValueError(str(exc).replace("pass --force", "tick 'Replace an existing output'")) from None
         ctx.ops.notify(f"Wrote {summary.written} faces to {summary.out}", variant="success")
         return summary.to_dict()
+
+
+def _data_policy(params: dict[str, Any]) -> Any:
+    from curate.export import DataPolicy
+
+    splits = tuple(s.strip() for s in (params.get("leak_splits") or "").split(",") if s.strip())
+    outliers = params.get("drop_outliers")
+    return DataPolicy(
+        dedupe=params.get("dedupe") or "keep-all",
+        leaks=params.get("leaks") or "keep",
+        leak_splits=splits,
+        drop_outliers=None if outliers is None else float(outliers),
+    )
 
 
 class ReviewQueues(foo.Panel):

@@ -116,3 +116,44 @@ def test_keep_one_per_group_needs_the_issue_fields(dataset_name):
     plain.add_sample(fo.Sample(filepath="/tmp/x.png"))
     with pytest.raises(ValueError, match="no duplicate_group field"):
         review.keep_one_per_group(plain)
+
+
+def test_export_from_the_app_keeps_the_curators_choice(ds, tmp_path):
+    import json
+
+    import pandas as pd
+
+    id_of = keyed(ds, "id")
+    review.exclude(ds.select([id_of["f1"], id_of["f2"]]), by="ann")  # the curator keeps f0 of group 0
+    out = tmp_path / "clean.csv"
+    params = {"out": str(out), "format": "csv", "policy": "decisions", "dedupe": "keep-one", "leaks": "drop",
+              "leak_splits": "train", "drop_outliers": 0.5}  # fmt: skip
+    result = run("export_cleaned", ds, params=params)
+    written = pd.read_csv(out, keep_default_na=False)["sample_id"].tolist()
+    # f1, f2 excluded; f3 (train) and f6 leak; f5, f6 outliers; f4 alone left of group 1
+    assert written == ["f0", "f4", "f7", "f8", "f9"] and result.result["written"] == 5
+    audit = json.loads(out.with_name("clean.csv.audit.json").read_text())["data_policy"]
+    assert audit["dropped"] == {"drop_outlier": ["f5", "f6"], "drop_leak": ["f3"], "drop_duplicate": []}
+    assert audit["kept_per_group"] == {"0": "f0", "1": "f4"} and audit["leak_splits"] == ["train"]
+
+
+def test_fiftyone_near_duplicates_through_the_faiss_index(tmp_path, dataset_name):
+    """FiftyOne's near-duplicate tool on the dmue_sim index finds the pairs at the run's cosine."""
+    import fiftyone.brain as fob
+    import numpy as np
+
+    from curate.records import save_embeddings
+    from curate.scoring.issues import NEAR_DUPLICATE_COSINE
+
+    path = write(tmp_path / "near.parquet", issue_frame(tmp_path))
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(10, 16)).astype(np.float32)
+    emb[1] = emb[0] + 0.02 * rng.normal(size=16)  # cosine ~0.9998
+    emb[7] = emb[6] + 0.02 * rng.normal(size=16)
+    emb[9] = emb[8] + 0.3 * rng.normal(size=16)  # cosine ~0.96: not a near duplicate
+    save_embeddings(path, emb, dtype="float32")
+    ds = load_scores(path, dataset_name, progress=False)
+    results = fob.compute_near_duplicates(ds, threshold=1 - NEAR_DUPLICATE_COSINE, similarity_index="dmue_sim")
+    key = dict(zip(ds.values("id"), ds.values("sample_key")))
+    pairs = {frozenset((key[a], key[b])) for a, dups in results.neighbors_map.items() for b, _ in dups}
+    assert pairs == {frozenset(("f0", "f1")), frozenset(("f6", "f7"))}
