@@ -189,6 +189,7 @@ def score_job(
     tta: str | None = None,
     progress: bool = True,
     held_out: Sequence[Fold] | None = None,
+    reference: pd.DataFrame | None = None,
 ) -> ScoreResult:
     """Score ``table`` with the model in ``source`` (run directory or exported model file).
 
@@ -196,7 +197,9 @@ def score_job(
     export can re-read the original label file. ``mining_precision`` and ``tta`` override the run's
     ``score.mining_precision`` and ``score.tta``. ``held_out``: the folds of a cross-fitted run
     on this very table, whose models give their rows' outputs (``train_folds``); by default a
-    cross-fitted run directory's own folds when ``table`` holds exactly its training faces."""
+    cross-fitted run directory's own folds when ``table`` holds exactly its training faces.
+    ``reference``: rows of the dataset's other splits, checked for exact copies of the scored faces
+    (leakage)."""
     loaded = load_model(source)
     if held_out is None:
         held_out = saved_folds(Path(source), table) if Path(source).is_dir() else []
@@ -211,7 +214,8 @@ def score_job(
     return score_table(
         loaded.model, table, out, image_size=loaded.image_size, score_cfg=score_cfg, rule=rule,
         model_classes=loaded.classes, batch_size=batch_size, device=str(resolve_device(device)),
-        progress=progress, held_out=[(load_model(f.run_dir).model, f.rows) for f in held_out],
+        progress=progress, reference=reference, held_out=[(load_model(f.run_dir).model, f.rows) for f in held_out],
+        train_batch_size=run_cfg.train.batch_size if run_cfg else 64,
         metadata={"model": str(loaded.source), "dataset": table.attrs.get("source", ""),
                   "dataset_format": table.attrs.get("format", ""),
                   "reader": {k: v for k, v in (reader or {}).items() if v not in (None, (), "")}},
@@ -261,10 +265,17 @@ def train_folds(
 
 
 def run_job(
-    table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print, progress: bool = True
+    table: pd.DataFrame,
+    cfg: RunConfig,
+    run_dir: Path,
+    *,
+    log: Log = print,
+    progress: bool = True,
+    reference: pd.DataFrame | None = None,
 ) -> RunResult:
-    """The main job: train (and the fold models of a cross-fitted run), score (neighbours, flags)
-    and write ``RUN_DIR/scores.parquet``."""
+    """The main job: train (and the fold models of a cross-fitted run), score (neighbours, flags,
+    data issues) and write ``RUN_DIR/scores.parquet``. ``reference``: the dataset's rows in splits the
+    run left out (leakage check)."""
     apply_size_defaults(cfg, len(table), log)
     if cfg.cross_fit:
         log(budget(len(table), cfg.cross_fit, cfg.train.epochs))
@@ -273,5 +284,6 @@ def run_job(
     scores = score_job(
         paths.root, table, paths.scores, cfg=cfg, reader=cfg.data, device=cfg.train.device, progress=progress,
         held_out=folds,
+        reference=reference,
     )  # fmt: skip
     return RunResult(paths, scores)

@@ -20,7 +20,16 @@ knn_disagreement       float32             [0, 1], share of the k neighbours wit
 neighbors              list<string>[k]     sample_ids of the k nearest neighbours
 verdict                string              ok | ambiguous | likely_mislabeled
 reasons                string              ";"-joined signals that fired ("" when none)
+duplicate_group        int64               exact-duplicate group (decoded pixels), -1 for none
+near_duplicates        list<string>        sample_ids of the neighbours at cosine >= the near-duplicate
+                                           threshold that are not exact copies of the face
+outlier_score          float32             [0, 1], higher = further from every face (docs/data-issues.md)
+issues                 list<string>        from ISSUES: label, ambiguous, duplicate,
+                                           conflicting_duplicate, leak, near_duplicate, outlier
 =====================  ==================  ==================================================
+
+The last four columns (``ISSUE_COLUMNS``, issue 21) are optional when reading: files written
+before them lack them, and records written without them get the defaults (-1, [], 0, []).
 
 Class names and provenance live in the parquet schema metadata (key ``curate``, JSON:
 ``{"classes": [...], "model": ..., "created": ..., ...}``). Embeddings go to a side file
@@ -43,6 +52,7 @@ import pyarrow.parquet as pq
 from curate.files import temp_beside
 
 VERDICTS = ("ok", "ambiguous", "likely_mislabeled")
+ISSUES = ("label", "ambiguous", "duplicate", "conflicting_duplicate", "leak", "near_duplicate", "outlier")
 META_KEY = b"curate"
 
 SCALAR_COLUMNS = {
@@ -77,6 +87,19 @@ COLUMNS = (
     "verdict",
     "reasons",
 )
+ISSUE_COLUMNS = ("duplicate_group", "near_duplicates", "outlier_score", "issues")
+_ISSUE_TYPES = {
+    "duplicate_group": pa.int64(),
+    "near_duplicates": pa.list_(pa.string()),
+    "outlier_score": pa.float32(),
+    "issues": pa.list_(pa.string()),
+}
+
+
+def issue_defaults(n: int) -> dict[str, list]:
+    """The ISSUE_COLUMNS of ``n`` records that carry no data-issue information."""
+    return {"duplicate_group": [-1] * n, "near_duplicates": [[] for _ in range(n)], "outlier_score": [0.0] * n,
+            "issues": [[] for _ in range(n)]}  # fmt: skip
 
 
 def schema(num_classes: int, metadata: dict[str, Any]) -> pa.Schema:
@@ -89,6 +112,7 @@ def schema(num_classes: int, metadata: dict[str, Any]) -> pa.Schema:
             fields.append(pa.field(name, pa.list_(pa.string())))
         else:
             fields.append(pa.field(name, SCALAR_COLUMNS[name]))
+    fields += [pa.field(name, _ISSUE_TYPES[name]) for name in ISSUE_COLUMNS]
     return pa.schema(fields, metadata={META_KEY: json.dumps(metadata).encode()})
 
 
@@ -97,9 +121,10 @@ def to_arrow(df: pd.DataFrame, sch: pa.Schema) -> pa.Table:
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"score records are missing columns: {missing}")
+    defaults = issue_defaults(len(df))
     arrays = []
     for field in sch:
-        col = df[field.name]
+        col = df[field.name] if field.name in df.columns else pd.Series(defaults[field.name], dtype=object)
         if pa.types.is_fixed_size_list(field.type):
             mat = np.asarray(np.stack(col.to_numpy()), dtype=np.float32)
             arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(mat.ravel()), field.type.list_size))
@@ -165,9 +190,18 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 
 def read_scores(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a scores file; vector columns come back as numpy arrays per row, classes in ``df.attrs``."""
+    """Read a scores file; vector columns come back as numpy arrays per row, classes in ``df.attrs``.
+    ISSUE_COLUMNS missing from an older file come back with their defaults."""
     meta = read_metadata(path)
-    df = pq.read_table(path, columns=columns).to_pandas()
+    present = set(pq.read_schema(path).names)
+    wanted = list(columns) if columns is not None else [*COLUMNS, *ISSUE_COLUMNS]
+    df = pq.read_table(path, columns=[c for c in wanted if c in present or c not in ISSUE_COLUMNS]).to_pandas()
+    defaults = issue_defaults(len(df))
+    for c in wanted:
+        if c in ISSUE_COLUMNS and c not in present:
+            df[c] = defaults[c]
+    if columns is None:
+        df = df[[c for c in wanted if c in df.columns] + [c for c in df.columns if c not in wanted]]
     df.attrs.update(meta)
     return df
 
@@ -212,7 +246,7 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
     """Write records as CSV (vector and list columns as JSON lists), atomically."""
     path = Path(path)
     out = df.copy()
-    for col in (*VECTOR_COLUMNS, "neighbors"):
+    for col in (*VECTOR_COLUMNS, "neighbors", "near_duplicates", "issues"):
         if col in out.columns:
             out[col] = [json.dumps(np.asarray(v).tolist()) for v in out[col]]
     tmp = temp_beside(path)

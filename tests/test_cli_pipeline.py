@@ -72,7 +72,7 @@ def test_run_writes_config_model_and_scores(synthetic_run):
     ):
         assert (run / name).exists(), name
     df = records.read_scores(run / "scores.parquet")
-    assert len(df) == 120 and list(df.columns) == list(records.COLUMNS)
+    assert len(df) == 120 and list(df.columns) == [*records.COLUMNS, *records.ISSUE_COLUMNS]
     assert df.attrs["reader"]["label_column"] == "label"
     assert df.attrs["tta"] == "hflip"
     assert RunConfig.load(run / "config.yaml").train.balanced_sampler is False  # every face once per epoch

@@ -144,7 +144,10 @@ def test_records_schema_and_ranges(tiny):
     out = root / "scores.parquet"
     score_table(model, table, out, image_size=32, progress=False, score_cfg=ScoreConfig(k=5))
     df = records.read_scores(out)
-    assert list(df.columns) == list(records.COLUMNS)
+    assert list(df.columns) == [*records.COLUMNS, *records.ISSUE_COLUMNS]
+    assert df["outlier_score"].between(0, 1).all() and df["duplicate_group"].dtype == np.int64
+    assert all(set(i) <= set(records.ISSUES) for i in df["issues"])
+    assert "data_issues" in df.attrs and df.attrs["data_issues"]["duplicates"]["groups"] == 0
     assert df.attrs["classes"] == list(table.attrs["classes"])
     assert len(df) == len(table)
     for col in ("target_probs", "latent_distribution", "aux_consensus", "label_distribution"):
@@ -331,7 +334,7 @@ def test_faces_without_a_usable_embedding_get_no_neighbours():
     emb = rng.normal(size=(40, 8)).astype(np.float32)
     emb[[3, 17]] = 0.0
     emb[25, 2] = np.nan
-    indices, unusable = _neighbours(emb, 5)
+    indices, _, unusable = _neighbours(emb, 5)
     assert np.flatnonzero(unusable).tolist() == [3, 17, 25]
     assert (indices[unusable] == -1).all()
     assert (indices[~unusable] >= 0).all() and not np.isin(indices, [3, 17, 25]).any()

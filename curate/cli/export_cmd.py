@@ -10,6 +10,9 @@ from curate.cli.options import RegistryChoice
 
 #: ``curate.export.POLICIES`` (spelled out to keep pandas out of ``curate --help``).
 POLICY_CHOICES = ("decisions", "auto", "soft")
+#: ``curate.export.DEDUPE`` and ``LEAKS``
+DEDUPE_CHOICES = ("keep-all", "keep-one")
+LEAK_CHOICES = ("keep", "drop")
 
 
 def export_format_choices() -> tuple[str, ...]:
@@ -67,13 +70,47 @@ def export_format_choices() -> tuple[str, ...]:
 @click.option("--label-column", metavar="NAME", help="source-csv: the label column (default: the reader's guess).")
 @click.option("--path-column", metavar="NAME", help="source-csv: the path column (default: the reader's guess).")
 @click.option("--id-column", metavar="NAME", help="source-csv: the sample id column, when scored with one.")
+@click.option(
+    "--dedupe",
+    type=click.Choice(DEDUPE_CHOICES),
+    default="keep-all",
+    show_default=True,
+    help="keep-one: write one face of each exact-duplicate group (duplicate_group): one a curator"
+    " decided on, else the lowest mislabel_score; faces a curator excluded never count, so"
+    " excluding all copies but one chooses the one kept.",
+)
+@click.option(
+    "--leaks",
+    type=click.Choice(LEAK_CHOICES),
+    default="keep",
+    show_default=True,
+    help="drop: leave out faces with the leak issue (an exact copy or a near duplicate in another"
+    " split), in the --leak-split splits or every split. Runs before --dedupe.",
+)
+@click.option(
+    "--leak-split",
+    "leak_splits",
+    multiple=True,
+    metavar="SPLIT",
+    help="With --leaks drop: drop the leaked faces of this split only (repeatable), e.g. --leak-split"
+    " Training keeps the test copies [default: every split].",
+)
+@click.option(
+    "--drop-outliers",
+    type=click.FloatRange(0.0, 1.0),
+    metavar="THRESHOLD",
+    help="Leave out faces with outlier_score >= THRESHOLD (0.5 is where the outlier issue starts);"
+    " faces a curator relabelled or kept stay.",
+)
 @click.option("--by", metavar="NAME", help="Who exports, for the audit [default: the OS user].")
 def export(source: str, **options: object) -> None:
     """Write the cleaned labels of SOURCE to --out, and <out>.audit.json recording the scores
     file (sha256), model, policy, thresholds and every decision.
 
     SOURCE is a scores.parquet (no curator decisions: automatic policies only) or a FiftyOne
-    dataset curated in the App (fiftyone:NAME or NAME). Outputs are written to a temporary file
+    dataset curated in the App (fiftyone:NAME or NAME). --dedupe, --leaks and --drop-outliers
+    leave out duplicate copies, leaked faces and outliers after the policy; the audit lists the
+    faces they left out. Outputs are written to a temporary file
     beside --out and moved into place; the source labels are never overwritten.
 
     \b
@@ -83,11 +120,19 @@ def export(source: str, **options: object) -> None:
       curate export runs/raf/scores.parquet --format rafdb --policy auto --confidence 0.9 \\
           --out raf/EmoLabel/list_patition_label.clean.txt
       curate export runs/mini/scores.parquet --format imagefolder --links copy --policy auto --out clean_tree/
+      curate export runs/fer/scores.parquet --format native --policy decisions --dedupe keep-one \\
+          --leaks drop --leak-split Training --drop-outliers 0.5 --out labels.dedup.csv
     """
-    from curate.export import ExportError, export_cleaned
+    from curate.export import DataPolicy, ExportError, export_cleaned
 
+    data = DataPolicy(
+        dedupe=str(options.pop("dedupe")),
+        leaks=str(options.pop("leaks")),
+        leak_splits=tuple(options.pop("leak_splits")),  # type: ignore[arg-type]
+        drop_outliers=options.pop("drop_outliers"),  # type: ignore[arg-type]
+    )
     try:
-        summary = export_cleaned(source, **options)
+        summary = export_cleaned(source, data_policy=data, **options)
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(summary))

@@ -33,7 +33,7 @@ def load(scores: Path, name: str, overwrite: bool, similarity: bool) -> None:
       curate load runs/mini/scores.parquet --name mini --overwrite
       curate load runs/mini/scores.parquet --name quick --no-similarity
     """
-    from curate.fiftyone import QUEUES, ScoresFileError, load_scores, loaded_from
+    from curate.fiftyone import ISSUE_VIEWS, QUEUES, ScoresFileError, load_scores, loaded_from
 
     try:
         previous = [] if overwrite else loaded_from(name)
@@ -50,4 +50,5 @@ def load(scores: Path, name: str, overwrite: bool, similarity: bool) -> None:
     flagged = f"{tags.get('likely_mislabeled', 0)} likely mislabeled, {tags.get('ambiguous', 0)} ambiguous"
     click.echo(f"dataset {dataset.name!r}: {len(dataset)} faces, {flagged}")
     click.echo(f"review queues (saved views): {', '.join(QUEUES)}, given-<class>")
+    click.echo(f"data issues (saved views): {', '.join(ISSUE_VIEWS)}")
     click.echo(f"open it: curate app {dataset.name}")

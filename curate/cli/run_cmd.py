@@ -64,8 +64,9 @@ def run(
     name = name or Path(out).resolve().name
     if load:
         _check_dataset_name(name, Path(out).resolve() / "scores.parquet")
+    reference = other_splits(dataset, cfg.data, table)
     try:
-        result = run_job(table, cfg, out, log=click.echo)
+        result = run_job(table, cfg, out, log=click.echo, reference=reference)
     except (ValueError, TrainingInterrupted, DataError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"scores: {result.scores.path}")
@@ -81,6 +82,18 @@ def run(
                 f"{exc}\nthe scores are written; load them with `curate load {result.scores.path} --name NAME`"
             ) from exc
         click.echo(f"\nloaded into FiftyOne as '{name}': review with `curate app {name}`")
+
+
+def other_splits(dataset: str, reader: dict, table):
+    """The dataset's rows in the splits a ``--split`` run leaves out (checked for leakage), or None."""
+    from curate.cli.options import READER_KEYS, load_table
+
+    if not [s for s in reader.get("splits") or () if s]:
+        return None
+    options = {k: v for k, v in reader.items() if k in READER_KEYS and k not in ("splits", "skip_report", "on_bad")}
+    full = load_table(dataset, **options, on_bad="skip")
+    rest = full[~full["split"].isin(set(table["split"]))].reset_index(drop=True)
+    return rest if len(rest) else None
 
 
 def _check_dataset_name(name: str, scores: Path) -> None:

@@ -3,7 +3,10 @@
 Errors: items skipped while reading, duplicate paths or ids, labels outside the class list,
 bad vote values and (with ``check_images``) missing/empty/corrupt images. Warnings: reader
 warnings, classes with no or only one image, vote columns missing for some classes, rows
-with no votes at all.
+with no votes at all, and (with ``check_duplicates``) pixel-identical images with conflicting
+labels or in more than one split (``curate.data.duplicates``).
+
+Beside the problems: the class balance (``curate.data.balance``) and the exact-duplicate summary.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Literal
 
 import pandas as pd
 
+from curate.data.balance import DEFAULT_BATCH_SIZE, ClassBalance, class_balance
+from curate.data.duplicates import DuplicateReport, table_duplicates
 from curate.data.errors import Skipped, SkipReport, display_path
 from curate.data.images import check_images
 from curate.data.table import VOTE_PREFIX, classes_of
@@ -41,6 +46,8 @@ class InspectResult:
     splits: dict[str, int]
     counts: pd.DataFrame
     problems: list[Problem] = field(default_factory=list)
+    balance: ClassBalance | None = None
+    duplicates: DuplicateReport | None = None
 
     @property
     def errors(self) -> list[Problem]:
@@ -56,11 +63,15 @@ def inspect_table(
     report: SkipReport | None = None,
     *,
     check_images: bool = False,
+    check_duplicates: bool | None = None,
     workers: int = 4,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> InspectResult:
     """Histogram and problems of ``df``; ``report`` adds what the reader skipped or warned about.
 
-    ``check_images`` decodes every image (``workers`` threads, tqdm bar on a terminal).
+    ``check_images`` decodes every image (``workers`` threads, tqdm bar on a terminal);
+    ``check_duplicates`` (default: as ``check_images``) decodes them to find exact duplicates.
+    ``batch_size`` sets the class-size threshold of :func:`curate.data.balance.class_balance`.
     """
     classes = classes_of(df)
     splits = {str(k): int(v) for k, v in df["split"].value_counts(sort=False).items()}
@@ -76,6 +87,10 @@ def inspect_table(
     problems += _vote_problems(df, classes)
     if check_images:
         problems += _image_problems(df["filepath"].tolist(), workers=workers)
+    duplicates = None
+    if check_images if check_duplicates is None else check_duplicates:
+        duplicates, _ = table_duplicates(df, workers=workers)
+        problems += _pixel_duplicate_problems(duplicates)
     return InspectResult(
         source=str(df.attrs.get("source", "")),
         format=str(df.attrs.get("format", "")),
@@ -84,6 +99,8 @@ def inspect_table(
         splits=splits,
         counts=_histogram(df, classes, list(splits)),
         problems=problems,
+        balance=class_balance(df["label"].to_numpy(), classes, batch_size=batch_size),
+        duplicates=duplicates,
     )
 
 
@@ -98,6 +115,10 @@ def format_report(result: InspectResult, *, limit: int = 20) -> str:
         _table(result.counts),
         "",
     ]
+    if result.balance is not None:
+        lines += [*result.balance.summary_lines(), ""]
+    if result.duplicates is not None:
+        lines += [*result.duplicates.summary_lines(), ""]
     if not result.problems:
         lines.append("No problems found.")
         return "\n".join(lines)
@@ -179,6 +200,25 @@ def _duplicate_problems(df: pd.DataFrame) -> Iterable[Problem]:
                 "error",
                 f"duplicate {what}",
                 f"{display_path(key)} appears {len(group)} times (labels: {labels}). Keep one row per image.",
+            )
+
+
+def _pixel_duplicate_problems(report: DuplicateReport) -> Iterable[Problem]:
+    for row in report.groups.itertuples():
+        ids = ", ".join(map(display_path, row.sample_ids[:4])) + (", ..." if row.size > 4 else "")
+        if row.conflicting:
+            yield Problem(
+                "warning",
+                "identical images with conflicting labels",
+                f"{row.size} pixel-identical images ({ids}) are labelled {', '.join(row.labels)}: at least one "
+                "label is wrong. Keep one image with the right label.",
+            )
+        if row.cross_split:
+            yield Problem(
+                "warning",
+                "identical images in more than one split",
+                f"{row.size} pixel-identical images ({ids}) lie in splits {', '.join(row.splits)}: the same face "
+                "is trained and evaluated on. Keep it in one split.",
             )
 
 

@@ -19,6 +19,8 @@ output        {path, sha256 (files only)}
 summary       :meth:`ExportSummary.to_dict`
 decisions     every curator decision: {sample_id, action, from, to, when, by}, oldest first per face
 changes       every face whose action is not ``keep``: {sample_id, action, decided_by, from, to}
+data_policy   only with a data policy (:mod:`curate.export.data_policies`): dedupe, leaks,
+              leak_splits, drop_outliers, dropped {action: [sample_id]}, kept_per_group {group: id}
 ============  ==================================================================================
 """
 
@@ -34,6 +36,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from curate.export.data_policies import DROPPED_AS
 from curate.export.native import Written
 from curate.export.policies import ACTIONS, CleanedLabels
 from curate.export.source import DecisionTable
@@ -110,7 +113,7 @@ def summarize(
     f = cleaned.faces
     actions = Counter(f["action"])
     name = [*cleaned.classes, "(unlabeled)"]
-    removed = {"drop": "(dropped)", "exclude": "(excluded)"}
+    removed = {"drop": "(dropped)", "exclude": "(excluded)", **DROPPED_AS}
     transitions = Counter(
         f"{name[g]} -> {removed.get(a) or name[c]}" for g, c, a in zip(f["given_label"], f["clean_label"], f["action"])
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from curate.data import DataError
 from curate.export.audit import ExportSummary, build_audit, sha256, summarize, write_json
+from curate.export.data_policies import DataPolicy, apply_data_policy
 from curate.export.formats import Format, export_formats, resolve_format
 from curate.export.native import WriteContext
 from curate.export.policies import DEFAULT_CONFIDENCE, POLICIES, apply_policy
@@ -36,6 +37,7 @@ def export_cleaned(
     label_column: str | None = None,
     path_column: str | None = None,
     id_column: str | None = None,
+    data_policy: DataPolicy | None = None,
 ) -> ExportSummary:
     """Write the cleaned labels of SOURCE to ``out`` and the audit to ``<out>.audit.json``.
 
@@ -44,7 +46,8 @@ def export_cleaned(
     own formats re-emit the original dataset, ``dataset`` or else the scores metadata's
     ``dataset`` (``label_column``/``path_column``/``id_column`` name the columns of a generic
     CSV list when they are not the reader's defaults). ``policy``/``confidence``: see
-    :mod:`curate.export.policies`. ``links``: symlink or copy (imagefolder). ``by``: who exports
+    :mod:`curate.export.policies`; ``data_policy``: duplicates, leaks and outliers to leave out
+    (:mod:`curate.export.data_policies`). ``links``: symlink or copy (imagefolder). ``by``: who exports
     (default: the OS user). Raises :class:`ExportError` before writing anything when the export
     cannot be done safely; on any error the previous output is left as it was.
     """
@@ -54,6 +57,8 @@ def export_cleaned(
         raise ExportError(f"links must be one of {', '.join(LINKS)}, not {links!r}")
     if not 0.0 <= confidence <= 1.0:
         raise ExportError(f"confidence must lie in [0, 1], not {confidence}")
+    data_policy = data_policy or DataPolicy()
+    data_policy.check()
     table = load_source(os.fspath(source), label_field=label_field)
     formats = export_formats()
     own_format = format == "native" or (format in formats and formats[format].native)
@@ -67,6 +72,7 @@ def export_cleaned(
             " export --format csv, jsonl or parquet"
         )
     cleaned = apply_policy(table, policy, confidence=confidence)
+    data = apply_data_policy(table, cleaned, data_policy)
     out = Path(out).absolute()
     sidecar = out.with_name(out.name + AUDIT_SUFFIX)
     protected = [Path(p) for p in (table.origin.get("path"), table.origin.get("scores"), ctx.dataset) if p]
@@ -80,7 +86,7 @@ def export_cleaned(
         written = fmt.write(cleaned, staged[0].path, ctx)
         summary = summarize(cleaned, written, out=out, audit=sidecar, format=name, policy=policy,
                             confidence=confidence, soft_format=fmt.soft)  # fmt: skip
-        summary.notes.extend(table.notes)
+        summary.notes.extend(table.notes + data.notes)
         if own_format and _relative_elsewhere(ctx, fmt, out, cleaned.faces["filepath"]):
             summary.notes.append(
                 f"image paths are copied as written in {ctx.dataset}, relative to {ctx.dataset.parent}; "
@@ -91,6 +97,8 @@ def export_cleaned(
             table, summary, dataset=_describe(ctx), links=links if fmt.folder else None,
             output_sha256=None if fmt.folder else sha256(staged[0].path), by=by,
         )  # fmt: skip
+        if data_policy.active:
+            audit.update(data.audit())
         write_json(audit, staged[1].path)
         for item in staged:
             item.commit()

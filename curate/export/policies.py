@@ -27,12 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from curate.export.data_policies import DATA_ACTIONS
 from curate.export.source import DecisionTable
 
 POLICIES = ("decisions", "auto", "soft")
-ACTIONS = ("keep", "relabel", "accept_suggestion", "soft", "review", "drop", "exclude")
-#: Actions whose faces are left out of the cleaned file.
-REMOVED = frozenset({"drop", "exclude"})
+ACTIONS = ("keep", "relabel", "accept_suggestion", "soft", "review", "drop", "exclude", *DATA_ACTIONS)
+#: Actions whose faces are left out of the cleaned file (DATA_ACTIONS: :mod:`curate.export.data_policies`).
+REMOVED = frozenset({"drop", "exclude", *DATA_ACTIONS})
 DEFAULT_CONFIDENCE = 0.8
 
 

@@ -20,6 +20,11 @@ label_distribution
 suggested_label          string          class name
 verdict, reasons         string          ``ok`` | ``ambiguous`` | ``likely_mislabeled``; the signals
 neighbors                list<string>    sample keys of the k nearest neighbours
+duplicate_group          int             exact-duplicate group (decoded pixels), -1 for none
+near_duplicates          list<string>    sample keys of its near duplicates (not exact copies)
+outlier_score            float           [0, 1]; ``outlier`` issue at >= 0.5
+issues                   list<string>    data issues: label, ambiguous, duplicate,
+                                         conflicting_duplicate, leak, near_duplicate, outlier
 tags                                     ``likely_mislabeled`` / ``ambiguous`` = the verdict; a load
                                          replaces only these two tags
 =======================  ==============  ==========================================================
@@ -28,7 +33,7 @@ The decision fields (:mod:`curate.fiftyone.review`) get their initial values on 
 never writes them on existing samples, nor their other tags. The dataset also gets:
 media type ``image``, ``default_classes`` and ``info["classes"]``; ``info["scores"]``, the last
 scores file loaded (:func:`loaded_from` lists them all); the review queues as saved views
-(:data:`QUEUES` and ``given-<class>``); the embeddings side file as the faiss similarity brain run
+(:data:`QUEUES` and ``given-<class>``; the data-issue views :data:`ISSUE_VIEWS`); the embeddings side file as the faiss similarity brain run
 :data:`SIMILARITY_KEY`; one custom run ``curate_load_<n>`` per load (config: scores path,
 classes, model; results: row/added/updated/verdict counts, seconds).
 """
@@ -71,7 +76,17 @@ QUEUES = {
     "ambiguous": "faces flagged ambiguous, most ambiguous first",
     "unreviewed-flagged": "flagged faces without a curator decision, most likely mislabeled first",
 }
+#: saved views of the data issues (issue 21): name -> description
+ISSUE_VIEWS = {
+    "duplicates": "faces with an exact copy, grouped: by duplicate_group, lowest mislabel_score first in each group",
+    "leaks": "faces with a copy or near duplicate in another split, copies together",
+    "outliers": "faces with the outlier issue, highest outlier_score first",
+}
+#: per-face data-issue fields, as in the scores file (``curate.records.ISSUE_COLUMNS``)
+ISSUE_FIELDS = ("duplicate_group", "near_duplicates", "outlier_score", "issues")
 _MIN_PROB = 1e-12
+#: fields a load copies as they are (``_owned_fields``)
+_PLAIN_FIELDS = (*SCORE_FIELDS, *VECTOR_FIELDS, "suggested_label", "verdict", "reasons", "neighbors", *ISSUE_FIELDS)
 
 
 class ScoresFileError(ValueError):
@@ -97,6 +112,7 @@ def load_scores(
     classes = list(df.attrs["classes"])
     embeddings = _read_embeddings(scores_path, len(df)) if similarity else None
     dataset = _open(name, classes, overwrite)
+    _declare_issue_fields(dataset)
     values = _values(df, classes)
 
     matched = _match(dataset, df)
@@ -219,6 +235,20 @@ def _declare_fields(dataset: fo.Dataset) -> None:
     review.ensure_decision_fields(dataset)
 
 
+def _declare_issue_fields(dataset: fo.Dataset) -> None:
+    """Declare the data-issue fields (also on datasets loaded before they existed)."""
+    schema = dataset.get_field_schema()
+    kinds = {
+        "duplicate_group": (fo.IntField, {}),
+        "near_duplicates": (fo.ListField, {"subfield": fo.StringField}),
+        "outlier_score": (fo.FloatField, {}),
+        "issues": (fo.ListField, {"subfield": fo.StringField}),
+    }
+    for field, (ftype, kwargs) in kinds.items():
+        if field not in schema:
+            dataset.add_sample_field(field, ftype, **kwargs)
+
+
 def _values(df: pd.DataFrame, classes: list[str]) -> dict[str, Any]:
     """Per-field sequences in row order: labels as class names, vectors (logits and the
     distributions, float32) as ``VectorField`` bytes."""
@@ -240,6 +270,10 @@ def _values(df: pd.DataFrame, classes: list[str]) -> dict[str, Any]:
         "verdict": df["verdict"].tolist(),
         "reasons": df["reasons"].tolist(),
         "neighbors": [list(n) for n in df["neighbors"]],
+        "duplicate_group": df["duplicate_group"].astype(int).tolist(),
+        "near_duplicates": [list(n) for n in df["near_duplicates"]],
+        "outlier_score": df["outlier_score"].astype(float).tolist(),
+        "issues": [list(n) for n in df["issues"]],
     }
 
 
@@ -264,7 +298,7 @@ def _owned_fields(v: dict[str, Any], i: int) -> dict[str, Any]:
         "split": v["split"][i],
         "ground_truth": _classification(label=v["given"][i]),
         "dmue": _classification(label=v["suggested_label"][i], confidence=v["confidence"][i], logits=v["logits"][i]),
-        **{f: v[f][i] for f in (*SCORE_FIELDS, *VECTOR_FIELDS, "suggested_label", "verdict", "reasons", "neighbors")},
+        **{f: v[f][i] for f in _PLAIN_FIELDS},
     }
 
 
@@ -334,6 +368,18 @@ def _save_queues(dataset: fo.Dataset, classes: list[str]) -> None:
         dataset.save_view(
             f"given-{cls}", view, description=f"faces given {cls!r}, most likely mislabeled first", overwrite=True
         )
+    for name, view in issue_views(dataset).items():
+        dataset.save_view(name, view, description=ISSUE_VIEWS[name], overwrite=True)
+
+
+def issue_views(samples: Any) -> dict[str, fo.DatasetView]:
+    """The :data:`ISSUE_VIEWS` of ``samples`` (a loaded dataset or a view of it)."""
+    by_group = [("duplicate_group", 1), ("mislabel_score", 1)]
+    return {
+        "duplicates": samples.match(F("duplicate_group") >= 0).sort_by(by_group),
+        "leaks": samples.match(F("issues").contains("leak")).sort_by([*by_group, ("split", 1)]),
+        "outliers": samples.match(F("issues").contains("outlier")).sort_by("outlier_score", reverse=True),
+    }
 
 
 def _index(dataset: fo.Dataset, keys: list[str], embeddings: np.ndarray) -> None:

@@ -7,7 +7,8 @@ field          type                    contract
 =============  ======================  ===========================================================
 decisions      list<dict>              oldest first; each ``{"action", "from", "to", "when", "by"}``:
                                        the label in force before/after (the given label before
-                                       the first decision), UTC ISO 8601 time, curator
+                                       the first decision), UTC ISO 8601 time, curator; plus
+                                       ``note`` where an action says why (keep one per group)
 clean_label    Classification          the curated label: ``to`` of the last decision; None while
                                        the sample has no decision (the given label stands)
 reviewed       bool (+ tag)            True once the sample has any decision
@@ -15,7 +16,8 @@ excluded       bool (+ tag)            set by the last ``exclude``/``include``; 
                                        deleted
 =============  ======================  ===========================================================
 
-Actions: ``relabel``, ``accept_suggestion``, ``keep``, ``exclude``, ``include``. The state is a
+Actions: ``relabel``, ``accept_suggestion``, ``keep``, ``exclude``, ``include``
+(:func:`keep_one_per_group` records ``exclude`` decisions with a note). The state is a
 pure function of the given label and the decision list, so :func:`undo` pops the last decision and
 derives the state again. Every function takes a sample collection (the dataset, a view, or
 ``dataset.select(ids)``), writes with bulk ``set_values``/``tag_samples`` and returns how many
@@ -42,6 +44,8 @@ GIVEN = "ground_truth"
 SUGGESTED = "suggested_label"
 ACTIONS = ("relabel", "accept_suggestion", "keep", "exclude", "include")
 DECISION_FIELDS = (DECISIONS, CLEAN_LABEL, REVIEWED, EXCLUDED)
+DUPLICATE_GROUP = "duplicate_group"
+MISLABEL = "mislabel_score"
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,43 @@ def include(samples: SampleCollection, *, by: str | None = None) -> int:
     return _decide(samples, "include", None, by)
 
 
+def keep_one_per_group(samples: SampleCollection, *, by: str | None = None) -> int:
+    """Exclude, in each exact-duplicate group (``duplicate_group`` >= 0) among ``samples``, every
+    face but one; returns how many faces it excluded.
+
+    Only the faces of ``samples`` count (run it on the ``duplicates`` view for whole groups, on a
+    selection to choose among some copies). Faces already excluded stay excluded and get no new
+    decision, so a curator's choice stands: when all but one face of a group are excluded nothing
+    changes. The face kept is, among the faces not excluded, one a curator decided on (reviewed),
+    then the lowest ``mislabel_score``, then the first sample key. Each exclusion is an ordinary
+    ``exclude`` decision (``note``: the group and the face kept), undone by :func:`undo` or
+    :func:`include` on the excluded faces.
+    """
+    if DUPLICATE_GROUP not in samples._root_dataset.get_field_schema():
+        raise ValueError("the dataset has no duplicate_group field: load a scores file written with data issues")
+    rows = _rows(samples, (DUPLICATE_GROUP, MISLABEL, "sample_key"))
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r[DUPLICATE_GROUP] is not None and r[DUPLICATE_GROUP] >= 0:
+            r["state"] = derive(r[GIVEN], r[DECISIONS])
+            if not r["state"].excluded:
+                groups.setdefault(int(r[DUPLICATE_GROUP]), []).append(r)
+    notes = {}
+    for group, members in groups.items():
+        keeper = min(members, key=_keep_rank)
+        for r in members:
+            if r is not keeper:
+                notes[r["id"]] = f"duplicate_group {group}: kept {keeper['sample_key']}"
+    if not notes:
+        return 0
+    return _decide(samples._root_dataset.select(list(notes)), "exclude", None, by, note=notes)
+
+
+def _keep_rank(row: dict[str, Any]) -> tuple[bool, float, str]:
+    score = row[MISLABEL]
+    return (not row["state"].reviewed, float("inf") if score is None else float(score), str(row["sample_key"]))
+
+
 def undo(samples: SampleCollection) -> int:
     """Remove the last decision of each of ``samples`` that has one and restore the state before it."""
     rows = _rows(samples, ())
@@ -138,8 +179,10 @@ def _decide(
     by: str | None,
     *,
     require: str | None = None,
+    note: dict[str, str] | None = None,
 ) -> int:
-    """Append one ``action`` decision to each sample; ``target(row)`` = the new label (None: keep)."""
+    """Append one ``action`` decision to each sample; ``target(row)`` = the new label (None: keep);
+    ``note``: sample id -> why, stored in the decision."""
     rows = _rows(samples, (SUGGESTED,) if require else ())
     if require:
         rows = [r for r in rows if r[require]]
@@ -149,7 +192,10 @@ def _decide(
     for r in rows:
         before = derive(r[GIVEN], r[DECISIONS]).label
         after = before if target is None else target(r)
-        histories[r["id"]] = [*r[DECISIONS], {"action": action, "from": before, "to": after, "when": when, "by": who}]
+        decision = {"action": action, "from": before, "to": after, "when": when, "by": who}
+        if note and r["id"] in note:
+            decision["note"] = note[r["id"]]
+        histories[r["id"]] = [*r[DECISIONS], decision]
     _write(samples._root_dataset, histories, {r["id"]: r[GIVEN] for r in rows})
     return len(histories)
 

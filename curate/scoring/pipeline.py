@@ -25,10 +25,12 @@ import torch
 from torch import nn
 
 from curate import neighbors, records
+from curate.data.duplicates import pixel_facts
 from curate.data.table import classes_of, unlabeled_rows
 from curate.data.torch_dataset import FaceDataset, eval_transform
 from curate.flags import FlagRule, decide
 from curate.scoring.infer import iterate_outputs, resolve_mining_precision
+from curate.scoring.issues import NEAR_DUPLICATE_COSINE, DataIssues, class_distance, find_issues
 from curate.scoring.scores import ScoreConfig, compute_scores, softmax
 
 WRITE_CHUNK = 50_000
@@ -43,10 +45,13 @@ class ScoreResult:
     verdict_counts: dict[str, int]
     rule: FlagRule
     faces_without_embedding: int = 0
+    issues: DataIssues | None = None
 
     def summary(self) -> str:
-        """The verdict counts, and the faces left without neighbours if any (for the CLI)."""
+        """The verdict counts, the data issues, and the faces left without neighbours if any (for the CLI)."""
         lines = ["verdicts: " + ", ".join(f"{k} {v}" for k, v in self.verdict_counts.items())]
+        if self.issues is not None:
+            lines += self.issues.summary_lines()
         if self.faces_without_embedding:
             lines.append(
                 f"{self.faces_without_embedding} faces have an all-zero or non-finite embedding: "
@@ -120,13 +125,19 @@ def score_table(
     progress: bool = True,
     metadata: dict[str, Any] | None = None,
     embeddings_dtype: str = "float16",
+    train_batch_size: int = 64,
+    near_duplicate_cosine: float = NEAR_DUPLICATE_COSINE,
+    reference: pd.DataFrame | None = None,
     held_out: Sequence[tuple[nn.Module, np.ndarray]] = (),
 ) -> ScoreResult:
     """Score every row of ``table`` and write ``out`` (parquet) plus its embeddings side file.
 
-    ``held_out``: (fold model, rows) pairs of a cross-fitted run (``curate.cross_fit``); each
-    fold model's target probabilities, latent distribution and consensus replace ``model``'s on
-    its rows, while ``model`` still gives every embedding (neighbours, uncertainty)."""
+    Data issues (``curate.scoring.issues``): every image is decoded once more to hash its pixels;
+    ``reference`` rows (other splits of the dataset, not scored) are hashed too, for leakage;
+    ``train_batch_size`` sets the class-balance threshold. ``held_out``: (fold model, rows) pairs
+    of a cross-fitted run (``curate.cross_fit``); each fold model's target probabilities, latent
+    distribution and consensus replace ``model``'s on its rows, while ``model`` still gives every
+    embedding (neighbours, uncertainty, outliers)."""
     score_cfg = score_cfg or ScoreConfig()
     check_compatible(model, table, model_classes)
     out = Path(out)
@@ -185,7 +196,7 @@ def score_table(
         if not has_aux:
             latent = _latent_fallback(probs, given)
         sigma = _uncertainty(model, emb, given, C)
-        knn_indices, no_embedding = _neighbours(emb, score_cfg.k)
+        knn_indices, knn_sims, no_embedding = _neighbours(emb, score_cfg.k)
         scores = compute_scores(
             given, probs, latent, sigma, knn_indices, score_cfg, consensus if has_consensus else None
         )
@@ -195,6 +206,14 @@ def score_table(
             given, scores["label_distribution"], scores["mislabel_score"], scores["ambiguity_score"],
             scores["knn_disagreement"], classes, rule, noise_probs=scores["mixed_distribution"],
         )  # fmt: skip
+        facts = pixel_facts(table["filepath"].tolist(), progress=progress)
+        ref_facts = None if reference is None else pixel_facts(reference["filepath"].tolist(), progress=progress)
+        issues = find_issues(
+            table, facts, knn_indices, knn_sims, verdict, reasons, classes, near_threshold=near_duplicate_cosine,
+            batch_size=train_batch_size, reference=reference, reference_facts=ref_facts,
+            distance=class_distance(emb, class_means(emb, given, C)),
+        )  # fmt: skip
+        verdict, reasons = issues.verdict, issues.reasons
         meta = {
             "classes": classes,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -206,6 +225,7 @@ def score_table(
             "tta": score_cfg.tta,
             "faces_without_embedding": int(no_embedding.sum()),
             "cross_fit": len(held_out),
+            "data_issues": issues.to_dict(),
             **(metadata or {}),
         }
         ids = table["sample_id"].astype(str).to_numpy()
@@ -231,18 +251,24 @@ def score_table(
                         "neighbors": [list(ids[row[row >= 0]]) for row in knn_indices[sl]],
                         "verdict": verdict[sl],
                         "reasons": reasons[sl],
+                        "duplicate_group": issues.duplicate_group[sl],
+                        "near_duplicates": issues.near_duplicates[sl],
+                        "outlier_score": issues.outlier_score[sl],
+                        "issues": issues.issues[sl],
                     }))  # fmt: skip
             os.replace(staged, records.embeddings_path(out))
         finally:
             staged.unlink(missing_ok=True)
     counts = {v: int((verdict == v).sum()) for v in records.VERDICTS}
     return ScoreResult(
-        path=out, rows=N, verdict_counts=counts, rule=rule, faces_without_embedding=int(no_embedding.sum())
-    )
+        path=out, rows=N, verdict_counts=counts, rule=rule, faces_without_embedding=int(no_embedding.sum()),
+        issues=issues,
+    )  # fmt: skip
 
 
-def _neighbours(emb: np.ndarray, k: int, *, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
-    """((N, k) neighbour indices, -1 = none; (N,) bool: the face has no usable embedding).
+def _neighbours(emb: np.ndarray, k: int, *, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """((N, k) neighbour indices, -1 = none; (N, k) their cosine similarities, -inf = none;
+    (N,) bool: the face has no usable embedding).
 
     A face whose embedding is all zeros (a backbone whose last ReLU went dead on it) or not finite
     has no cosine direction: it gets no neighbours and is nobody's neighbour, instead of stopping
@@ -255,11 +281,14 @@ def _neighbours(emb: np.ndarray, k: int, *, chunk: int = 65_536) -> tuple[np.nda
     usable = np.flatnonzero(~unusable)
     k = min(k, len(usable) - 1)
     indices = np.full((N, max(k, 1)), -1, dtype=np.int64)
+    sims = np.full((N, max(k, 1)), -np.inf, dtype=np.float32)
     if k >= 1:
         sub = emb if len(usable) == N else np.asarray(emb[usable])
-        found = neighbors.knn(sub, k=k).indices
+        result = neighbors.knn(sub, k=k)
+        found = result.indices
         indices[usable] = np.where(found >= 0, usable[np.maximum(found, 0)], -1)
-    return indices, unusable
+        sims[usable] = np.where(found >= 0, result.similarities, -np.inf)
+    return indices, sims, unusable
 
 
 @torch.no_grad()

@@ -1,7 +1,7 @@
 """FiftyOne plugin ``@dmue-curate/review``: thin operators and a panel over :mod:`curate.fiftyone.review`.
 
 Operators act on the faces selected in the grid (relabel, show_similar) or on the selection /
-current view (accept_suggestions, mark_reviewed, exclude, include, undo: the App offers the
+current view (accept_suggestions, mark_reviewed, exclude, include, keep_one_per_group, undo: the App offers the
 target, so a batch decision on a queue can be undone on the same queue - except on
 ``unreviewed-flagged``, which a decision empties: undo those on ``likely-mislabeled``; from
 Python, ``selected`` ids win over the view). Each records a decision through
@@ -79,6 +79,18 @@ class Include(_Decision):
     apply = staticmethod(review.include)
 
 
+class KeepOnePerGroup(_Decision):
+    """Exclude all but one face of each exact-duplicate group in the target (run it on the
+    ``duplicates`` view); undo it with Undo or Include on the faces it excluded."""
+
+    operator_name, label = "keep_one_per_group", "Keep one of each duplicate group"
+    apply = staticmethod(review.keep_one_per_group)
+
+    def execute(self, ctx: foo.ExecutionContext) -> dict[str, int]:
+        n = self.apply(_selected_or_view(ctx), by=review.curator(ctx.user))
+        return _done(ctx, f"Excluded {n} duplicate faces (kept one of each group)", n)
+
+
 class Relabel(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
@@ -129,12 +141,16 @@ class ExportCleaned(foo.Operator):
         return foo.OperatorConfig(name="export_cleaned", label="Export cleaned labels", view_target=False)
 
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
-        from curate.export import POLICIES, format_choices
+        from curate.export import DEDUPE, LEAKS, POLICIES, format_choices
 
         inputs = types.Object()
         inputs.str("out", required=True, label="Output file or folder (absolute path, or ~/...)")
         inputs.enum("format", list(format_choices()), default="csv", label="Format")
         inputs.enum("policy", list(POLICIES), default="decisions", label="Policy")
+        inputs.enum("dedupe", list(DEDUPE), default="keep-all", label="Exact duplicates (keep-one: one per group)")
+        inputs.enum("leaks", list(LEAKS), default="keep", label="Faces leaked across splits")
+        inputs.str("leak_splits", label="Drop leaked faces only in these splits (comma-separated; empty: all)")
+        inputs.float("drop_outliers", min=0.0, max=1.0, label="Drop outliers from outlier_score (empty: keep)")
         inputs.bool("force", default=False, label="Replace an existing output")
         return types.Property(inputs, view=types.View(label="Export cleaned labels"))
 
@@ -152,11 +168,25 @@ class ExportCleaned(foo.Operator):
                 out=out,
                 force=bool(ctx.params.get("force", False)),
                 by=review.curator(ctx.user),
+                data_policy=_data_policy(ctx.params),
             )
         except ExportError as exc:  # the CLI's --force by its name in this form
             raise ValueError(str(exc).replace("pass --force", "tick 'Replace an existing output'")) from None
         ctx.ops.notify(f"Wrote {summary.written} faces to {summary.out}", variant="success")
         return summary.to_dict()
+
+
+def _data_policy(params: dict[str, Any]) -> Any:
+    from curate.export import DataPolicy
+
+    splits = tuple(s.strip() for s in (params.get("leak_splits") or "").split(",") if s.strip())
+    outliers = params.get("drop_outliers")
+    return DataPolicy(
+        dedupe=params.get("dedupe") or "keep-all",
+        leaks=params.get("leaks") or "keep",
+        leak_splits=splits,
+        drop_outliers=None if outliers is None else float(outliers),
+    )
 
 
 class ReviewQueues(foo.Panel):
@@ -192,6 +222,7 @@ def register(p: Any) -> None:
         MarkReviewed,
         Exclude,
         Include,
+        KeepOnePerGroup,
         Undo,
         ShowSimilar,
         ExportCleaned,

@@ -21,14 +21,10 @@ def run(*args: str):
 
 @pytest.fixture
 def folder(tmp_path, make_image):
-    for name in (
-        "train/happy/1.png",
-        "train/happy/2.png",
-        "train/sad/1.png",
-        "val/happy/3.png",
-        "val/sad/4.png",
+    for color, name in enumerate(  # distinct pixels: identical images would be reported as duplicates
+        ("train/happy/1.png", "train/happy/2.png", "train/sad/1.png", "val/happy/3.png", "val/sad/4.png")
     ):
-        make_image(tmp_path / "ds" / name)
+        make_image(tmp_path / "ds" / name, color=color * 40)
     (tmp_path / "ds" / "train" / "fear").mkdir()
     return tmp_path / "ds"
 

@@ -47,6 +47,9 @@ def test_fields_tags_queues_and_runs(make_scores, dataset_name):
         "given-angry",
         "given-happy",
         "given-sad",
+        "duplicates",
+        "leaks",
+        "outliers",
     ]
     queue = ds.load_saved_view("likely-mislabeled")
     expected = df[df["verdict"] == "likely_mislabeled"].sort_values("mislabel_score", ascending=False)
@@ -168,7 +171,9 @@ def test_documents_match_what_fiftyone_writes(make_scores, dataset_name):
             aux_consensus=np.asarray(row["aux_consensus"]),
             **{f: float(row[f]) for f in ("mislabel_score", "ambiguity_score", "uncertainty", "knn_disagreement")},
             suggested_label=CLASSES[int(dist.argmax())], verdict="ambiguous", reasons=row["reasons"],
-            neighbors=list(row["neighbors"]), decisions=[], reviewed=False, excluded=False))  # fmt: skip
+            neighbors=list(row["neighbors"]), decisions=[], reviewed=False, excluded=False,
+            duplicate_group=int(row["duplicate_group"]), near_duplicates=list(row["near_duplicates"]),
+            outlier_score=float(row["outlier_score"]), issues=list(row["issues"])))  # fmt: skip
         theirs = reference._sample_collection.find_one()
     finally:
         reference.delete()
