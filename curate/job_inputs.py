@@ -47,3 +47,14 @@ def table_and_config(
     replayed = {k: v for k, v in cfg.data.items() if k in READER_KEYS and k != "skip_report"}
     table = load_table(dataset, **{**replayed, "skip_report": reader.get("skip_report")}, decodable=True)
     return table, cfg
+
+
+def other_splits(dataset: str, reader: Mapping[str, Any], table: pd.DataFrame) -> pd.DataFrame | None:
+    """The dataset's rows in the splits a ``--split`` run leaves out (checked for leakage), or None
+    when the run kept every split; unreadable rows of the other splits are skipped."""
+    if not [s for s in reader.get("splits") or () if s]:
+        return None
+    options = {k: v for k, v in reader.items() if k in READER_KEYS and k not in ("splits", "skip_report", "on_bad")}
+    full = load_table(dataset, **options, on_bad="skip")
+    rest = full[~full["split"].isin(set(table["split"]))].reset_index(drop=True)
+    return rest if len(rest) else None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from curate.cli.options import mining_precision_option, reader_options, tta_option
+from curate.cli.options import as_click_errors, mining_precision_option, reader_options, tta_option
 from curate.cli.train_cmd import table_and_config
 from curate.cli.train_options import train_options
 
@@ -50,6 +50,7 @@ def run(
       curate run small-batch/ --format imagefolder --cross-fit 4 --out runs/small
     """
     from curate.data.errors import DataError
+    from curate.job_inputs import other_splits
     from curate.jobs import TrainingInterrupted, run_job
     from curate.report import top_flagged
     from curate.run_config import override
@@ -64,7 +65,8 @@ def run(
     name = name or Path(out).resolve().name
     if load:
         _check_dataset_name(name, Path(out).resolve() / "scores.parquet")
-    reference = other_splits(dataset, cfg.data, table)
+    with as_click_errors():
+        reference = other_splits(dataset, cfg.data, table)
     try:
         result = run_job(table, cfg, out, log=click.echo, reference=reference)
     except (ValueError, TrainingInterrupted, DataError) as exc:
@@ -82,18 +84,6 @@ def run(
                 f"{exc}\nthe scores are written; load them with `curate load {result.scores.path} --name NAME`"
             ) from exc
         click.echo(f"\nloaded into FiftyOne as '{name}': review with `curate app {name}`")
-
-
-def other_splits(dataset: str, reader: dict, table):
-    """The dataset's rows in the splits a ``--split`` run leaves out (checked for leakage), or None."""
-    from curate.cli.options import READER_KEYS, load_table
-
-    if not [s for s in reader.get("splits") or () if s]:
-        return None
-    options = {k: v for k, v in reader.items() if k in READER_KEYS and k not in ("splits", "skip_report", "on_bad")}
-    full = load_table(dataset, **options, on_bad="skip")
-    rest = full[~full["split"].isin(set(table["split"]))].reset_index(drop=True)
-    return rest if len(rest) else None
 
 
 def _check_dataset_name(name: str, scores: Path) -> None:
