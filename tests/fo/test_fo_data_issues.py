@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from fo_helpers import PLUGIN, scores_frame, write
 
-from curate import review
-from curate.fiftyone import ISSUE_VIEWS, load_scores
+from curate.fiftyone import ISSUE_VIEWS, load_scores, review
 
 pytestmark = pytest.mark.mongo
 
