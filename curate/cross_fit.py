@@ -1,12 +1,13 @@
-"""Cross-fitting: out-of-sample outputs for every face, from K fold models.
+"""Cross-fitting: how many faces to flag, estimated from models that did not train on them.
 
 The faces are split into K folds, stratified by given label. Fold model i trains on the other K-1
 folds and gives the outputs (target probabilities, mined latent distribution, auxiliary consensus)
-of the faces in fold i, so no face is judged by a model that fitted its label. A model trained on
-every face leans each probability towards the face's given label the longer it trains, which hides
-errors and makes the flag quota's noise estimate undercount; out-of-fold outputs do not (cleanlab's
-K-fold probabilities, with DMUE). The model trained on all faces still gives the embeddings
-(neighbours, uncertainty) and the exported ``model.pt``.
+of the faces in fold i. A model trained on every face leans each probability towards the face's
+given label the longer it trains, so the share of faces it finds confidently another class (the
+flag quota, ``curate.flags``) undercounts; the fold models' out-of-fold outputs do not. The scores
+themselves, the order of the queues, the embeddings and the exported ``model.pt`` stay the full
+model's: on 2,000 faces its ranking beat the fold models' (each sees a third fewer faces), and
+the pairing gave the best queue (docs/small-data.md).
 
 Layout inside a run directory: ``folds/folds.json`` (``{"k": K, "seed": S, "fold": {sample_id: i}}``)
 and ``folds/fold<i>/``, each an ordinary run directory that trains and resumes on its own.

@@ -1,8 +1,8 @@
 """The resolved configuration of a run, saved as ``RUN_DIR/config.yaml`` and readable by ``--config``.
 
 Sections: ``data`` (the dataset path and reader options), ``image_size``, ``init_from`` (the earlier
-run or exported model the weights started from, or null), ``cross_fit`` (K fold models give every
-face out-of-sample outputs, ``curate.cross_fit``; 0 = off), ``size_aware`` (the settings still to
+run or exported model the weights started from, or null), ``cross_fit`` (K fold models estimate
+the share of faces to flag out of sample, ``curate.cross_fit``; 0 = off), ``size_aware`` (the settings still to
 be chosen from the number of faces, ``curate.sizing``; empty once a run chose them), ``model``
 (``dmue_core.config.DMUEConfig``), ``train`` (``dmue_core.config.TrainConfig``), ``score``
 (``curate.scoring.scores.ScoreConfig``) and ``flags`` (``curate.flags.FlagRule`` thresholds).

@@ -2,16 +2,17 @@
 
 A model trained from scratch on a few thousand faces needs more passes over them than one trained
 on 28,000 (docs/small-data.md: 2,000 faces 0.722 -> 0.756 AUROC from 12 to 30 epochs, 3,579 faces
-0.827 -> 0.851 from 12 to 20). The table:
+0.827 -> 0.851 from 12 to 20), and a model that fits its few faces leans their probabilities to
+the given labels, so its own estimate of how many faces to flag falls short: on small sets the
+count comes from cross-fitted fold models (``curate.cross_fit``; on 2,000 faces 7.7 % flagged at
+recall 0.16 became 25.9 % at recall 0.45 for 42 % noise, precision 0.86 -> 0.74). The table:
 
-    faces            epochs
-    < 3,000            30
-    3,000 - 9,999      20
-    >= 10,000          12
+    faces            epochs   cross_fit
+    < 3,000            30         3
+    3,000 - 9,999      20         0
+    >= 10,000          12         0
 
-The ramp width (``model.ramp_a``) follows the epochs (a third of them). Cross-fitting
-(``--cross-fit``) is not chosen by size: on 2,000 faces it gave a more honest flag count but a
-weaker ranking (docs/small-data.md). Every value is overridable:
+The ramp width (``model.ramp_a``) follows the epochs (a third of them). Every value is overridable:
 a flag or a ``--config`` file that sets one takes it off ``RunConfig.size_aware``, the list of the
 settings still to be chosen; ``apply`` chooses them once, for the faces the run trains on, and
 empties the list, so ``config.yaml`` records the values used and a resume or ``--config`` replay
@@ -25,16 +26,17 @@ from dataclasses import dataclass
 from typing import Any
 
 #: the settings the size table can choose, as ``RunConfig.size_aware`` names them
-SIZE_AWARE = ("train.epochs", "model.ramp_a")
+SIZE_AWARE = ("train.epochs", "model.ramp_a", "cross_fit")
 
 
 @dataclass(frozen=True)
 class SizeRow:
     below: int | None  # faces; None = no upper bound
     epochs: int
+    cross_fit: int
 
 
-TABLE = (SizeRow(3000, epochs=30), SizeRow(10000, epochs=20), SizeRow(None, epochs=12))
+TABLE = (SizeRow(3000, epochs=30, cross_fit=3), SizeRow(10000, epochs=20, cross_fit=0), SizeRow(None, 12, 0))
 
 
 def row_for(n_faces: int) -> SizeRow:
@@ -51,6 +53,8 @@ def apply(cfg: Any, n_faces: int, log: Callable[[str], Any] = print) -> dict[str
         cfg.train.epochs = chosen["train.epochs"] = row.epochs
     if "model.ramp_a" in cfg.size_aware:
         cfg.model.ramp_a = chosen["model.ramp_a"] = round(cfg.train.epochs / 3, 2)
+    if "cross_fit" in cfg.size_aware:
+        cfg.cross_fit = chosen["cross_fit"] = row.cross_fit
     cfg.size_aware = []
     if chosen:
         listed = ", ".join(f"{k} {v}" for k, v in chosen.items())

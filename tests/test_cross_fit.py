@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 
 from curate.cli import main
@@ -17,6 +18,10 @@ from curate.data.synthetic import generate
 from curate.jobs import score_job
 from curate.records import read_metadata
 from curate.run_config import RunConfig
+from curate.scoring.pipeline import score_table
+from curate.scoring.scores import ScoreConfig
+from dmue_core.config import DMUEConfig
+from dmue_core.model import DMUE
 
 FAST = ["--epochs", "1", "--ramp-a", "1", "--workers", "0", "--image-size", "32", "--no-load"]
 
@@ -50,7 +55,7 @@ def test_folds_file_is_reread_and_refuses_other_faces(tmp_path):
     assert "48,000 training images, 4.0x one training" in budget(1000, 4, 12)
 
 
-def test_cross_fitted_run_scores_each_face_with_the_model_that_did_not_train_on_it(tmp_path):
+def test_cross_fitted_run_trains_folds_on_the_other_faces_and_keeps_the_full_models_scores(tmp_path):
     generate(90, tmp_path / "data", seed=4, noise_rate=0.2)
     args = [tmp_path / "data" / "labels.csv", "--path-column", "path", "--label-column", "label"]
     run = tmp_path / "run"
@@ -59,23 +64,39 @@ def test_cross_fitted_run_scores_each_face_with_the_model_that_did_not_train_on_
     assert "cross-fitting: the model on all 90 faces and 2 fold models" in res.output
     assert "fold 2/2: training on the" in res.output
     assert RunConfig.load(run / "config.yaml").cross_fit == 2
-    scores = pd.read_parquet(run / "scores.parquet")
     assert read_metadata(run / "scores.parquet")["cross_fit"] == 2
     fold_of = json.loads((run / "folds" / "folds.json").read_text())["fold"]
     table = load_table(str(args[0]), path_column="path", label_column="label")
     for i in range(2):
-        rows = np.flatnonzero([fold_of[s] == i for s in table.sample_id])
-        own = table.iloc[rows].reset_index(drop=True)
-        own.attrs = dict(table.attrs)
-        alone = pd.read_parquet(
-            score_job(run / "folds" / f"fold{i}", own, tmp_path / f"f{i}.parquet", progress=False).path
-        )
-        ours = scores.set_index("sample_id").loc[alone.sample_id]
-        np.testing.assert_allclose(np.stack(ours.target_probs), np.stack(alone.target_probs), atol=1e-5)
-        faces = json.loads((run / "folds" / f"fold{i}" / "faces.json").read_text())["faces"]
-        assert faces == len(table) - len(rows)  # the fold model never saw its own rows
+        trained_on = json.loads((run / "folds" / f"fold{i}" / "faces.json").read_text())["faces"]
+        assert trained_on == sum(f != i for f in fold_of.values())  # the fold model never saw its own rows
+    plain = score_job(run, table, tmp_path / "plain.parquet", held_out=[], progress=False).path
+    ours, full = pd.read_parquet(run / "scores.parquet"), pd.read_parquet(plain)
+    for column in ("mislabel_score", "ambiguity_score"):  # the order of the queue is the full model's
+        np.testing.assert_allclose(ours[column], full[column], atol=1e-6)
     res = CliRunner().invoke(main, ["run", *[str(a) for a in args], "--out", str(run), "--cross-fit", "2", *FAST])
     assert res.exit_code == 0, res.output
     assert res.output.count("already trained") == 3  # resumed: the full model and both folds reused
     res = CliRunner().invoke(main, ["run", *[str(a) for a in args], "--out", str(run), "--cross-fit", "1", *FAST])
     assert res.exit_code != 0 and "at least 2 folds" in res.output
+
+
+def test_held_out_outputs_set_only_the_flag_count(tmp_path):
+    """score_table with held-out models: the scores stay the full model's; the noise estimate (and so
+    the share flagged) comes from the held-out outputs, and equals the full model's own when the
+    held-out model is the full model itself."""
+    generate(80, tmp_path / "data", seed=5, noise_rate=0.3)
+    table = load_table(str(tmp_path / "data" / "labels.csv"), path_column="path", label_column="label")
+    classes = list(table.attrs["classes"])
+    torch.manual_seed(0)
+    model = DMUE(DMUEConfig(num_classes=len(classes), backbone="fer_cnn", small_input=True))
+    other = DMUE(DMUEConfig(num_classes=len(classes), backbone="fer_cnn", small_input=True))
+    rows = np.arange(len(table))
+    opts = {"image_size": 32, "model_classes": classes, "progress": False, "score_cfg": ScoreConfig(tta="none")}
+    alone = score_table(model, table, tmp_path / "a.parquet", **opts)
+    itself = score_table(model, table, tmp_path / "b.parquet", held_out=[(model, rows)], **opts)
+    stranger = score_table(model, table, tmp_path / "c.parquet", held_out=[(other, rows)], **opts)
+    a, b, c = (pd.read_parquet(tmp_path / f"{x}.parquet") for x in "abc")
+    assert (a.verdict == b.verdict).all() and alone.rule.noise_rate == itself.rule.noise_rate
+    np.testing.assert_allclose(a.mislabel_score, c.mislabel_score, atol=1e-6)
+    assert stranger.rule.noise_rate != alone.rule.noise_rate

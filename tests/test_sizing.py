@@ -27,6 +27,7 @@ def test_rows_cover_every_size_and_shrink_the_budget_as_faces_grow():
         assert row_for(below - 1) is not row_for(below)
     epochs = [r.epochs for r in TABLE]
     assert epochs == sorted(epochs, reverse=True)
+    assert TABLE[-1].cross_fit == 0 and all(r.cross_fit == 0 or r.cross_fit >= 2 for r in TABLE)
 
 
 def test_apply_fills_only_the_unset_settings_once():
@@ -35,12 +36,12 @@ def test_apply_fills_only_the_unset_settings_once():
     lines: list[str] = []
     chosen = apply(cfg, 500, lines.append)
     row = row_for(500)
-    assert chosen == {"train.epochs": row.epochs, "model.ramp_a": round(row.epochs / 3, 2)}
-    assert (cfg.train.epochs, cfg.size_aware) == (row.epochs, [])
+    assert chosen == {"train.epochs": row.epochs, "model.ramp_a": round(row.epochs / 3, 2), "cross_fit": row.cross_fit}
+    assert (cfg.train.epochs, cfg.cross_fit, cfg.size_aware) == (row.epochs, row.cross_fit, [])
     assert "size-aware defaults for 500 faces" in lines[0]
     assert apply(cfg, 50_000, lines.append) == {} and cfg.train.epochs == row.epochs  # chosen once
     explicit = resolved(epochs=7)
-    assert explicit.size_aware == ["model.ramp_a"]
+    assert explicit.size_aware == ["model.ramp_a", "cross_fit"]
     apply(explicit, 500, lines.append)
     assert (explicit.train.epochs, explicit.model.ramp_a) == (7, round(7 / 3, 2))
     both = resolved(epochs=7, ramp_a=1.5)
@@ -66,10 +67,12 @@ def test_a_small_run_records_its_chosen_values_and_a_resume_replays_them(tmp_pat
             "--out", str(tmp_path / "run"), "--workers", "0", "--image-size", "32", "--no-load"]  # fmt: skip
     res = CliRunner().invoke(main, [*args, "--ramp-a", "1"])
     assert res.exit_code == 0, res.output
-    epochs = row_for(60).epochs
-    assert f"size-aware defaults for 60 faces: train.epochs {epochs} (docs/small-data.md" in res.output
+    row = row_for(60)
+    assert f"size-aware defaults for 60 faces: train.epochs {row.epochs}, cross_fit {row.cross_fit} (" in res.output
     cfg = RunConfig.load(tmp_path / "run" / "config.yaml")
-    assert (cfg.train.epochs, cfg.model.ramp_a, cfg.cross_fit, cfg.size_aware) == (epochs, 1.0, 0, [])
+    assert (cfg.train.epochs, cfg.model.ramp_a, cfg.cross_fit, cfg.size_aware) == (row.epochs, 1.0, row.cross_fit, [])
+    assert len(list((tmp_path / "run" / "folds").glob("fold*/model.pt"))) == row.cross_fit
     res = CliRunner().invoke(main, args)  # resumed: the run's own recorded values, nothing chosen again
     assert res.exit_code == 0, res.output
-    assert "size-aware defaults" not in res.output and "already trained" in res.output
+    assert "size-aware defaults" not in res.output
+    assert res.output.count("already trained") == 1 + row.cross_fit

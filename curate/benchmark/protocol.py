@@ -183,6 +183,7 @@ class Benchmark:
             f"--tta={self.cfg.tta}",
             "--no-load",
             f"--out={run_dir}",
+            *([] if any(f.startswith("--cross-fit") for f in flags) else ["--cross-fit=0"]),  # same budget
             *flags,
         ]
         self.log("[bench] curate " + " ".join(args))

@@ -23,7 +23,8 @@ from curate.cli.train_options import train_options
     type=click.IntRange(min=0),
     metavar="K",
     help="Train K fold models besides the full one, so every face is scored by a model that did not "
-    "train on it (an out-of-sample flag count, K times the training cost; docs/small-data.md) [default: 0, off].",
+    "train on it: the share of faces to flag is estimated from them (K times the training cost; 0 = off) "
+    "[default: 3 below 3,000 faces, else 0; docs/small-data.md].",
 )
 @mining_precision_option
 @tta_option
@@ -60,6 +61,7 @@ def run(
         if cross_fit == 1:
             raise click.BadParameter("give 0 (off) or at least 2 folds", param_hint="--cross-fit")
         cfg.cross_fit = cross_fit
+        cfg.set_explicitly("cross_fit")
     name = name or Path(out).resolve().name
     if load:
         _check_dataset_name(name, Path(out).resolve() / "scores.parquet")

@@ -135,9 +135,10 @@ def score_table(
     Data issues (``curate.scoring.issues``): every image is decoded once more to hash its pixels;
     ``reference`` rows (other splits of the dataset, not scored) are hashed too, for leakage;
     ``train_batch_size`` sets the class-balance threshold. ``held_out``: (fold model, rows) pairs
-    of a cross-fitted run (``curate.cross_fit``); each fold model's target probabilities, latent
-    distribution and consensus replace ``model``'s on its rows, while ``model`` still gives every
-    embedding (neighbours, uncertainty, outliers)."""
+    of a cross-fitted run (``curate.cross_fit``): the share of faces to flag is estimated from the
+    fold models' outputs on the rows they did not train on, while every score, the order of the
+    queue and every embedding stay ``model``'s (docs/small-data.md: that pairing gave the best
+    queue on 2,000 faces)."""
     score_cfg = score_cfg or ScoreConfig()
     check_compatible(model, table, model_classes)
     out = Path(out)
@@ -180,18 +181,9 @@ def score_table(
                 has_consensus = True
                 consensus[chunk.idx] = chunk.consensus
         assert emb is not None
-        for fold_model, rows in held_out:
-            check_compatible(fold_model, table, model_classes)
-            by_label = rows[np.argsort(given[rows], kind="stable")]
-            for chunk in iterate_outputs(
-                fold_model, dataset, batch_size=batch_size, device=device, order=by_label,
-                mining_precision=precision, tta=score_cfg.tta, consensus=score_cfg.w_aux > 0, progress=progress,
-            ):  # fmt: skip
-                logits[chunk.idx] = chunk.logits
-                if chunk.latent is not None:
-                    latent[chunk.idx] = chunk.latent
-                if chunk.consensus is not None:
-                    consensus[chunk.idx] = chunk.consensus
+        oof = _out_of_fold(held_out, table, model_classes, dataset, given, (logits, latent, consensus),
+                           batch_size=batch_size, device=device, precision=precision, score_cfg=score_cfg,
+                           progress=progress)  # fmt: skip
         probs = softmax(logits)
         if not has_aux:
             latent = _latent_fallback(probs, given)
@@ -200,11 +192,18 @@ def score_table(
         scores = compute_scores(
             given, probs, latent, sigma, knn_indices, score_cfg, consensus if has_consensus else None
         )
+        noise_probs = scores["mixed_distribution"]
+        if oof is not None:  # the flag count from outputs of models that did not train on the faces
+            oof_probs = softmax(oof[0])
+            noise_probs = compute_scores(
+                given, oof_probs, oof[1] if has_aux else _latent_fallback(oof_probs, given), sigma, knn_indices,
+                score_cfg, oof[2] if has_consensus else None,
+            )["mixed_distribution"]  # fmt: skip
         if not has_consensus:
             consensus = probs  # the record's column: the target's view stands in (not mixed in twice)
         verdict, reasons, rule = decide(
             given, scores["label_distribution"], scores["mislabel_score"], scores["ambiguity_score"],
-            scores["knn_disagreement"], classes, rule, noise_probs=scores["mixed_distribution"],
+            scores["knn_disagreement"], classes, rule, noise_probs=noise_probs,
         )  # fmt: skip
         facts = pixel_facts(table["filepath"].tolist(), progress=progress)
         ref_facts = None if reference is None else pixel_facts(reference["filepath"].tolist(), progress=progress)
@@ -264,6 +263,40 @@ def score_table(
         path=out, rows=N, verdict_counts=counts, rule=rule, faces_without_embedding=int(no_embedding.sum()),
         issues=issues,
     )  # fmt: skip
+
+
+def _out_of_fold(
+    held_out: Sequence[tuple[nn.Module, np.ndarray]],
+    table: pd.DataFrame,
+    model_classes: list[str] | None,
+    dataset: FaceDataset,
+    given: np.ndarray,
+    full: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    batch_size: int,
+    device: str,
+    precision: str,
+    score_cfg: ScoreConfig,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(logits, latent, consensus), each (N, C): copies of the ``full`` model's with every fold's rows
+    replaced by its fold model's outputs; None without ``held_out``."""
+    if not held_out:
+        return None
+    logits, latent, consensus = (a.copy() for a in full)
+    for fold_model, rows in held_out:
+        check_compatible(fold_model, table, model_classes)
+        by_label = rows[np.argsort(given[rows], kind="stable")]
+        for chunk in iterate_outputs(
+            fold_model, dataset, batch_size=batch_size, device=device, order=by_label,
+            mining_precision=precision, tta=score_cfg.tta, consensus=score_cfg.w_aux > 0, progress=progress,
+        ):  # fmt: skip
+            logits[chunk.idx] = chunk.logits
+            if chunk.latent is not None:
+                latent[chunk.idx] = chunk.latent
+            if chunk.consensus is not None:
+                consensus[chunk.idx] = chunk.consensus
+    return logits, latent, consensus
 
 
 def _neighbours(emb: np.ndarray, k: int, *, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
