@@ -51,6 +51,7 @@ def demo(out: Path, faces: int, noise_rate: float, epochs: int, backbone: str, n
         "data": {"dataset": "synthetic", "faces": faces, "noise_rate": noise_rate},
         "model": {"backbone": backbone, "small_input": True, "ramp_a": max(1.0, epochs / 3)},
         "train": {"epochs": epochs, "batch_size": 64, "num_workers": 0, "ckpt_every": 0},
+        "size_aware": [],  # the demo's budget is --epochs, not the size table's (no folds: minutes)
     })  # fmt: skip
     click.echo(f"[2/5] train DMUE ({backbone}, {epochs} epochs) and score -> {out / 'run'}")
     result = run_job(table, cfg, out / "run", log=click.echo)
