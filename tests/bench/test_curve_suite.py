@@ -68,4 +68,4 @@ def test_tiny_curve_suite_runs_every_curve_and_resumes(shared_data, tmp_path):
     assert (cfg.out / "curve.png").exists() and "| 300 |" in (cfg.out / "curve.md").read_text()
     lines: list[str] = []
     assert run_curve_suite(cfg, lines.append)["sizes"] == record["sizes"]
-    assert sum("cached" in line for line in lines) == 2 * 5 + 2  # every stage read back, no training
+    assert sum("cached" in line for line in lines) == 2 * 6 + 1  # every stage of both sizes read back
