@@ -4,12 +4,13 @@ A model trained from scratch on a few thousand faces needs more passes over them
 on 28,000 (docs/small-data.md: 2,000 faces 0.722 -> 0.756 AUROC from 12 to 30 epochs, 3,579 faces
 0.827 -> 0.851 from 12 to 20), and a model that fits its few faces leans their probabilities to
 the given labels, so its own estimate of how many faces to flag falls short: on small sets the
-count comes from cross-fitted fold models (``curate.cross_fit``; on 2,000 faces 7.7 % flagged at
-recall 0.16 became 25.9 % at recall 0.45 for 42 % noise, precision 0.86 -> 0.74). The table:
+count comes from cross-fitted fold models (``curate.cross_fit``; for 42 % noise on 2,000 faces,
+7.7 % flagged at precision / recall 0.86 / 0.16 became 25.9 % at 0.74 / 0.45; for 35 % noise on
+3,579 faces, 11.1 % at 0.83 / 0.27 became 23.7 % at 0.75 / 0.51). The table:
 
     faces            epochs   cross_fit
     < 3,000            30         3
-    3,000 - 9,999      20         0
+    3,000 - 9,999      20         3
     >= 10,000          12         0
 
 The ramp width (``model.ramp_a``) follows the epochs (a third of them). Every value is overridable:
@@ -36,7 +37,7 @@ class SizeRow:
     cross_fit: int
 
 
-TABLE = (SizeRow(3000, epochs=30, cross_fit=3), SizeRow(10000, epochs=20, cross_fit=0), SizeRow(None, 12, 0))
+TABLE = (SizeRow(3000, epochs=30, cross_fit=3), SizeRow(10000, epochs=20, cross_fit=3), SizeRow(None, 12, 0))
 
 
 def row_for(n_faces: int) -> SizeRow:

@@ -24,7 +24,7 @@ from curate.cli.train_options import train_options
     metavar="K",
     help="Train K fold models besides the full one, so every face is scored by a model that did not "
     "train on it: the share of faces to flag is estimated from them (K times the training cost; 0 = off) "
-    "[default: 3 below 3,000 faces, else 0; docs/small-data.md].",
+    "[default: 3 below 10,000 faces, else 0; docs/small-data.md].",
 )
 @mining_precision_option
 @tta_option
