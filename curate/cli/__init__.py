@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "load": "curate.cli.load_cmd:load",
     "app": "curate.cli.app_cmd:app",
     "plugin": "curate.cli.plugin_cmd:plugin",
+    "rerank": "curate.cli.rerank_cmd:rerank",
 }
 
 

@@ -1,0 +1,269 @@
+"""Re-rank the review queue with the curator's decisions (issue 22), in plain numpy/pandas.
+
+A run's scores are computed once; a curator who reviews the top of the queue teaches them nothing.
+This module takes the scores table (the columns of ``scores.parquet``: ``sample_id``,
+``given_label``, ``label_distribution``, ``neighbors`` ...) and the decisions so far and recomputes,
+for the faces still **undecided**, the believed distribution, ``mislabel_score`` and
+``suggested_label``. Decided faces never change: their row is returned as it was.
+
+A decision is the label the curator put in force: ``sample_id -> class index``, or ``"correct"``
+(the given label was confirmed: keep / accept of the given label), or ``None`` (the face was
+decided but says nothing about its label, e.g. excluded as unusable). Two updates use them:
+
+1. **Label propagation over the run's kNN graph** (``weight`` = w). Each face's ``neighbors`` are
+   the k nearest faces the run already stored (faiss, ``scores.parquet``). For an undecided face,
+   the trusted labels of its decided neighbours (the curator's label; the given label for a
+   confirmed-correct one) are counted into a histogram ``h`` (counts divided by the number of
+   neighbours found, so each decided neighbour carries 1/k) and mixed in::
+
+       dist' = normalise( label_distribution + w * h )
+
+   A neighbour confirmed as an error pulls the face towards the neighbour's true class (its score
+   rises when that class differs from its own given label, and the suggestion moves there); a
+   neighbour confirmed correct pulls towards that label. One step of propagation, not an iterative
+   solve: the graph is the run's and the decided set grows by a batch at a time, so the next
+   rerank propagates from the newly decided faces. With no decision ``h`` is 0 and the scores are
+   the run's own.
+
+2. **Per-class calibration of the score** (``class_strength`` = s). Among the decided faces given
+   class c, the curator overturned ``e_c`` of ``n_c``; the run predicted ``m_c`` = the sum of their
+   original ``mislabel_score``. The observed error rate, shrunk to the prediction with a pseudo-count
+   ``shrink`` (=a), is ``r_c = (e_c + a * m_c / n_c) / (n_c + a)``; the predicted one is
+   ``q_c = m_c / n_c``. The odds that an undecided face of class c is mislabeled are multiplied by
+   ``[odds(r_c) / odds(q_c)] ** s`` (a Bayes update as in ``curate.scoring.scores.apply_class_prior``,
+   rates clipped to [0.01, 0.99]). Comparing with the prediction *on the same decided faces* matters:
+   the curator reviews the top of the queue, so raw error rates among decided faces are far above
+   the population's; only the gap between what the run expected and what the curator found says the
+   class is over- or under-flagged. A class without decisions keeps factor 1.
+
+3. **Where the curator's corrections go** (``transition_strength`` = t). Among decided faces given
+   class c that the curator overturned, the share relabelled to each class d, shrunk (``shrink``)
+   to what the run's distribution expected for those faces (its mass on d, renormalised over the
+   classes other than c), gives a ratio observed / expected per (c, d); the other-class entries of
+   an undecided face given c are multiplied by that ratio ** t and rescaled to keep their sum.
+   This changes which class is suggested, never the score. (FERPlus: most FER2013 errors are
+   neutral or sad in the crowd's eyes, more often than the model believes.)
+
+Then ``mislabel_score = 1 - dist'[given]`` (applied as an odds update of the run's own score, so a
+face nothing moved keeps its score exactly) and ``suggested_label = argmax dist'``; a second
+suggestion, ``relabel_label``, is the argmax over the classes other than the given one. Both updates are
+O(N k) and vectorised: a rerank of 30,000 faces with k = 10 takes well under a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: a decision value meaning "the given label is right"
+CORRECT = "correct"
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """``weight``: mass of one fully-decided neighbourhood in the mixed distribution (0 = no
+    propagation); ``class_strength``: exponent of the per-class odds update (0 = off); ``shrink``:
+    pseudo-count pulling a class's observed error rate to the run's prediction."""
+
+    weight: float = 1.0
+    class_strength: float = 1.0
+    shrink: float = 50.0
+    transition_strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        if min(self.weight, self.class_strength, self.shrink, self.transition_strength) < 0:
+            raise ValueError(f"rerank weights must be >= 0: {self}")
+
+
+def _odds(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 0.01, 0.99)
+    return p / (1 - p)
+
+
+class Reranker:
+    """The parts of a scores table a rerank needs, indexed once (the benchmark reranks many times).
+
+    ``scores``: a DataFrame with ``sample_id``, ``given_label`` (int), ``label_distribution``
+    (per-row length-C arrays), ``mislabel_score`` and ``neighbors`` (per-row lists of sample ids;
+    ids not in the table are ignored).
+    """
+
+    def __init__(self, scores: pd.DataFrame) -> None:
+        self.sample_ids = scores["sample_id"].astype(str).to_numpy()
+        self.row_of = {sid: i for i, sid in enumerate(self.sample_ids)}
+        if len(self.row_of) != len(self.sample_ids):
+            raise ValueError("scores hold duplicate sample_id values")
+        self.given = scores["given_label"].to_numpy(dtype=np.int64)
+        self.dist = np.stack(scores["label_distribution"].to_numpy()).astype(np.float64)
+        self.num_classes = self.dist.shape[1]
+        if "mislabel_score" in scores:
+            self.mislabel = scores["mislabel_score"].to_numpy(dtype=np.float64)
+        else:
+            self.mislabel = 1.0 - self.dist[np.arange(len(self.given)), self.given]
+        neighbours = scores["neighbors"].to_numpy() if "neighbors" in scores else [[]] * len(scores)
+        k = max((len(n) for n in neighbours if n is not None), default=0)
+        knn = np.full((len(scores), max(k, 1)), -1, dtype=np.int64)
+        for i, nbrs in enumerate(neighbours):
+            if nbrs is None:
+                continue
+            for j, sid in enumerate(nbrs):
+                knn[i, j] = self.row_of.get(str(sid), -1)
+        self.knn = knn
+
+    def trusted_labels(self, decisions: Mapping[str, int | str | None]) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) trusted label per row (-1: none) and (N,) bool decided, from ``decisions``
+        (sample id -> class index, ``"correct"`` or None; unknown ids are ignored)."""
+        trusted = np.full(len(self.given), -1, dtype=np.int64)
+        decided = np.zeros(len(self.given), dtype=bool)
+        for sid, label in decisions.items():
+            i = self.row_of.get(str(sid))
+            if i is None:
+                continue
+            decided[i] = True
+            if label is None:
+                continue
+            if isinstance(label, str):
+                if label != CORRECT:
+                    raise ValueError(f"decision for {sid!r} must be a class index, {CORRECT!r} or None, not {label!r}")
+                trusted[i] = self.given[i]
+            else:
+                if not 0 <= int(label) < self.num_classes:
+                    raise ValueError(f"decision for {sid!r}: class {label} outside 0..{self.num_classes - 1}")
+                trusted[i] = int(label)
+        return trusted, decided
+
+    def class_factors(self, trusted: np.ndarray, cfg: RerankConfig) -> np.ndarray:
+        """(C,) multiplier of the mislabel odds per given class (module docstring, update 2)."""
+        C = self.num_classes
+        known = trusted >= 0
+        if cfg.class_strength == 0 or not known.any():
+            return np.ones(C)
+        g = self.given[known]
+        n = np.bincount(g, minlength=C).astype(np.float64)
+        errors = np.bincount(g, weights=(trusted[known] != g).astype(np.float64), minlength=C)
+        predicted = np.bincount(g, weights=self.mislabel[known], minlength=C)
+        q = predicted / np.maximum(n, 1)
+        r = (errors + cfg.shrink * q) / np.maximum(n + cfg.shrink, 1e-9)
+        factor = (_odds(r) / _odds(q)) ** cfg.class_strength
+        return np.where(n > 0, factor, 1.0)
+
+    def transition_factors(self, trusted: np.ndarray, cfg: RerankConfig) -> np.ndarray:
+        """(C, C) multiplier of the other-class entries per (given, class) (module docstring, update 3)."""
+        C = self.num_classes
+        rows = np.arange(len(self.given))
+        other = self.dist.copy()
+        other[rows, self.given] = 0.0
+        other /= np.maximum(other.sum(axis=1, keepdims=True), 1e-12)
+        known = (trusted >= 0) & (trusted != self.given)
+        if cfg.transition_strength == 0 or not known.any():
+            return np.ones((C, C))
+        base = np.zeros((C, C))
+        np.add.at(base, self.given[known], other[known])
+        n = np.bincount(self.given[known], minlength=C).astype(np.float64)
+        base /= np.maximum(n, 1)[:, None]
+        seen = np.zeros((C, C))
+        np.add.at(seen, (self.given[known], trusted[known]), 1.0)
+        observed = (seen + cfg.shrink * base) / (n + cfg.shrink)[:, None]
+        factor = (np.clip(observed, 1e-3, None) / np.clip(base, 1e-3, None)) ** cfg.transition_strength
+        factor[n == 0] = 1.0
+        factor[np.arange(C), np.arange(C)] = 1.0
+        return factor
+
+    def rerank(self, decisions: Mapping[str, int | str | None], cfg: RerankConfig | None = None) -> dict:
+        """Recomputed scores (module docstring) as arrays over all rows: ``label_distribution``
+        (N, C), ``mislabel_score`` (N,), ``suggested_label`` (N,, the argmax, which may be the given
+        label), ``relabel_label`` (N,, the most likely class other than the given one: what to
+        relabel to if the face is wrong), ``decided`` (N,) bool and
+        ``class_factor`` (C,). Rows of decided faces hold the run's original values."""
+        cfg = cfg or RerankConfig()
+        trusted, decided = self.trusted_labels(decisions)
+        n, C = self.dist.shape
+        rows = np.arange(n)
+        found = self.knn >= 0
+        nbr_label = np.where(found, trusted[np.clip(self.knn, 0, None)], -1)
+        hist = np.zeros((n, C))
+        has = nbr_label >= 0
+        np.add.at(hist, (np.repeat(rows, self.knn.shape[1])[has.ravel()], nbr_label[has]), 1.0)
+        hist /= np.maximum(found.sum(axis=1, keepdims=True), 1)
+        mixed = self.dist + cfg.weight * hist
+        mixed /= mixed.sum(axis=1, keepdims=True)
+        if cfg.transition_strength:
+            kept = mixed[rows, self.given].copy()
+            mixed = mixed * self.transition_factors(trusted, cfg)[self.given]
+            mixed[rows, self.given] = 0.0
+            mixed *= ((1 - kept) / np.maximum(mixed.sum(axis=1), 1e-12))[:, None]
+            mixed[rows, self.given] = kept
+
+        factor = self.class_factors(trusted, cfg)
+        p = np.clip(mixed[rows, self.given], 1e-9, 1 - 1e-9)
+        wrong_odds = (1 - p) / p * factor[self.given]
+        new_p = 1 / (1 + wrong_odds)
+        out = mixed * ((1 - new_p) / (1 - p))[:, None]
+        out[rows, self.given] = new_p
+
+        # the run's score, its odds moved by as much as the updates moved 1 - dist[given]: equal to
+        # 1 - out[given] where the run's score is 1 - dist[given] (scores.parquet), and exactly the
+        # run's score (and order) where nothing moved
+        p0 = np.clip(self.dist[rows, self.given], 1e-9, 1 - 1e-9)
+        m0 = np.clip(self.mislabel, 1e-9, 1 - 1e-9)
+        odds = m0 / (1 - m0) * (1 - new_p) / new_p * p0 / (1 - p0)
+        score = np.where(decided, self.mislabel, odds / (1 + odds))
+        out[decided] = self.dist[decided]
+        other = out.copy()
+        other[rows, self.given] = -np.inf
+        return {
+            "label_distribution": out,
+            "mislabel_score": np.clip(score, 0.0, 1.0),
+            "suggested_label": out.argmax(axis=1),
+            "relabel_label": other.argmax(axis=1),
+            "decided": decided,
+            "class_factor": factor,
+        }
+
+
+def rerank_scores(
+    scores: pd.DataFrame, decisions: Mapping[str, int | str | None], cfg: RerankConfig | None = None
+) -> pd.DataFrame:
+    """``scores`` with new columns ``mislabel_score_rerank``, ``suggested_rerank``,
+    ``relabel_rerank`` and ``label_distribution_rerank`` (decided faces: their original values) plus ``decided`` (bool).
+    No original column is changed."""
+    result = Reranker(scores).rerank(decisions, cfg)
+    out = scores.copy()
+    out["mislabel_score_rerank"] = result["mislabel_score"].astype(np.float32)
+    out["suggested_rerank"] = result["suggested_label"].astype(np.int32)
+    out["relabel_rerank"] = result["relabel_label"].astype(np.int32)
+    out["label_distribution_rerank"] = list(result["label_distribution"].astype(np.float32))
+    out["decided"] = result["decided"]
+    return out
+
+
+def review_order(scores: pd.DataFrame, score_column: str = "mislabel_score_rerank") -> pd.DataFrame:
+    """The undecided rows of a reranked table, highest ``score_column`` first (ties: table order)."""
+    undecided = scores[~scores["decided"]]
+    return undecided.sort_values(score_column, ascending=False, kind="stable")
+
+
+def read_decisions(path, classes: list[str] | None = None) -> dict[str, int | str | None]:
+    """Decisions from a CSV with columns ``sample_id`` and ``label``: a class index, a class name
+    (needs ``classes``), ``correct``, or empty (decided, no label: e.g. excluded)."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"sample_id", "label"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: decisions CSV needs columns sample_id and label (missing {sorted(missing)})")
+    out: dict[str, int | str | None] = {}
+    for sid, label in zip(table["sample_id"], table["label"]):
+        label = label.strip()
+        if label == "":
+            out[sid] = None
+        elif label == CORRECT:
+            out[sid] = CORRECT
+        elif label.lstrip("-").isdigit():
+            out[sid] = int(label)
+        elif classes and label in classes:
+            out[sid] = classes.index(label)
+        else:
+            raise ValueError(f"{path}: unknown label {label!r} for {sid!r}")
+    return out

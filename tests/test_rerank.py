@@ -1,0 +1,106 @@
+"""curate.rerank: decisions re-rank the undecided faces and never change a decided one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from curate.rerank import CORRECT, RerankConfig, Reranker, read_decisions, rerank_scores, review_order
+
+
+def table(n: int = 30, c: int = 3, seed: int = 0) -> pd.DataFrame:
+    """``n`` faces on a ring: each face's neighbours are the 2 faces either side."""
+    rng = np.random.default_rng(seed)
+    dist = rng.dirichlet(np.ones(c) * 2, size=n).astype(np.float32)
+    given = (np.arange(n) % c).astype(np.int32)
+    return pd.DataFrame({
+        "sample_id": [f"f{i}" for i in range(n)], "given_label": given, "label_distribution": list(dist),
+        "mislabel_score": (1 - dist[np.arange(n), given]).astype(np.float32),
+        "suggested_label": dist.argmax(1).astype(np.int32),
+        "neighbors": [[f"f{(i + d) % n}" for d in (-2, -1, 1, 2)] for i in range(n)],
+    })  # fmt: skip
+
+
+def test_no_decisions_keeps_the_order_and_scores():
+    df = table()
+    out = rerank_scores(df, {})
+    assert np.allclose(out["mislabel_score_rerank"], df["mislabel_score"], atol=1e-6)
+    assert (out["suggested_rerank"] == df["suggested_label"]).all()
+    assert list(review_order(out).index) == list(df.sort_values("mislabel_score", ascending=False, kind="stable").index)
+
+
+def test_no_decisions_keeps_a_score_that_is_not_one_minus_the_distribution():
+    df = table().assign(mislabel_score=np.linspace(0, 1, 30, dtype=np.float32))
+    out = rerank_scores(df, {})
+    assert np.allclose(out["mislabel_score_rerank"], df["mislabel_score"], atol=1e-6)
+
+
+def test_decided_faces_never_change():
+    df = table()
+    decisions = {"f3": 1, "f4": CORRECT, "f10": None, "f11": 2}
+    out = rerank_scores(df, decisions, RerankConfig(weight=5, class_strength=2))
+    decided = out["sample_id"].isin(decisions)
+    assert decided.equals(out["decided"])
+    assert np.array_equal(out.loc[decided, "mislabel_score_rerank"], df.loc[decided, "mislabel_score"])
+    for a, b in zip(out.loc[decided, "label_distribution_rerank"], df.loc[decided, "label_distribution"]):
+        assert np.array_equal(a, b)
+    assert set(review_order(out)["sample_id"]).isdisjoint(decisions)
+    for column in df.columns:  # original columns untouched
+        assert out[column].equals(df[column])
+
+
+def test_a_confirmed_error_pulls_its_neighbours_up():
+    df = table()
+    # f6 (given class 0) is really class 1: its neighbours not given 1 become more suspect
+    out = rerank_scores(df, {"f6": 1}, RerankConfig(weight=1, class_strength=0, transition_strength=0))
+    before, after = df.set_index("sample_id")["mislabel_score"], out.set_index("sample_id")["mislabel_score_rerank"]
+    for nb in ("f4", "f5", "f8"):  # given 1, 2, 2 ... those not given 1 rise, f7 (given 1) falls
+        if df.set_index("sample_id").loc[nb, "given_label"] != 1:
+            assert after[nb] > before[nb]
+    assert after["f7"] < before["f7"]
+    far = [f"f{i}" for i in range(12, 30)]
+    assert np.allclose(after[far], before[far], atol=1e-6)
+
+
+def test_neighbours_of_many_confirmed_errors_get_the_curators_label_suggested():
+    df = table()
+    decisions = {f"f{i}": 2 for i in (0, 1, 3, 4)}  # f2's four neighbours are all really class 2
+    out = rerank_scores(df, decisions, RerankConfig(weight=5, class_strength=0, transition_strength=0))
+    row = out.set_index("sample_id").loc["f2"]
+    assert row["suggested_rerank"] == 2
+
+
+def test_class_update_raises_a_class_the_curator_keeps_overturning():
+    df = table(n=60)
+    # every decided face given class 0 was wrong; those given 1 were all right
+    decisions = {f"f{i}": 1 for i in range(0, 30, 3)} | {f"f{i}": CORRECT for i in range(1, 30, 3)}
+    out = rerank_scores(df, decisions, RerankConfig(weight=0, class_strength=1, transition_strength=0, shrink=5))
+    open_ = ~out["decided"]
+    given = out["given_label"]
+    rose = out["mislabel_score_rerank"] - out["mislabel_score"]
+    assert (rose[open_ & (given == 0)] > 0).all()
+    assert (rose[open_ & (given == 1)] < 0).all()
+    assert np.allclose(rose[open_ & (given == 2)], 0, atol=1e-6)
+
+
+def test_bad_decisions_are_refused(tmp_path):
+    rr = Reranker(table())
+    with pytest.raises(ValueError, match="class index"):
+        rr.rerank({"f1": "happy"})
+    with pytest.raises(ValueError, match="outside"):
+        rr.rerank({"f1": 7})
+    path = tmp_path / "d.csv"
+    path.write_text("sample_id,label\nf1,correct\nf2,2\nf3,\nf4,sad\n")
+    assert read_decisions(path, ["angry", "happy", "sad"]) == {"f1": CORRECT, "f2": 2, "f3": None, "f4": 2}
+
+
+def test_rerank_of_thirty_thousand_faces_is_fast():
+    import time
+
+    df = table(n=30_000, c=7)
+    rr = Reranker(df)
+    decisions = {f"f{i}": i % 7 for i in range(0, 5000, 3)}
+    t0 = time.perf_counter()
+    rr.rerank(decisions)
+    assert time.perf_counter() - t0 < 5
