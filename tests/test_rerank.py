@@ -93,14 +93,3 @@ def test_bad_decisions_are_refused(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("sample_id,label\nf1,correct\nf2,2\nf3,\nf4,sad\n")
     assert read_decisions(path, ["angry", "happy", "sad"]) == {"f1": CORRECT, "f2": 2, "f3": None, "f4": 2}
-
-
-def test_rerank_of_thirty_thousand_faces_is_fast():
-    import time
-
-    df = table(n=30_000, c=7)
-    rr = Reranker(df)
-    decisions = {f"f{i}": i % 7 for i in range(0, 5000, 3)}
-    t0 = time.perf_counter()
-    rr.rerank(decisions)
-    assert time.perf_counter() - t0 < 5
