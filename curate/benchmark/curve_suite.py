@@ -8,8 +8,10 @@ kNN), every model on the same backbone and epochs, plus
 
 * ``dmue_init``: DMUE started with ``--init-from`` a run trained on the Training faces outside the
   largest subset (stage ``OUT/source/``, trained once), the case of a team that trained on a large
-  set and now cleans a new small batch;
-* ``dmue_crossfit`` (sizes up to ``cross_fit_below``): DMUE with ``--cross-fit`` (K fold models).
+  set and now cleans a new small batch.
+
+Cross-fitting is not a curve: it changes only how many faces are flagged, not the ranking these
+curves measure (docs/small-data.md).
 
 ``OUT/curve.md`` and ``OUT/curve.json`` hold AUROC / AP per size and method; ``OUT/curve.png`` the
 plot.
@@ -35,23 +37,21 @@ from curate.benchmark.splits import read_labels, stratified_sample, write_split
 DMUE = "DMUE mislabel_score (ours)"
 CLEANLAB = "cleanlab self_confidence + find_label_issues"
 FIFTYONE = "FiftyOne Brain mistakenness"
-CURVES = {"dmue": "DMUE from scratch", "dmue_crossfit": "DMUE, cross-fitted", "dmue_init": "DMUE, --init-from",
+CURVES = {"dmue": "DMUE from scratch", "dmue_init": "DMUE, --init-from",
           "cleanlab": "cleanlab (K-fold CE)", "mistakenness": "FiftyOne mistakenness (K-fold CE)"}  # fmt: skip
 
 
 @dataclass
 class CurveSuiteConfig:
     """``sizes``: the subset sizes (faces); every model trains ``epochs`` epochs on ``backbone``;
-    ``folds``: the K-fold CE behind cleanlab and FiftyOne, and DMUE's ``--cross-fit`` K up to
-    ``cross_fit_below`` faces (0: no cross-fitted curve); ``source_faces``: a stratified share of the
-    faces outside the largest subset for the ``--init-from`` source (None: all of them)."""
+    ``folds``: the K-fold CE behind cleanlab and FiftyOne; ``source_faces``: a stratified share of
+    the faces outside the largest subset for the ``--init-from`` source (None: all of them)."""
 
     labels_csv: Path
     out: Path
     sizes: tuple[int, ...] = (1000, 2000, 5000, 10000)
     epochs: int = 12
     folds: int = 3
-    cross_fit_below: int = 5000
     source_faces: int | None = None
     backbone: str = "fer_cnn"
     seed: int = 0
@@ -195,10 +195,6 @@ def run_curve_suite(cfg: CurveSuiteConfig, log: Log = print) -> dict[str, Any]:
                 "dmue_init", lambda b=bench: b.curate_run("dmue_init", f"--init-from={source}")
             )
         }
-        if size <= cfg.cross_fit_below and cfg.folds >= 2:
-            extra["dmue_crossfit"] = bench.store.get(
-                "dmue_crossfit", lambda b=bench: b.curate_run("dmue_crossfit", f"--cross-fit={cfg.folds}")
-            )
         summaries[str(size)] = size_summary(results, extra)
     record = {"date": dt.date.today().isoformat(),
               "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},

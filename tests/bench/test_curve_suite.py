@@ -47,7 +47,6 @@ def test_markdown_and_plot_show_every_curve(tmp_path):
               "config": {"backbone": "fer_cnn", "epochs": 12, "folds": 3}}  # fmt: skip
     text = markdown(record)
     assert "| 1,000 | 0.300 | 0.750 / 0.650 | 0.790 / 0.700 | 0.700 / 0.600 | 0.690 / 0.590 | 0.600 / 0.580 |" in text
-    assert "cross-fitted" not in text  # no size measured it: no column
     plot(record, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 10_000
 
@@ -56,16 +55,15 @@ def test_markdown_and_plot_show_every_curve(tmp_path):
 @pytest.mark.slow
 def test_tiny_curve_suite_runs_every_curve_and_resumes(shared_data, tmp_path):
     cfg = CurveSuiteConfig(labels_csv=shared_data / "ferplus" / "labels.csv", out=tmp_path / "curve",
-                           sizes=(150, 300), epochs=1, folds=2, cross_fit_below=150, source_faces=300,
+                           sizes=(150, 300), epochs=1, folds=2, source_faces=300,
                            progress=False)  # fmt: skip
     record = run_curve_suite(cfg, print)
     assert list(record["sizes"]) == ["150", "300"]
     small, large = record["sizes"]["150"], record["sizes"]["300"]
-    assert {"dmue", "cleanlab", "mistakenness", "dmue_init", "dmue_crossfit"} == set(small["auroc"])
-    assert "dmue_crossfit" not in large["auroc"]  # above cross_fit_below
+    assert {"dmue", "cleanlab", "mistakenness", "dmue_init"} == set(small["auroc"]) == set(large["auroc"])
     assert all(0 <= v <= 1 for s in (small, large) for v in s["auroc"].values())
     assert json.loads((cfg.out / "curve.json").read_text())["sizes"].keys() == record["sizes"].keys()
     assert (cfg.out / "curve.png").exists() and "| 300 |" in (cfg.out / "curve.md").read_text()
     lines: list[str] = []
     assert run_curve_suite(cfg, lines.append)["sizes"] == record["sizes"]
-    assert sum("cached" in line for line in lines) == 2 * 6 + 1  # every stage of both sizes read back
+    assert sum("cached" in line for line in lines) == 2 * 6  # every stage of both sizes read back
