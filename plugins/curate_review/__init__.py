@@ -5,7 +5,8 @@ current view (accept_suggestions, mark_reviewed, exclude, include, keep_one_per_
 target, so a batch decision on a queue can be undone on the same queue - except on
 ``unreviewed-flagged``, which a decision empties: undo those on ``likely-mislabeled``; from
 Python, ``selected`` ids win over the view). Each records a decision through
-:mod:`curate.fiftyone.review`, by the App user when known, else ``$USER``.
+:mod:`curate.fiftyone.review`, by the App user when known, else ``$USER``. ``rerank`` re-ranks
+the undecided faces with those decisions and opens the ``review-next`` queue.
 """
 
 from __future__ import annotations
@@ -118,6 +119,23 @@ class Undo(_Decision):
     apply = staticmethod(_undo)
 
 
+class Rerank(foo.Operator):
+    """Re-rank the undecided faces with the decisions so far (:mod:`curate.fiftyone.rerank`) and
+    open the ``review-next`` queue; decided faces and curator fields are never written."""
+
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(name="rerank", label="Re-rank with my decisions")
+
+    def execute(self, ctx: foo.ExecutionContext) -> dict[str, int]:
+        from curate.fiftyone.rerank import VIEW, rerank_dataset
+
+        summary = rerank_dataset(ctx.dataset)
+        ctx.ops.set_view(ctx.dataset.load_saved_view(VIEW))
+        return _done(ctx, f"Re-ranked {summary['rescored']} undecided faces with {summary['decided']} decisions",
+                     summary["rescored"])  # fmt: skip
+
+
 class ShowSimilar(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
@@ -224,6 +242,7 @@ def register(p: Any) -> None:
         Include,
         KeepOnePerGroup,
         Undo,
+        Rerank,
         ShowSimilar,
         ExportCleaned,
         ReviewQueues,

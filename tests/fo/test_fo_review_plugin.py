@@ -104,6 +104,20 @@ def test_undo_pops_the_last_decision_and_restores(ds):
     assert keyed(ds, "decisions") == before
 
 
+def test_rerank_operator_rescores_only_undecided_faces_and_opens_review_next(ds):
+    run("relabel", ds, params={"label": "sad"}, selected=ids_of(ds, "f0"))
+    before = keyed(ds, "decisions")
+    result = run("rerank", ds)
+    assert result.result == {"count": 11}
+    assert [r["operator_uri"] for r in requests(result)] == ["set_view", "notify", "reload_dataset"]
+    scores = keyed(ds, "mislabel_score_rerank")
+    assert scores["f0"] is None and all(v is not None for k, v in scores.items() if k != "f0")
+    assert keyed(ds, "decisions") == before  # no decision written or changed
+    queue = ds.load_saved_view("review-next")
+    assert "f0" not in queue.values("sample_key") and len(queue) == 11
+    assert queue.values("mislabel_score_rerank") == sorted(queue.values("mislabel_score_rerank"), reverse=True)
+
+
 def test_show_similar_sets_a_similarity_view(ds):
     query = ids_of(ds, "f2")
     result = run("show_similar", ds, params={"k": 4}, selected=query)
