@@ -187,7 +187,8 @@ def score_table(
         probs = softmax(logits)
         if not has_aux:
             latent = _latent_fallback(probs, given)
-        sigma = _uncertainty(model, emb, given, C)
+        means = class_means(emb, given, C)  # one pass over the embeddings, for sigma and the outlier score
+        sigma = _uncertainty(model, emb, given, means)
         knn_indices, knn_sims, no_embedding = _neighbours(emb, score_cfg.k)
         scores = compute_scores(
             given, probs, latent, sigma, knn_indices, score_cfg, consensus if has_consensus else None
@@ -210,7 +211,7 @@ def score_table(
         issues = find_issues(
             table, facts, knn_indices, knn_sims, verdict, reasons, classes, near_threshold=near_duplicate_cosine,
             batch_size=train_batch_size, reference=reference, reference_facts=ref_facts,
-            distance=class_distance(emb, class_means(emb, given, C)),
+            distance=class_distance(emb, means),
         )  # fmt: skip
         verdict, reasons = issues.verdict, issues.reasons
         meta = {
@@ -326,12 +327,13 @@ def _neighbours(emb: np.ndarray, k: int, *, chunk: int = 65_536) -> tuple[np.nda
 
 @torch.no_grad()
 def _uncertainty(
-    model: nn.Module, emb: np.ndarray, given: np.ndarray, num_classes: int, *, chunk: int = 65_536
+    model: nn.Module, emb: np.ndarray, given: np.ndarray, means: np.ndarray, *, chunk: int = 65_536
 ) -> np.ndarray:
-    """(N,) batch-free sigma from whole-dataset class means; NaN-free. Plain models: 1 - nothing known = 0.5."""
+    """(N,) batch-free sigma from the whole-dataset class ``means`` (C, D) (:func:`class_means`);
+    NaN-free. Plain models: 1 - nothing known = 0.5."""
     if not hasattr(model, "uncertainty_from_stats"):
         return np.full(len(given), 0.5, dtype=np.float32)
-    means = torch.from_numpy(class_means(emb, given, num_classes))
+    means = torch.from_numpy(means)
     device = next(model.parameters()).device
     out = np.empty(len(given), dtype=np.float32)
     for s in range(0, len(given), chunk):
