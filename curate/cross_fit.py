@@ -50,10 +50,18 @@ def assign_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
     return fold
 
 
-def too_small_classes(labels: np.ndarray, classes: list[str], k: int) -> list[str]:
+def too_small_classes(labels: np.ndarray, classes: list[str]) -> list[str]:
     """Classes with fewer than 2 faces: some fold model would train without them."""
     counts = np.bincount(labels, minlength=len(classes))
-    return [name for name, n in zip(classes, counts) if n < 2] if k >= 2 else []
+    return [name for name, n in zip(classes, counts) if n < 2]
+
+
+def _folds_path(run_dir: Path) -> Path:
+    return Path(run_dir) / FOLDS_DIR / "folds.json"
+
+
+def _as_folds(path: Path, fold: np.ndarray, k: int) -> list[Fold]:
+    return [Fold(path.parent / f"fold{i}", np.flatnonzero(fold == i)) for i in range(k)]
 
 
 def folds_for(run_dir: Path, table: pd.DataFrame, k: int, seed: int) -> list[Fold]:
@@ -61,7 +69,7 @@ def folds_for(run_dir: Path, table: pd.DataFrame, k: int, seed: int) -> list[Fol
     assigned and written (atomically). A file written for other faces or another K raises ValueError
     rather than mixing fold models that saw different faces."""
     ids = table["sample_id"].astype(str).to_numpy()
-    path = Path(run_dir) / FOLDS_DIR / "folds.json"
+    path = _folds_path(run_dir)
     if path.exists():
         saved = json.loads(path.read_text())
         if saved.get("k") != k or set(saved.get("fold", {})) != set(ids):
@@ -74,21 +82,21 @@ def folds_for(run_dir: Path, table: pd.DataFrame, k: int, seed: int) -> list[Fol
         fold = assign_folds(table["label"].to_numpy(), k, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, {"k": k, "seed": seed, "fold": {i: int(f) for i, f in zip(ids, fold)}})
-    return [Fold(path.parent / f"fold{i}", np.flatnonzero(fold == i)) for i in range(k)]
+    return _as_folds(path, fold, k)
 
 
 def saved_folds(run_dir: Path, table: pd.DataFrame) -> list[Fold]:
     """The folds of a cross-fitted run when ``table`` holds exactly the faces it was trained on
     (so ``curate score RUN`` on the run's own faces reproduces its scores); [] otherwise, e.g. for a
     new batch, which every fold model may judge and the full model does."""
-    path = Path(run_dir) / FOLDS_DIR / "folds.json"
+    path = _folds_path(run_dir)
     if not path.exists():
         return []
     saved = json.loads(path.read_text())
     ids = table["sample_id"].astype(str).to_numpy()
     if len(ids) != len(saved["fold"]) or set(ids) != set(saved["fold"]):
         return []
-    return folds_for(run_dir, table, saved["k"], saved["seed"])
+    return _as_folds(path, np.array([saved["fold"][i] for i in ids], dtype=np.int64), saved["k"])
 
 
 def training_table(table: pd.DataFrame, fold: Fold) -> pd.DataFrame:

@@ -196,8 +196,9 @@ def score_job(
     ``reader`` (the reader options the table was read with) is stored in the file's metadata so an
     export can re-read the original label file. ``mining_precision`` and ``tta`` override the run's
     ``score.mining_precision`` and ``score.tta``. ``held_out``: the folds of a cross-fitted run
-    on this very table, whose models give their rows' outputs (``train_folds``); by default a
-    cross-fitted run directory's own folds when ``table`` holds exactly its training faces.
+    on this very table, whose models' out-of-fold outputs set how many faces are flagged
+    (``train_folds``); by default a cross-fitted run directory's own folds when ``table`` holds
+    exactly its training faces.
     ``reference``: rows of the dataset's other splits, checked for exact copies of the scored faces
     (leakage)."""
     loaded = load_model(source)
@@ -251,7 +252,7 @@ def train_folds(
     k = cfg.cross_fit
     if not k:
         return []
-    small = too_small_classes(table["label"].to_numpy(), classes_of(table), k)
+    small = too_small_classes(table["label"].to_numpy(), classes_of(table))
     if small:
         log(f"cross-fitting skipped: classes {small} have fewer than 2 faces, so a fold model would never see them")
         return []
