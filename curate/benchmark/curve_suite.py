@@ -28,15 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
 
+from curate import metrics
 from curate.benchmark.protocol import READER, BenchConfig, Benchmark, Log
-from curate.benchmark.report import detection_rows, mislabel_truth, write_texts
-from curate.benchmark.splits import read_labels, stratified_sample, write_split
+from curate.benchmark.report import (
+    CLEANLAB_METHOD,
+    DMUE_METHOD,
+    FIFTYONE_METHOD,
+    detection_rows,
+    mislabel_truth,
+    write_texts,
+)
+from curate.benchmark.splits import stratified_sample, training_and_public_test, write_split
 
-DMUE = "DMUE mislabel_score (ours)"
-CLEANLAB = "cleanlab self_confidence + find_label_issues"
-FIFTYONE = "FiftyOne Brain mistakenness"
 CURVES = {"dmue": "DMUE from scratch", "dmue_init": "DMUE, --init-from",
           "cleanlab": "cleanlab (K-fold CE)", "mistakenness": "FiftyOne mistakenness (K-fold CE)"}  # fmt: skip
 
@@ -68,11 +72,7 @@ def write_subsets(cfg: CurveSuiteConfig) -> tuple[list[tuple[int, Path]], Path]:
     ``OUT/source/train.csv`` (the Training faces outside the largest subset), once; returns
     ((size, folder) pairs, the source CSV). Subsets are nested: each is a stratified draw from the
     next larger one."""
-    df = read_labels(cfg.labels_csv)
-    train = df[df["split"] == "Training"].reset_index(drop=True)
-    evaluation = df[df["split"] == "PublicTest"].reset_index(drop=True)
-    if evaluation.empty:
-        raise ValueError(f"{cfg.labels_csv} has no PublicTest faces to measure accuracy on")
+    train, evaluation = training_and_public_test(cfg.labels_csv)
     if cfg.sizes[-1] >= len(train):
         raise ValueError(f"the largest curve size {cfg.sizes[-1]} leaves no Training faces for the --init-from source")
     rng = np.random.default_rng(cfg.seed)
@@ -115,17 +115,17 @@ def size_summary(results: dict[str, Any], extra: dict[str, Any]) -> dict[str, An
     out = {
         "faces": int(known.sum()),
         "true_rate": float(np.mean(wrong)),
-        "auroc": {"dmue": rows[DMUE]["auroc"], "cleanlab": rows[CLEANLAB]["auroc"],
-                  "mistakenness": rows[FIFTYONE]["auroc"]},
-        "ap": {"dmue": rows[DMUE]["ap"], "cleanlab": rows[CLEANLAB]["ap"], "mistakenness": rows[FIFTYONE]["ap"]},
+        "auroc": {"dmue": rows[DMUE_METHOD]["auroc"], "cleanlab": rows[CLEANLAB_METHOD]["auroc"],
+                  "mistakenness": rows[FIFTYONE_METHOD]["auroc"]},
+        "ap": {"dmue": rows[DMUE_METHOD]["ap"], "cleanlab": rows[CLEANLAB_METHOD]["ap"],
+               "mistakenness": rows[FIFTYONE_METHOD]["ap"]},
         "accuracy": {"dmue": results["stages"]["dmue"][0]["eval_accuracy"],
                      "ce": results["stages"]["ce_full"][0]["eval_accuracy"]},
     }  # fmt: skip
-
     for stage, computed in extra.items():
         score = computed[1]["mislabel_score"][known]
-        out["auroc"][stage] = float(roc_auc_score(wrong, score))
-        out["ap"][stage] = float(average_precision_score(wrong, score))
+        out["auroc"][stage] = metrics.auroc(wrong, score)
+        out["ap"][stage] = metrics.average_precision(wrong, score)
         out["accuracy"][stage] = computed[0]["eval_accuracy"]
     return out
 

@@ -25,14 +25,20 @@ from typing import Any
 import numpy as np
 
 from curate.benchmark.protocol import BenchConfig, Benchmark, Log
-from curate.benchmark.report import detection_rows, mislabel_truth, write_texts
-from curate.benchmark.splits import flip_labels, read_labels, stratified_sample, write_split
+from curate.benchmark.report import (
+    CLEANLAB_METHOD,
+    DMUE_METHOD,
+    FIFTYONE_METHOD,
+    MARGIN_METHOD,
+    detection_rows,
+    mislabel_truth,
+    write_texts,
+)
+from curate.benchmark.splits import flip_labels, stratified_sample, training_and_public_test, write_split
 from curate.data.table import FER2013_CLASSES
 
 KINDS = ("uniform", "classdep")
-DMUE = "DMUE mislabel_score (ours)"
-CLEANLAB = "cleanlab self_confidence + find_label_issues"
-BASELINES = (CLEANLAB, "cleanlab normalized_margin", "FiftyOne Brain mistakenness",
+BASELINES = (CLEANLAB_METHOD, MARGIN_METHOD, FIFTYONE_METHOD,
              "kNN label disagreement (CE embeddings)", "plain CE loss (in-sample)")  # fmt: skip
 
 
@@ -88,11 +94,8 @@ def flip_to_confused(labels: np.ndarray, rate: float, confused: np.ndarray, rng:
 def write_settings(cfg: FlipSuiteConfig) -> list[tuple[str, Path]]:
     """Write ``OUT/<setting>/train.csv`` and ``eval.csv`` (PublicTest) for every setting, once;
     returns (name, folder) pairs. The same faces in every setting; flips drawn with ``seed``."""
-    df = read_labels(cfg.labels_csv)
-    train = df[(df["split"] == "Training") & (df["ferplus_label"] >= 0)].reset_index(drop=True)
-    evaluation = df[df["split"] == "PublicTest"].reset_index(drop=True)
-    if evaluation.empty:
-        raise ValueError(f"{cfg.labels_csv} has no PublicTest faces to measure accuracy on")
+    train, evaluation = training_and_public_test(cfg.labels_csv)
+    train = train[train["ferplus_label"] >= 0].reset_index(drop=True)
     C = len(FER2013_CLASSES)
     confused = confusion_map(train["ferplus_label"].to_numpy(), train["fer2013_label"].to_numpy(), C)
     rng = np.random.default_rng(cfg.seed)
@@ -129,8 +132,8 @@ def setting_summary(results: dict[str, Any], given: np.ndarray, classes: list[st
     correct = truth["label_disagrees"].to_numpy() != 1
     true_rate = float(np.mean(wrong))
     out: dict[str, Any] = {"true_rate": true_rate, "faces": int(known.sum()),
-                           "auroc": {m: rows[m]["auroc"] for m in (DMUE, *BASELINES) if m in rows},
-                           "ap": {m: rows[m]["ap"] for m in (DMUE, *BASELINES) if m in rows}}  # fmt: skip
+                           "auroc": {m: rows[m]["auroc"] for m in (DMUE_METHOD, *BASELINES) if m in rows},
+                           "ap": {m: rows[m]["ap"] for m in (DMUE_METHOD, *BASELINES) if m in rows}}  # fmt: skip
     flags = {"dmue": stages["dmue"][1]["flag"], "cleanlab": stages["cleanlab"][1]["flag"]}
     for name, flag in flags.items():
         per_class = {classes[c]: float(flag[correct & (given == c)].mean())
@@ -181,7 +184,7 @@ def markdown(record: dict[str, Any]) -> str:
         low = min(s["dmue_mean_p_given"], key=s["dmue_mean_p_given"].get)
         ratio = f" ({d['share_over_true']:.2f}x)" if d["share_over_true"] is not None else ""
         lines.append(
-            f"| {name} | {s['true_rate']:.3f} | {_f(s['auroc'].get(DMUE))} / {_f(s['ap'].get(DMUE))} | "
+            f"| {name} | {s['true_rate']:.3f} | {_f(s['auroc'].get(DMUE_METHOD))} / {_f(s['ap'].get(DMUE_METHOD))} | "
             f"{_best_baseline(s)} | {d['share']:.3f}{ratio} | {_f(d['precision'])} / {_f(d['recall'])} | "
             f"{d['worst_class_correct_flagged']:.3f} ({worst}) | {s['dmue_mean_p_given'][low]:.3f} ({low}) | "
             f"{c['share']:.3f} / {_f(c['precision'])} | {s['accuracy']['dmue']:.3f} / {s['accuracy']['ce']:.3f} |"

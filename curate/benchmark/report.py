@@ -31,14 +31,19 @@ class Method:
     shared_cpu: bool = False  # timed while another stage ran beside it (protocol docstring)
 
 
+#: the report's names of the methods the suites single out
+DMUE_METHOD = "DMUE mislabel_score (ours)"
+CLEANLAB_METHOD = "cleanlab self_confidence + find_label_issues"
+MARGIN_METHOD = "cleanlab normalized_margin"
+FIFTYONE_METHOD = "FiftyOne Brain mistakenness"
+
+
 def methods(stages: dict[str, Any]) -> list[Method]:
     """Every detector (and DMUE's ablations) that the finished stages allow."""
     out = []
     if "dmue" in stages:
         s, a = stages["dmue"]
-        out.append(
-            Method("DMUE mislabel_score (ours)", a["mislabel_score"], a["flag"], s.get("wall_s"), a["suggested_label"])
-        )
+        out.append(Method(DMUE_METHOD, a["mislabel_score"], a["flag"], s.get("wall_s"), a["suggested_label"]))
         for key, label in ABLATIONS.items():
             out.append(Method(f"  ablation: {label}", a[key], plot=False))
     if "dmue_faithful" in stages:
@@ -56,13 +61,11 @@ def methods(stages: dict[str, Any]) -> list[Method]:
     if "cleanlab" in stages and "kfold" in stages:
         t = stages["kfold"][0]["seconds"] + stages["cleanlab"][0]["seconds"]
         a, oof = stages["cleanlab"][1], stages["kfold"][1]["oof_logits"]
-        out.append(
-            Method("cleanlab self_confidence + find_label_issues", a["self_confidence"], a["flag"], t, oof.argmax(1))
-        )
-        out.append(Method("cleanlab normalized_margin", a["normalized_margin"], seconds=t))
+        out.append(Method(CLEANLAB_METHOD, a["self_confidence"], a["flag"], t, oof.argmax(1)))
+        out.append(Method(MARGIN_METHOD, a["normalized_margin"], seconds=t))
     if "mistakenness" in stages and "kfold" in stages:
         t = stages["kfold"][0]["seconds"] + stages["mistakenness"][0]["seconds"]
-        out.append(Method("FiftyOne Brain mistakenness", stages["mistakenness"][1]["mistakenness"], seconds=t))
+        out.append(Method(FIFTYONE_METHOD, stages["mistakenness"][1]["mistakenness"], seconds=t))
     if "ce_full" in stages:
         s, a = stages["ce_full"]
         out.append(

@@ -43,6 +43,16 @@ def read_labels(labels_csv: Path) -> pd.DataFrame:
     return df
 
 
+def training_and_public_test(labels_csv: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(Training rows, PublicTest rows) of a FERPlus ``labels.csv`` (``read_labels``), for the suites
+    that measure accuracy on PublicTest; ValueError when the file has no PublicTest faces."""
+    df = read_labels(labels_csv)
+    evaluation = df[df["split"] == "PublicTest"].reset_index(drop=True)
+    if evaluation.empty:
+        raise ValueError(f"{labels_csv} has no PublicTest faces to measure accuracy on")
+    return df[df["split"] == "Training"].reset_index(drop=True), evaluation
+
+
 def write_split(table: pd.DataFrame, path: Path) -> None:
     """Write ``table``'s split columns (path, label, fer2013_label and the truth) to ``path`` atomically."""
     tmp = path.with_suffix(".tmp")

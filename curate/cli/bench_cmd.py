@@ -104,12 +104,17 @@ def bench(
     click.echo((out / "results.md").read_text())
 
 
+def _suite_settings(overrides: dict) -> dict:
+    """The shared options a suite takes from the command line (those given)."""
+    return {k: overrides[k] for k in ("epochs", "backbone", "folds", "seed") if overrides.get(k) is not None}
+
+
 def _flip_suite(
     labels_csv: Path, out: Path, faces: int | None, rates: str | None, kinds: str | None, overrides: dict
 ) -> None:
     from curate.benchmark.flip_suite import FlipSuiteConfig, run_flip_suite
 
-    settings = {k: overrides[k] for k in ("epochs", "backbone", "folds", "seed") if overrides.get(k) is not None}
+    settings = _suite_settings(overrides)
     if faces is not None:
         settings["faces"] = faces
     try:
@@ -130,7 +135,7 @@ def _curve_suite(
 
     from curate.benchmark.curve_suite import CurveSuiteConfig, run_curve_suite
 
-    settings = {k: overrides[k] for k in ("epochs", "backbone", "folds", "seed") if overrides.get(k) is not None}
+    settings = _suite_settings(overrides)
     try:
         if sizes:
             settings["sizes"] = tuple(int(n) for n in sizes.split(","))
