@@ -104,17 +104,9 @@ def test_amp_flag_maps_to_the_train_setting():
 
 def test_score_reproduces_run_and_config_reads_back(synthetic_run):
     out = synthetic_run / "again.parquet"
-    res = invoke(
-        "score",
-        synthetic_run / "run",
-        synthetic_run / "data" / "labels.csv",
-        "--path-column",
-        "path",
-        "--label-column",
-        "label",
-        "--out",
-        out,
-    )
+    score = ("score", synthetic_run / "run", synthetic_run / "data" / "labels.csv", "--path-column", "path",
+             "--label-column", "label", "--out", out)  # fmt: skip
+    res = invoke(*score)
     assert res.exit_code == 0, res.output
     a = records.read_scores(synthetic_run / "run" / "scores.parquet")
     b = records.read_scores(out)
@@ -122,28 +114,10 @@ def test_score_reproduces_run_and_config_reads_back(synthetic_run):
     for col in ("mislabel_score", "ambiguity_score", "uncertainty", "knn_disagreement"):
         np.testing.assert_allclose(a[col], b[col], atol=1e-5, err_msg=col)
     assert (a["verdict"] == b["verdict"]).all()
-    res = invoke(
-        "score",
-        synthetic_run / "run",
-        synthetic_run / "data" / "labels.csv",
-        "--path-column",
-        "path",
-        "--label-column",
-        "label",
-        "--out",
-        out,
-    )
+    res = invoke(*score)
     assert res.exit_code != 0 and "--force" in res.output
     res = invoke(
-        "score",
-        synthetic_run / "run",
-        synthetic_run / "data" / "labels.csv",
-        "--path-column",
-        "path",
-        "--label-column",
-        "label",
-        "--out",
-        out,
+        *score,
         "--force",
         "--mining-precision",
         "fp32",
