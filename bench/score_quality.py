@@ -5,7 +5,7 @@ Usage: python bench/score_quality.py RUN_DIR [--labels ../shared/data/ferplus/la
 
 The same figures as ``curate bench`` reports for its DMUE stage (``curate.benchmark.signals`` and
 ``report``): AUROC / AP / precision@k / FNR at the noise-rate budget / flag precision and recall /
-suggestion accuracy for the shipped ``mislabel_score`` and each signal alone, and the Spearman
+suggestion accuracy (on the flagged faces, and over all true errors) for the shipped ``mislabel_score`` and each signal alone, and the Spearman
 correlations with the vote entropy. Truth: ``label_disagrees == 1`` (rows with -1 excluded).
 """
 
@@ -59,6 +59,12 @@ def main() -> None:
         f"{len(ids)} faces, {(wrong >= 0).sum()} with a crowd plurality, {(wrong == 1).sum() / (wrong >= 0).sum():.1%} mislabeled\n"
     )
     print("\n".join(detection_table(detection_rows(results))))
+    errors = wrong == 1
+    suggested = results["stages"]["dmue"][1]["suggested_label"]
+    right = float(np.mean(suggested[errors] == truth["ferplus_label"].to_numpy()[errors]))
+    print(
+        f"\nsuggested label = the crowd's on {right:.3f} of the {errors.sum()} true errors (all of them, flagged or not)"
+    )
     print("\nAmbiguity, Spearman with the vote entropy:\n")
     print("\n".join(ambiguity_table(ambiguity_rows(results))))
 

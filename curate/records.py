@@ -15,7 +15,8 @@ label_distribution     list<float32>[C]    the distribution the tool believes, s
 uncertainty            float32             batch-free pairwise uncertainty sigma in [0, 1] (a sigmoid; float32 can round it to 1)
 mislabel_score         float32             [0, 1], higher = more likely mislabeled
 ambiguity_score        float32             [0, 1], higher = more ambiguous
-suggested_label        int32               argmax of label_distribution
+suggested_label        int32               argmax of label_distribution; for a face whose verdict is
+                                           not ok, the most likely class other than given_label
 knn_disagreement       float32             [0, 1], share of the k neighbours with another label (0: none)
 neighbors              list<string>[k]     sample_ids of the k nearest neighbours
 verdict                string              ok | ambiguous | likely_mislabeled

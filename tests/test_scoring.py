@@ -11,7 +11,14 @@ from curate import neighbors, records
 from curate.data.synthetic import generate
 from curate.scoring.infer import iterate_outputs, resolve_mining_precision
 from curate.scoring.pipeline import _neighbours, score_table
-from curate.scoring.scores import ScoreConfig, apply_class_prior, compute_scores, knn_disagreement, knn_histogram
+from curate.scoring.scores import (
+    ScoreConfig,
+    apply_class_prior,
+    compute_scores,
+    knn_disagreement,
+    knn_histogram,
+    suggest,
+)
 from dmue_core.config import DMUEConfig
 from dmue_core.model import DMUE
 from dmue_core.precision import native_bf16
@@ -34,7 +41,7 @@ def test_knn_histogram_and_scores_by_hand():
     np.testing.assert_allclose(d[1], [1.45 / 2.5, 0.2 / 2.5, 0.85 / 2.5], rtol=1e-6)
     np.testing.assert_allclose(s["mislabel_score"], 1 - d[np.arange(4), given], rtol=1e-6)
     assert s["mislabel_score"][0] == pytest.approx(0.7)
-    assert s["suggested_label"].tolist() == [1, 0, 2, 0]
+    assert suggest(given, d, np.zeros(4, bool)).tolist() == [1, 0, 2, 0]  # out of the queues: the argmax
     np.testing.assert_allclose(s["knn_disagreement"], [1.0, 1.0, 0.5, 0.5])
     # ambiguity: own = (entropy / log 3 + (1 - sigma)) / 2, pooled half with the neighbours' mean
     # (face 1 has one neighbour), plus the class's mean mislabel score, halved
@@ -54,7 +61,15 @@ def test_knn_histogram_and_scores_by_hand():
     agree[1] = [0.0, 0.5, 0.5]
     with_aux = compute_scores(given, probs, latent, sigma, knn, ScoreConfig(w_knn=1, w_aux=2, class_prior=0), agree)
     np.testing.assert_allclose(with_aux["label_distribution"][1], [1.45 / 4.5, 1.2 / 4.5, 1.85 / 4.5], rtol=1e-6)
-    assert with_aux["suggested_label"].tolist()[1] == 2
+    assert suggest(given, with_aux["label_distribution"], np.zeros(4, bool))[1] == 2
+
+
+def test_a_face_in_a_queue_is_suggested_the_best_class_other_than_its_label():
+    given = np.array([0, 0, 1])
+    dist = np.array([[0.5, 0.3, 0.2], [0.5, 0.2, 0.3], [0.1, 0.6, 0.3]])
+    assert suggest(given, dist, np.array([False, False, False])).tolist() == [0, 0, 1]
+    assert suggest(given, dist, np.array([True, True, False])).tolist() == [1, 2, 1]
+    assert suggest(given, dist, np.ones(3, bool)).tolist() == [1, 2, 2]
 
 
 def test_class_prior_is_a_bayes_update_of_the_given_label():

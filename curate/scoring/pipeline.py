@@ -31,7 +31,7 @@ from curate.data.torch_dataset import FaceDataset, eval_transform
 from curate.flags import FlagRule, decide
 from curate.scoring.infer import iterate_outputs, resolve_mining_precision
 from curate.scoring.issues import NEAR_DUPLICATE_COSINE, DataIssues, class_distance, find_issues
-from curate.scoring.scores import ScoreConfig, compute_scores, softmax
+from curate.scoring.scores import ScoreConfig, compute_scores, softmax, suggest
 
 WRITE_CHUNK = 50_000
 
@@ -214,6 +214,7 @@ def score_table(
             distance=class_distance(emb, means),
         )  # fmt: skip
         verdict, reasons = issues.verdict, issues.reasons
+        suggested = suggest(given, scores["label_distribution"], verdict != "ok")
         meta = {
             "classes": classes,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -246,7 +247,7 @@ def score_table(
                         "uncertainty": sigma[sl],
                         "mislabel_score": scores["mislabel_score"][sl],
                         "ambiguity_score": scores["ambiguity_score"][sl],
-                        "suggested_label": scores["suggested_label"][sl],
+                        "suggested_label": suggested[sl],
                         "knn_disagreement": scores["knn_disagreement"][sl],
                         "neighbors": [list(ids[row[row >= 0]]) for row in knn_indices[sl]],
                         "verdict": verdict[sl],
