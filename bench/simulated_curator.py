@@ -5,7 +5,8 @@ crowd plurality (``ferplus_label``; a face without plurality, -1, is decided wit
 "excluded" and teaches nothing). Three queues are compared after each checkpoint of reviewed faces:
 
 * ``static``: the run's ``mislabel_score``, computed once (today's queue);
-* ``rerank w=W``: ``curate.rerank`` after every batch (label propagation weight W, class update on);
+* ``rerank w=W``: ``curate.rerank`` after every batch (label propagation weight W, class update and
+  head refit on the run's embeddings on), with ablations of each update;
 * ``cleanlab``: ``cleanlab.rank.get_label_quality_scores(given, target_probs, method="self_confidence")``,
   lowest quality first, suggestion = argmax target_probs.
 
@@ -14,7 +15,7 @@ accuracy of the suggestion on the true errors still undecided (``suggested == fe
 for the suggestion as stored (argmax, which may be the given label) and for the best other class
 (argmax over classes other than the given one: what a curator who relabels would pick).
 
-    OMP_NUM_THREADS=1 python bench/simulated_curator.py /work/scratch/r_full_probe \\
+    OMP_NUM_THREADS=1 python bench/simulated_curator.py TRAIN_RUN \\
         --labels ../shared/data/ferplus/labels.csv --md docs/review-loop.md --plot docs/img/review-loop.png
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curate.records import load_embeddings
 from curate.rerank import CORRECT, RerankConfig, Reranker
 
 
@@ -101,7 +103,7 @@ def main() -> None:
     checkpoints = [int(c) for c in args.checkpoints.split(",")]
 
     scores, crowd, wrong = load(args.run_dir, args.labels)
-    rr = Reranker(scores)
+    rr = Reranker(scores, load_embeddings(args.run_dir / "scores.parquet"))
     n, given = len(scores), rr.given
     print(f"{n} faces, {wrong.sum()} real errors (label_disagrees == 1), {(crowd < 0).sum()} without plurality")
 
@@ -116,9 +118,15 @@ def main() -> None:
 
         methods[f"rerank w={w:g}"] = fn
     ablations = {
+        "rerank w=1, no head refit": RerankConfig(weight=1.0, head_strength=0.0, head_mix=0.0),
         "rerank w=1, no class update": RerankConfig(weight=1.0, class_strength=0.0),
-        "rerank w=1, propagation only": RerankConfig(weight=1.0, class_strength=0.0, transition_strength=0.0),
-        "rerank w=0, class updates only": RerankConfig(weight=0.0, class_strength=args.class_strength),
+        "rerank w=1, propagation only": RerankConfig(
+            weight=1.0, class_strength=0.0, transition_strength=0.0, head_strength=0.0, head_mix=0.0
+        ),
+        "rerank w=0, class updates only": RerankConfig(
+            weight=0.0, class_strength=args.class_strength, head_strength=0.0, head_mix=0.0
+        ),
+        "rerank w=0, head refit only": RerankConfig(weight=0.0, class_strength=0.0, transition_strength=0.0),
     }
     for name, cfg in ablations.items():
 

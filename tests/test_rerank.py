@@ -93,3 +93,53 @@ def test_bad_decisions_are_refused(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("sample_id,label\nf1,correct\nf2,2\nf3,\nf4,sad\n")
     assert read_decisions(path, ["angry", "happy", "sad"]) == {"f1": CORRECT, "f2": 2, "f3": None, "f4": 2}
+
+
+def clustered(n_per: int = 60, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Three well-separated embedding clusters (the true classes); a third of cluster 0's faces are
+    given class 1, and the run's scores cannot tell them from half of the correct faces (score 0.5,
+    flat distribution); the other correct faces are the run's sure ones (score 0.2)."""
+    rng = np.random.default_rng(seed)
+    truth = np.repeat(np.arange(3), n_per)
+    centres = np.eye(3, 8) * 4
+    emb = centres[truth] + rng.normal(size=(len(truth), 8))
+    given = truth.copy()
+    wrong = np.flatnonzero(truth == 0)[: n_per // 3]
+    given[wrong] = 1
+    n = len(truth)
+    dist = np.full((n, 3), 1 / 3, dtype=np.float32)
+    score = np.where((np.arange(n) % 2 == 0) & (given == truth), 0.2, 0.5).astype(np.float32)
+    df = pd.DataFrame({
+        "sample_id": [f"f{i}" for i in range(n)], "given_label": given.astype(np.int32), "label_distribution": list(dist),
+        "mislabel_score": score, "neighbors": [[] for _ in range(n)],
+    })  # fmt: skip
+    return df, emb.astype(np.float32), wrong
+
+
+def test_head_refit_on_the_embeddings_finds_the_errors_the_scores_missed():
+    df, emb, wrong = clustered()
+    decided = np.r_[wrong[:5], np.flatnonzero(df["given_label"] == 2)[:10]]
+    decisions = {f"f{i}": (0 if i in wrong else CORRECT) for i in decided}
+    cfg = RerankConfig(weight=0, class_strength=0, transition_strength=0, head_min_decided=10, head_anchor_share=0.4)
+    with_head = rerank_scores(df, decisions, cfg, emb)
+    without = rerank_scores(df, decisions, cfg)
+    open_ = ~with_head["decided"]
+    open_wrong = open_ & df.index.isin(wrong)
+    assert open_wrong.sum() == len(wrong) - 5
+    assert np.allclose(without["mislabel_score_rerank"], df["mislabel_score"], atol=1e-6)  # nothing else moves them
+    top = with_head[open_].sort_values("mislabel_score_rerank", ascending=False).index[: open_wrong.sum()]
+    assert set(top) == set(df.index[open_wrong])  # the hidden errors head the queue
+    assert (with_head.loc[open_wrong, "relabel_rerank"] == 0).all()  # and are suggested their true class
+    decided_rows = with_head["decided"]
+    assert np.array_equal(with_head.loc[decided_rows, "mislabel_score_rerank"], df.loc[decided_rows, "mislabel_score"])
+
+
+def test_head_refit_waits_for_enough_decisions():
+    df, emb, wrong = clustered()
+    decisions = {f"f{i}": 0 for i in wrong[:5]}
+    cfg = RerankConfig(head_min_decided=10)
+    a = rerank_scores(df, decisions, cfg, emb)
+    b = rerank_scores(df, decisions, cfg)
+    assert np.array_equal(a["mislabel_score_rerank"], b["mislabel_score_rerank"])
+    with pytest.raises(ValueError, match="embeddings for"):
+        rerank_scores(df, decisions, cfg, emb[:-1])

@@ -20,6 +20,13 @@ import click
 @click.option("--weight", type=click.FloatRange(0), default=1.0, show_default=True, help="Label propagation weight.")
 @click.option("--class-strength", type=click.FloatRange(0), default=1.0, show_default=True)
 @click.option("--transition-strength", type=click.FloatRange(0), default=1.0, show_default=True)
+@click.option(
+    "--head-strength",
+    type=click.FloatRange(0),
+    default=2.0,
+    show_default=True,
+    help="Weight of the head refit on the run's embeddings (0 = off; needs the embeddings side file).",
+)
 def rerank(
     source: str,
     decisions: Path | None,
@@ -27,6 +34,7 @@ def rerank(
     weight: float,
     class_strength: float,
     transition_strength: float,
+    head_strength: float,
 ) -> None:
     """Re-rank the undecided faces with the curator's decisions.
 
@@ -43,16 +51,27 @@ def rerank(
     """
     from curate.rerank import RerankConfig
 
-    cfg = RerankConfig(weight=weight, class_strength=class_strength, transition_strength=transition_strength)
+    cfg = RerankConfig(
+        weight=weight,
+        class_strength=class_strength,
+        transition_strength=transition_strength,
+        head_strength=head_strength,
+        head_mix=1.0 if head_strength else 0.0,
+    )
     if Path(source).is_file():
         if decisions is None or out is None:
             raise click.UsageError("a scores.parquet SOURCE needs --decisions and --out")
-        from curate.records import read_scores
+        from curate.records import embeddings_path, load_embeddings, read_scores
         from curate.rerank import read_decisions, rerank_scores
 
         scores = read_scores(source)
         classes = scores.attrs.get("classes")
-        table = rerank_scores(scores, read_decisions(decisions, classes), cfg)
+        embeddings = None
+        if head_strength and embeddings_path(source).exists():
+            embeddings = load_embeddings(source)
+        elif head_strength:
+            click.echo(f"no embeddings side file {embeddings_path(source)}: the head refit is left out")
+        table = rerank_scores(scores, read_decisions(decisions, classes), cfg, embeddings)
         table.to_parquet(out)
         click.echo(f"{int(table['decided'].sum())} decided, {int((~table['decided']).sum())} rescored -> {out}")
         return
