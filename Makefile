@@ -33,7 +33,7 @@ docs: $(STAMP)
 # The App screenshots in docs/img from the demo's run (synthetic faces only: the test refuses any other image),
 # taken by the real-browser test with Debian's chromium; the demo is trained once (--no-load: the test loads it
 # into its own database).
-DOCS_IMAGES := view-likely-mislabeled view-ambiguous view-given-sad review-panel sample
+DOCS_IMAGES := view-likely-mislabeled view-ambiguous view-given-sad review-panel sample relabel-form
 docs-images: $(STAMP)
 	test -f runs/demo/run/scores.parquet || $(BIN)/curate demo --no-load --out runs/demo
 	rm -rf runs/docs-images && mkdir -p runs/docs-images docs/img

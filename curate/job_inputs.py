@@ -10,8 +10,9 @@ from typing import Any
 import pandas as pd
 
 from curate.data.load import READER_KEYS, load_table
+from curate.jobs import ids_as_model_classes
 from curate.run_config import RunConfig, resolve_config
-from curate.runs import RunPaths
+from curate.runs import RunPaths, recorded_classes
 
 
 def absolute_if_path(source: str) -> str:
@@ -37,7 +38,8 @@ def table_and_config(
     resolved reader options: those in ``reader`` (:data:`~curate.data.load.READER_KEYS`), else those
     recorded in the base config's ``data`` section (so a config replays the same columns and class
     order), else the defaults. The dataset itself and ``skip_report`` (an output) are never
-    replayed. Raises ConfigError, DataError or OptionError.
+    replayed. Bare class ids are named by the ``init_from`` model's classes (said through ``log``).
+    Raises ConfigError, DataError or OptionError.
     """
     own = RunPaths(Path(out)).config
     if config_file is None and own.exists():
@@ -46,6 +48,8 @@ def table_and_config(
     cfg = resolve_config({"dataset": absolute_if_path(dataset), **reader}, config_file=config_file, **settings)
     replayed = {k: v for k, v in cfg.data.items() if k in READER_KEYS and k != "skip_report"}
     table = load_table(dataset, **{**replayed, "skip_report": reader.get("skip_report")}, decodable=True)
+    if cfg.init_from:
+        table = ids_as_model_classes(table, recorded_classes(cfg.init_from), Path(cfg.init_from), log)
     return table, cfg
 
 

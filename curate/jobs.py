@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from curate.cross_fit import Fold, budget, folds_for, saved_folds, too_small_classes, training_table
-from curate.data.table import classes_of, unlabeled_rows
+from curate.data.table import classes_of, name_class_ids, unlabeled_rows
 from curate.data.torch_dataset import FaceDataset, train_transform
 from curate.run_config import RunConfig
 from curate.runs import RunPaths, load_model, write_json
@@ -190,6 +190,7 @@ def score_job(
     progress: bool = True,
     held_out: Sequence[Fold] | None = None,
     reference: pd.DataFrame | None = None,
+    log: Log = print,
 ) -> ScoreResult:
     """Score ``table`` with the model in ``source`` (run directory or exported model file).
 
@@ -200,7 +201,8 @@ def score_job(
     (``train_folds``); by default a cross-fitted run directory's own folds when ``table`` holds
     exactly its training faces.
     ``reference``: rows of the dataset's other splits, checked for exact copies of the scored faces
-    (leakage)."""
+    (leakage). A table whose labels are bare class ids is read in the model's class order
+    (:func:`ids_as_model_classes`, said through ``log``)."""
     loaded = load_model(source)
     if held_out is None:
         held_out = saved_folds(Path(source), table) if Path(source).is_dir() else []
@@ -211,7 +213,7 @@ def score_job(
     overrides = {k: v for k, v in {"mining_precision": mining_precision, "tta": tta}.items() if v is not None}
     score_cfg = replace(score_cfg, **overrides)
     rule = run_cfg.flag_rule() if run_cfg else None
-    table = in_model_order(table, loaded.classes)
+    table = in_model_order(ids_as_model_classes(table, loaded.classes, loaded.source, log), loaded.classes)
     return score_table(
         loaded.model, table, out, image_size=loaded.image_size, score_cfg=score_cfg, rule=rule,
         model_classes=loaded.classes, batch_size=batch_size, device=str(resolve_device(device)),
@@ -221,6 +223,19 @@ def score_job(
                   "dataset_format": table.attrs.get("format", ""),
                   "reader": {k: v for k, v in (reader or {}).items() if v not in (None, (), "")}},
     )  # fmt: skip
+
+
+def ids_as_model_classes(table: pd.DataFrame, model_classes: list[str] | None, model: Path, log: Log) -> pd.DataFrame:
+    """``table`` with its bare class ids (integer labels read without ``--classes``) named by the
+    class names recorded with ``model`` (``model_classes``, in order), said in one line through
+    ``log``; else unchanged."""
+    named = name_class_ids(table, model_classes) if model_classes else None
+    if named is None:
+        return table
+    ids = ", ".join(f"{i} {c}" for i, c in enumerate(model_classes))
+    log(f"the labels are class ids without names: read as the classes of {model} ({ids}); "
+        "pass --classes to name them otherwise")  # fmt: skip
+    return named
 
 
 def in_model_order(table: pd.DataFrame, model_classes: list[str] | None) -> pd.DataFrame:
@@ -284,7 +299,6 @@ def run_job(
     folds = train_folds(table, cfg, paths.root, log=log, progress=progress)
     scores = score_job(
         paths.root, table, paths.scores, cfg=cfg, reader=cfg.data, device=cfg.train.device, progress=progress,
-        held_out=folds,
-        reference=reference,
+        held_out=folds, reference=reference, log=log,
     )  # fmt: skip
     return RunResult(paths, scores)

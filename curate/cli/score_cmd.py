@@ -74,6 +74,7 @@ def score(
             device=device,
             mining_precision=mining_precision,
             tta=tta,
+            log=click.echo,
         )
     except (ValueError, DataError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -103,3 +103,27 @@ def unlabeled_rows(df: pd.DataFrame, shown: int = 3) -> str:
     """``"N row(s) have no label (first: id, id, ...)"`` for a LabelTable's label == -1 rows."""
     ids = df.loc[df["label"] < 0, "sample_id"].tolist()
     return f"{len(ids)} row(s) of {df.attrs.get('source') or 'the dataset'} have no label (first: {', '.join(ids[:shown])})"
+
+
+def bare_ids(classes: Sequence[str]) -> bool:
+    """Whether ``classes`` are the bare ids ``"0".."C-1"``: the data gave integer labels and no names."""
+    return list(classes) == [str(i) for i in range(len(classes))]
+
+
+def name_class_ids(df: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame | None:
+    """``df`` with its bare class ids (:func:`bare_ids`) named by ``names`` in order (id i is
+    ``names[i]``; ``names`` may list more classes than the data uses; vote columns are renamed, a
+    class with none gets 0 votes); None when ``df`` has names, ``names`` are these very ids, or
+    an id has no name in ``names``."""
+    classes, names = classes_of(df), [str(n) for n in names]
+    if not bare_ids(classes) or len(classes) > len(names) or bare_ids(names):
+        return None
+    labels = df["label"].to_numpy()
+    out = df.assign(label_name=pd.Series([*names, ""], dtype=object).iloc[labels].to_numpy())
+    votes = vote_columns(df)
+    if votes:
+        out = out.rename(columns={VOTE_PREFIX + c: VOTE_PREFIX + names[i] for i, c in enumerate(classes)})
+        for name in names[len(classes) :]:
+            out[VOTE_PREFIX + name] = 0
+    out.attrs = {**df.attrs, "classes": names}
+    return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import shlex
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,7 +80,8 @@ def check_compatible(model: nn.Module, table: pd.DataFrame, model_classes: list[
         raise ValueError(
             f"the model was trained on classes {list(model_classes)} but the dataset has {list(classes)}; "
             "score with a model trained on these classes, or leave out the faces of the others "
-            "(`curate score` takes the model's order itself when the names are the model's)"
+            "(`curate score` takes the model's order itself when the names are the model's). If the labels are "
+            f"this model's class ids or names, pass --classes {shlex.quote(','.join(model_classes))}"
         )
     c_model = model_num_classes(model)
     if c_model != len(classes):

@@ -4,7 +4,7 @@ import pytest
 
 from curate.data.errors import DataError, SkipReport
 from curate.data.readers.csvlist import read_csvlist
-from curate.data.table import validate_table
+from curate.data.table import name_class_ids, validate_table, vote_columns
 
 
 @pytest.fixture
@@ -48,6 +48,22 @@ def test_integer_labels_classes_and_unlabeled(tmp_path, images, write_csv):
     assert df["split"].tolist() == ["train"] * 3
     other = write_csv(tmp_path / "o.csv", [["file", "y"], ["img/a.png", 1], ["img/b.png", ""]])  # y parses as float
     assert read_csvlist(other, label_column="y", classes=["a", "b"])["label"].tolist() == [1, -1]
+
+
+def test_bare_class_ids_take_a_models_names(tmp_path, images, write_csv):
+    """Integer labels read without --classes take a model's class names in order, votes included;
+    a table with names, or ids the names do not cover, is left alone."""
+    rows = [["path", "label", "v0", "v1"], ["img/a.png", 2, 1, 3], ["img/b.png", "", 0, 0], ["img/c.png", 0, 4, 1]]
+    df = read_csvlist(write_csv(tmp_path / "l.csv", rows), vote_columns={"v0": "0", "v1": "1"})
+    named = name_class_ids(df, ["angry", "fear", "sad", "happy"])
+    validate_table(named)
+    assert named.attrs["classes"] == ["angry", "fear", "sad", "happy"]
+    assert named["label"].tolist() == [2, -1, 0] and named["label_name"].tolist() == ["sad", "", "angry"]
+    assert vote_columns(named) == ["votes_angry", "votes_fear", "votes_sad", "votes_happy"]
+    assert named[vote_columns(named)].values.tolist() == [[1, 3, 0, 0], [0, 0, 0, 0], [4, 1, 0, 0]]
+    assert name_class_ids(df, ["angry", "fear"]) is None  # id 2 has no name
+    assert name_class_ids(df, ["0", "1", "2", "3"]) is None  # the model's classes are ids too
+    assert name_class_ids(named, ["a", "b", "c", "d"]) is None  # the data has names
 
 
 @pytest.mark.parametrize(("sep", "suffix"), [("\t", ".tsv"), (";", ".csv"), ("\t", ".txt")])

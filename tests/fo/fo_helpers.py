@@ -136,6 +136,26 @@ class Chromium:
                 raise TimeoutError(f"{url}: {missing} not shown within {timeout} s")
             time.sleep(0.5)
 
+    def wait_for(self, until: tuple[str, ...], *, timeout: float = 60, settle: float = 1) -> str:
+        """Wait until the page's HTML holds every string of ``until`` (no navigation); the HTML."""
+        import time
+
+        deadline = time.time() + timeout
+        while True:
+            html = self.evaluate("document.documentElement.outerHTML") or ""
+            if all(text in html for text in until):
+                time.sleep(settle)
+                return html
+            if time.time() > deadline:
+                raise TimeoutError(f"{[text for text in until if text not in html]} not shown within {timeout} s")
+            time.sleep(0.5)
+
+    def key(self, key: str, code: str, key_code: int, text: str | None = None) -> None:
+        """Press and release one key (``text``: the character it types, if any)."""
+        typed = {"text": text} if text else {}
+        self.page("Input.dispatchKeyEvent", type="keyDown", key=key, code=code, windowsVirtualKeyCode=key_code, **typed)
+        self.page("Input.dispatchKeyEvent", type="keyUp", key=key, code=code, windowsVirtualKeyCode=key_code)
+
     def screenshot(self, path: Path) -> None:
         import base64
 

@@ -100,6 +100,33 @@ ENTERPRISE_TOOLTIP = "fiftyone-enterprise-tooltip-seen"  # the App's "Explore En
 PANEL_TEXT = ("unreviewed-flagged: ",)  # a queue button of the review panel (it has no tab title here)
 
 
+TILE_CHECKBOX = 'input[data-cy^="looker-checkbox-input"]'  # a grid tile's selection box
+RELABEL = "Relabel selected faces"  # the plugin operator's label, typed into the App's operator browser
+
+
+def photograph_relabel_form(browser: Chromium, path: Path, faces: int = 3) -> None:
+    """Select the first ``faces`` tiles of the grid shown, open the plugin's relabel form through the App's operator
+    browser (the ` key), photograph it with its selection count; then cancel it and clear the selection."""
+
+    def toggle() -> None:
+        for i in range(faces):  # one click at a time: the App drops a selection made while it updates another
+            browser.evaluate(f"document.querySelectorAll('{TILE_CHECKBOX}')[{i}].click()")
+            time.sleep(1)
+
+    toggle()
+    browser.key("`", "Backquote", 192, text="`")
+    browser.wait_for(("Search operations",))
+    browser.page("Input.insertText", text=RELABEL)
+    browser.wait_for((RELABEL,))
+    browser.key("Enter", "Enter", 13, text="\r")
+    try:
+        browser.wait_for(("New label", f"{faces} faces selected"), settle=2)
+    finally:
+        browser.screenshot(path)
+    browser.key("Escape", "Escape", 27)
+    toggle()
+
+
 def synthetic_only(scores: Path) -> None:
     """Refuse a scores file with a face that is not from the synthetic generator (its folder's parent holds the
     generator's manifest.json): the docs may show only synthetic faces, never FER2013 photographs."""
@@ -126,8 +153,8 @@ def synthetic_scores(tmp_path: Path, n: int = 42) -> Path:
 
 
 def test_app_screenshots_for_the_docs(chromium, dataset_name, tmp_path):
-    """Every saved view's grid, a face's expanded view and the review panel render with our fields; their
-    screenshots go to $CURATE_TEST_ARTIFACTS/docs-screenshots. ``make docs-images`` points CURATE_DOCS_SCORES at
+    """Every saved view's grid, a face's expanded view and the review panel render with our fields, and the
+    plugin's relabel form opens with the selection's size; their screenshots go to $CURATE_TEST_ARTIFACTS/docs-screenshots. ``make docs-images`` points CURATE_DOCS_SCORES at
     the demo's scores (synthetic faces, a trained model) and copies them into docs/img. Driven over the DevTools
     protocol: each page is photographed once our fields (and the panel's text) are in it."""
     import fiftyone as fo
@@ -162,6 +189,8 @@ def test_app_screenshots_for_the_docs(chromium, dataset_name, tmp_path):
         try:
             browser.open(pages["view-likely-mislabeled"], until=FIELDS)  # the App's origin, for its localStorage
             browser.evaluate(f"localStorage.setItem('{ENTERPRISE_TOOLTIP}', 'true')")
+            browser.open(pages["view-likely-mislabeled"], until=FIELDS)
+            photograph_relabel_form(browser, shots / "relabel-form.png")
             for name, page in pages.items():
                 panel = name == "review-panel"
                 try:
@@ -173,6 +202,6 @@ def test_app_screenshots_for_the_docs(chromium, dataset_name, tmp_path):
     finally:
         os.kill(app.pid, signal.SIGINT)
         app.wait(timeout=60)
-    for name in pages:
+    for name in [*pages, "relabel-form"]:
         assert (shots / f"{name}.png").stat().st_size > 10_000, f"{name}.png looks empty"
     print(f"screenshots: {shots}")

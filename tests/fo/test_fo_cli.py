@@ -123,3 +123,23 @@ def test_an_unreachable_database_is_one_clear_error(make_scores):
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"cannot reach the MongoDB at FIFTYONE_DATABASE_URI={uri}" in done.stderr
+
+
+def test_the_oldest_mongodb_notice_is_not_printed_and_validation_stays_on():
+    """FiftyOne prints its MongoDB 6 deprecation notice on every connection with validation on;
+    curate commands drop that one record and leave FiftyOne's validation as it is."""
+    import subprocess
+    import sys
+
+    from curate.cli import OLDEST_MONGODB_NOTICE
+
+    env = {**os.environ, "FIFTYONE_DATABASE_VALIDATION": "true"}
+
+    def output(code: str, *args: str) -> str:
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, env=env)
+        return done.stdout + done.stderr
+
+    plain = output("import fiftyone as fo; fo.list_datasets(); print('validation', fo.config.database_validation)")
+    assert OLDEST_MONGODB_NOTICE in plain and "validation True" in plain  # FiftyOne still says it
+    curate = output("from curate.cli import main; main()", "app", "no-such-dataset-xyz")
+    assert "no FiftyOne dataset named 'no-such-dataset-xyz'" in curate and OLDEST_MONGODB_NOTICE not in curate
