@@ -76,7 +76,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="dmue-curate")
+@click.version_option(package_name="dmue-curate", prog_name="curate")
 def main() -> None:
     """Find ambiguous and mislabeled faces in facial-expression datasets.
 
