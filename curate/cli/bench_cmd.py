@@ -17,12 +17,13 @@ import click
 )
 @click.option(
     "--suite",
-    type=click.Choice(["main", "flips", "curve"]),
+    type=click.Choice(["main", "flips", "curve", "curator"]),
     default="main",
     show_default=True,
     help="main: the FER2013 labels against the crowd, accuracy, speed. flips: crowd labels with known "
     "synthetic flips of two kinds and several rates, plus clean labels (OUT/flips.md). curve: detection "
-    "against the number of faces, from scratch, cross-fitted, with --init-from, and K-fold cleanlab (OUT/curve.md).",
+    "against the number of faces, from scratch, cross-fitted, with --init-from, and K-fold cleanlab (OUT/curve.md). "
+    "curator: a simulated curator works through the queue in batches, static against re-ranked (OUT/curator.md).",
 )
 @click.option("--quick", is_flag=True, help="The quick preset (meant for ferplus-mini: minutes on 2 cores).")
 @click.option("--epochs", type=int, help="Epochs per model (every method gets the same budget).")
@@ -58,6 +59,12 @@ import click
     type=int,
     help="curve suite: faces of the --init-from source run [default: every Training face outside the subsets].",
 )
+@click.option(
+    "--curator-run",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="curator suite: the run whose queue is reviewed [default: DMUE trained on the Training split as OUT/dmue].",
+)
+@click.option("--curator-checkpoints", help="curator suite: comma-separated faces reviewed [default: 1000,2000,5000].")
 @click.option("--seed", type=int, default=0, show_default=True)
 def bench(
     labels_csv: Path,
@@ -70,6 +77,8 @@ def bench(
     flip_kinds: str | None,
     curve_sizes: str | None,
     curve_source_faces: int | None,
+    curator_run: Path | None,
+    curator_checkpoints: str | None,
     **overrides,
 ) -> None:
     """Train DMUE, K-fold CE (for cleanlab and FiftyOne mistakenness) and plain CE on the same
@@ -84,6 +93,8 @@ def bench(
       curate bench ../shared/data/ferplus/labels.csv --suite flips --out runs/flips
       curate bench ../shared/data/ferplus/labels.csv --suite flips --flip-rates 0.2 --flip-kinds uniform --out runs/u20
       curate bench ../shared/data/ferplus/labels.csv --suite curve --out runs/curve --plots docs/bench
+      curate bench ../shared/data/ferplus/labels.csv --suite curator --out runs/curator
+      curate bench ../shared/data/ferplus/labels.csv --suite curator --curator-run runs/bench/dmue/run --out runs/curator
     """
     from curate.benchmark import BenchConfig, run_benchmark
 
@@ -92,6 +103,9 @@ def bench(
         return
     if suite == "curve":
         _curve_suite(labels_csv, out, curve_sizes, curve_source_faces, plots_dir, overrides)
+        return
+    if suite == "curator":
+        _curator_suite(labels_csv, out, curator_run, curator_checkpoints, plots_dir, overrides)
         return
 
     cfg = BenchConfig.preset(
@@ -149,3 +163,24 @@ def _curve_suite(
         for name in ("curve.png", "curve.md", "curve.json"):
             shutil.copyfile(out / name, plots_dir / name)
     click.echo((out / "curve.md").read_text())
+
+
+def _curator_suite(
+    labels_csv: Path, out: Path, run: Path | None, checkpoints: str | None, plots_dir: Path | None, overrides: dict
+) -> None:
+    import shutil
+
+    from curate.benchmark.curator_suite import CuratorSuiteConfig, run_curator_suite
+
+    settings = {k: v for k, v in _suite_settings(overrides).items() if k != "folds"}
+    try:
+        if checkpoints:
+            settings["checkpoints"] = tuple(int(c) for c in checkpoints.split(","))
+        run_curator_suite(CuratorSuiteConfig(labels_csv=labels_csv, out=out, run_dir=run, **settings), click.echo)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if plots_dir:
+        plots_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("curator.png", "curator.md", "curator.json"):
+            shutil.copyfile(out / name, plots_dir / name)
+    click.echo((out / "curator.md").read_text())
