@@ -191,6 +191,7 @@ def score_job(
     held_out: Sequence[Fold] | None = None,
     reference: pd.DataFrame | None = None,
     group: DistContext | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> ScoreResult | None:
     """Score ``table`` with the model in ``source`` (run directory or exported model file).
 
@@ -202,7 +203,8 @@ def score_job(
     exactly its training faces.
     ``reference``: rows of the dataset's other splits, checked for exact copies of the scored faces
     (leakage). ``group``: this process's place among sharded scoring processes
-    (``curate.scoring.launch``; ``device`` is then the group's): None on ranks other than 0."""
+    (``curate.scoring.launch``; ``device`` is then the group's): None on ranks other than 0.
+    ``on_stage``: called as each scoring stage begins (``score_table``)."""
     loaded = load_model(source)
     if held_out is None:
         held_out = saved_folds(Path(source), table) if Path(source).is_dir() else []
@@ -217,7 +219,7 @@ def score_job(
     return score_table(
         loaded.model, table, out, image_size=loaded.image_size, score_cfg=score_cfg, rule=rule,
         model_classes=loaded.classes, batch_size=batch_size,
-        device=str(group.device if group is not None else resolve_device(device)), group=group,
+        device=str(group.device if group is not None else resolve_device(device)), group=group, on_stage=on_stage,
         progress=progress, reference=reference, held_out=[(load_model(f.run_dir).model, f.rows) for f in held_out],
         train_batch_size=run_cfg.train.batch_size if run_cfg else 64,
         metadata={"model": str(loaded.source), "dataset": table.attrs.get("source", ""),

@@ -8,7 +8,8 @@ that without the consensus most batches reach a single auxiliary branch in one c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,27 @@ from curate.data.table import classes_of
 from curate.data.torch_dataset import FaceDataset
 from curate.scoring.infer import iterate_outputs
 from curate.scoring.scores import ScoreConfig
+
+
+class StageClock:
+    """Wall seconds of each stage of a scoring call, in order: ``forward`` (model passes, the fold
+    models' too), ``pixels`` (the hash pass), ``merge`` (sharded: waiting for the other shards and
+    merging their parts), ``sigma``, ``neighbours``, ``scores``, ``issues``, ``write``."""
+
+    def __init__(self, on_stage: Callable[[str], None] | None = None) -> None:
+        self.seconds: dict[str, float] = {}
+        self._on_stage = on_stage
+        self._current: str | None = None
+        self._since = 0.0
+
+    def begin(self, name: str | None) -> None:
+        """End the current stage and begin ``name`` (None: just end it)."""
+        now = time.perf_counter()
+        if self._current is not None:
+            self.seconds[self._current] = self.seconds.get(self._current, 0.0) + now - self._since
+        self._current, self._since = name, now
+        if name is not None and self._on_stage is not None:
+            self._on_stage(name)
 
 
 @dataclass
@@ -75,9 +97,13 @@ def face_outputs(
     *,
     ref_rows: np.ndarray | None = None,
     progress: bool = True,
+    clock: StageClock | None = None,
 ) -> FaceOutputs:
     """The per-face work for ``rows`` (ascending table rows, at least one), the embeddings in a
-    new memmap ``emb_file``; the pixels of reference rows ``ref_rows`` (default: all of them)."""
+    new memmap ``emb_file``; the pixels of reference rows ``ref_rows`` (default: all of them).
+    ``clock``: its ``forward`` and ``pixels`` stages are timed."""
+    clock = clock or StageClock()
+    clock.begin("forward")
     given, C, n = work.given, len(classes_of(work.table)), len(rows)
     logits, latent, consensus = (np.zeros((n, C), dtype=np.float32) for _ in range(3))
     emb: np.ndarray | None = None
@@ -97,6 +123,7 @@ def face_outputs(
     if emb is None:
         raise ValueError("no rows to score")
     oof = _out_of_fold(work, rows, (logits, latent, consensus), progress)
+    clock.begin("pixels")
     facts = pixel_facts(work.table["filepath"].iloc[rows].tolist(), progress=progress)
     ref_facts = None
     if work.reference is not None:

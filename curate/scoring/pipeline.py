@@ -7,6 +7,10 @@ Batch-free uncertainty: DMUE's pairwise uncertainty compares a face's embedding 
 embedding of each class *inside a training batch*. At scoring time the class means are taken over
 the whole scored dataset (the mean of L2-normalised embeddings per given class), so a face's scores
 do not depend on which faces share its batch or on the batch size.
+
+Stages: the per-face work (``curate.scoring.forward``: model passes, pixel hash), then over all
+faces sigma, neighbours, scores, data issues and the write. With a ``group`` of W processes the
+per-face work is sharded and rank 0 does the rest (``curate.scoring.shards``; docs/scale.md).
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +33,7 @@ from curate.data.table import classes_of, unlabeled_rows
 from curate.data.torch_dataset import FaceDataset, eval_transform
 from curate.flags import FlagRule, decide
 from curate.scoring import shards
-from curate.scoring.forward import Work, face_outputs
+from curate.scoring.forward import StageClock, Work, face_outputs
 from curate.scoring.infer import resolve_mining_precision
 from curate.scoring.issues import NEAR_DUPLICATE_COSINE, DataIssues, class_distance, find_issues
 from curate.scoring.scores import ScoreConfig, compute_scores, softmax
@@ -49,6 +53,7 @@ class ScoreResult:
     faces_without_embedding: int = 0
     issues: DataIssues | None = None
     reused_parts: int = 0  # sharded scoring: shard parts of an interrupted run that were reused
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage (StageClock), in order
 
     def summary(self) -> str:
         """The verdict counts, the data issues, and the faces left without neighbours if any (for the CLI)."""
@@ -135,6 +140,7 @@ def score_table(
     reference: pd.DataFrame | None = None,
     held_out: Sequence[tuple[nn.Module, np.ndarray]] = (),
     group: DistContext | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> ScoreResult | None:
     """Score every row of ``table`` and write ``out`` (parquet) plus its embeddings side file.
 
@@ -148,8 +154,10 @@ def score_table(
 
     ``group``: this process's place among W scoring processes (``curate.scoring.launch``): it
     computes its shard's part, and rank 0 merges the parts, computes the rest and writes ``out``
-    (``curate.scoring.shards``); None is returned on the other ranks."""
+    (``curate.scoring.shards``); None is returned on the other ranks. ``on_stage(name)`` is called as
+    each stage of :class:`StageClock` begins (e.g. to sample memory; not sent to spawned processes)."""
     score_cfg = score_cfg or ScoreConfig()
+    clock = StageClock(on_stage)
     check_compatible(model, table, model_classes)
     out = Path(out)
     if not out.parent.is_dir():
@@ -166,22 +174,25 @@ def score_table(
     with tempfile.TemporaryDirectory(prefix=".curate-score-", dir=out.parent) as tmp:
         reused_parts = 0
         if group is None or not group.enabled:
-            faces = face_outputs(model, work, np.arange(N), Path(tmp) / "emb.npy", progress=progress)
+            faces = face_outputs(model, work, np.arange(N), Path(tmp) / "emb.npy", progress=progress, clock=clock)
         else:
             merged = shards.sharded_outputs(
-                model, work, out, Path(tmp) / "emb.npy", group, image_size, progress=progress and group.is_main
+                model, work, out, Path(tmp) / "emb.npy", group, image_size, clock, progress=progress and group.is_main
             )
             if merged is None:
                 return None
             faces, reused_parts = merged
         emb, logits, latent, consensus, oof = faces.emb, faces.logits, faces.latent, faces.consensus, faces.oof
         has_aux, has_consensus = faces.has_aux, faces.has_consensus
+        clock.begin("sigma")
         probs = softmax(logits)
         if not has_aux:
             latent = _latent_fallback(probs, given)
         means = class_means(emb, given, C)  # one pass over the embeddings, for sigma and the outlier score
         sigma = _uncertainty(model, emb, given, means)
+        clock.begin("neighbours")
         knn_indices, knn_sims, no_embedding = _neighbours(emb, score_cfg.k)
+        clock.begin("scores")
         scores = compute_scores(
             given, probs, latent, sigma, knn_indices, score_cfg, consensus if has_consensus else None
         )
@@ -198,6 +209,7 @@ def score_table(
             given, scores["label_distribution"], scores["mislabel_score"], scores["ambiguity_score"],
             scores["knn_disagreement"], classes, rule, noise_probs=noise_probs,
         )  # fmt: skip
+        clock.begin("issues")
         issues = find_issues(
             table, faces.facts, knn_indices, knn_sims, verdict, reasons, classes, near_threshold=near_duplicate_cosine,
             batch_size=train_batch_size, reference=reference, reference_facts=faces.ref_facts,
@@ -219,6 +231,7 @@ def score_table(
             **(metadata or {}),
         }
         ids = table["sample_id"].astype(str).to_numpy()
+        clock.begin("write")
         staged = records.stage_embeddings(out, emb, dtype=embeddings_dtype)  # replaced right after the scores
         try:
             with records.ScoresWriter(out, C, meta) as writer:
@@ -251,10 +264,11 @@ def score_table(
             staged.unlink(missing_ok=True)
     if group is not None and group.enabled:
         shards.remove_parts(out)
+    clock.begin(None)
     counts = {v: int((verdict == v).sum()) for v in records.VERDICTS}
     return ScoreResult(
         path=out, rows=N, verdict_counts=counts, rule=rule, faces_without_embedding=int(no_embedding.sum()),
-        issues=issues, reused_parts=reused_parts,
+        issues=issues, reused_parts=reused_parts, stages=clock.seconds,
     )  # fmt: skip
 
 

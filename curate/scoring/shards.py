@@ -35,7 +35,7 @@ from torch import nn
 
 from curate.data.duplicates import PixelFacts
 from curate.files import temp_beside
-from curate.scoring.forward import FaceOutputs, Work, face_outputs
+from curate.scoring.forward import FaceOutputs, StageClock, Work, face_outputs
 from dmue_core.distributed import DistContext, gather_objects
 
 #: bumped when a part's content changes meaning; part files of another version are recomputed
@@ -205,8 +205,9 @@ def part_stamp(model: nn.Module, work: Work, image_size: int) -> str:
 
 
 def ensure_part(
-    model: nn.Module, work: Work, out: Path, rank: int, world: int, stamp: str, *, progress: bool = True
-) -> bool:
+    model: nn.Module, work: Work, out: Path, rank: int, world: int, stamp: str,
+    *, progress: bool = True, clock: StageClock | None = None,
+) -> bool:  # fmt: skip
     """Write part ``rank`` of ``world`` of scores file ``out`` unless one made with ``stamp`` is
     there; True when it was (reused)."""
     n = len(work.table)
@@ -219,7 +220,7 @@ def ensure_part(
     count = 0 if work.reference is None else len(work.reference)
     faces = face_outputs(
         model, work, shard_rows(work.given, rank, world), emb_path(part),
-        ref_rows=reference_rows(count, rank, world), progress=progress,
+        ref_rows=reference_rows(count, rank, world), progress=progress, clock=clock,
     )  # fmt: skip
     faces.emb.flush()
     write_part(part, faces, stamp)
@@ -228,12 +229,13 @@ def ensure_part(
 
 def sharded_outputs(
     model: nn.Module, work: Work, out: Path, emb_file: Path, group: DistContext, image_size: int,
-    *, progress: bool = True,
+    clock: StageClock, *, progress: bool = True,
 ) -> tuple[FaceOutputs, int] | None:  # fmt: skip
     """This rank's part of the per-face work (:func:`ensure_part`); then, on rank 0, every part
     merged (embeddings into ``emb_file``) and how many were reused; None on the other ranks."""
     stamp = part_stamp(model, work, image_size)
-    reused = ensure_part(model, work, out, group.rank, group.world_size, stamp, progress=progress)
+    reused = ensure_part(model, work, out, group.rank, group.world_size, stamp, progress=progress, clock=clock)
+    clock.begin("merge")
     done = gather_objects(reused, group)  # every rank waits here for the slowest shard
     if not group.is_main:
         return None
