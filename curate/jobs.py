@@ -26,7 +26,7 @@ from curate.scoring.pipeline import ScoreResult, score_table
 from curate.scoring.scores import ScoreConfig
 from curate.sizing import apply as apply_size_defaults
 from dmue_core.config import DMUEConfig
-from dmue_core.distributed import resolve_device
+from dmue_core.distributed import DistContext, resolve_device
 from dmue_core.export import save_target_model
 from dmue_core.model import DMUE
 from dmue_core.trainer import load_dynamics, train
@@ -191,7 +191,9 @@ def score_job(
     held_out: Sequence[Fold] | None = None,
     reference: pd.DataFrame | None = None,
     log: Log = print,
-) -> ScoreResult:
+    group: DistContext | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> ScoreResult | None:
     """Score ``table`` with the model in ``source`` (run directory or exported model file).
 
     ``reader`` (the reader options the table was read with) is stored in the file's metadata so an
@@ -202,7 +204,9 @@ def score_job(
     exactly its training faces.
     ``reference``: rows of the dataset's other splits, checked for exact copies of the scored faces
     (leakage). A table whose labels are bare class ids is read in the model's class order
-    (:func:`ids_as_model_classes`, said through ``log``)."""
+    (:func:`ids_as_model_classes`, said through ``log``). ``group``: this process's place among
+    sharded scoring processes (``curate.scoring.launch``; ``device`` is then the group's): None on
+    ranks other than 0. ``on_stage``: called as each scoring stage begins (``score_table``)."""
     loaded = load_model(source)
     if held_out is None:
         held_out = saved_folds(Path(source), table) if Path(source).is_dir() else []
@@ -216,7 +220,8 @@ def score_job(
     table = in_model_order(ids_as_model_classes(table, loaded.classes, loaded.source, log), loaded.classes)
     return score_table(
         loaded.model, table, out, image_size=loaded.image_size, score_cfg=score_cfg, rule=rule,
-        model_classes=loaded.classes, batch_size=batch_size, device=str(resolve_device(device)),
+        model_classes=loaded.classes, batch_size=batch_size,
+        device=str(group.device if group is not None else resolve_device(device)), group=group, on_stage=on_stage,
         progress=progress, reference=reference, held_out=[(load_model(f.run_dir).model, f.rows) for f in held_out],
         train_batch_size=run_cfg.train.batch_size if run_cfg else 64,
         metadata={"model": str(loaded.source), "dataset": table.attrs.get("source", ""),

@@ -40,6 +40,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -82,8 +83,9 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
-def setup(device: str) -> DistContext:
-    """Read the torchrun environment and join (or create) the process group."""
+def setup(device: str, *, backend: str | None = None, timeout: timedelta | None = None) -> DistContext:
+    """Read the torchrun environment and join (or create) the process group: ``backend`` (default
+    NCCL for CUDA devices, gloo otherwise) and collective ``timeout`` (default torch's)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -94,7 +96,8 @@ def setup(device: str) -> DistContext:
     elif world_size > 1:
         if resolved.type == "cuda":
             torch.cuda.set_device(resolved)
-        dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo")
+        backend = backend or ("nccl" if resolved.type == "cuda" else "gloo")
+        dist.init_process_group(backend, **({"timeout": timeout} if timeout is not None else {}))
         owns_group = True
     return DistContext(rank, world_size, local_rank, resolved, owns_group)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -24,6 +25,14 @@ from curate.cli.options import as_click_errors, mining_precision_option, reader_
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, ...")
 @mining_precision_option
 @tta_option
+@click.option(
+    "--shards",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Score in this many local processes, each on its share of the faces (docs/scale.md); "
+    "under torchrun, --nproc_per_node sets it instead.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 def score(
     model: Path,
@@ -34,6 +43,7 @@ def score(
     device: str,
     mining_precision: str | None,
     tta: str | None,
+    shards: int,
     force: bool,
     **reader,
 ) -> None:
@@ -44,11 +54,14 @@ def score(
     Examples:
       curate score runs/mini ../shared/data/ferplus-mini/labels.csv --out mini.parquet
       curate score runs/mini/model.pt new_batch/ --format imagefolder --out new.parquet --csv new.csv
+      curate score runs/mini big.csv --out big.parquet --shards 4
+      torchrun --nproc_per_node 4 -m curate score runs/mini big.csv --out big.parquet
     """
     from curate.data.errors import DataError
     from curate.data.load import load_table
     from curate.jobs import score_job
     from curate.records import read_scores, write_csv
+    from curate.scoring import launch
 
     for path in (out, csv_out):
         if path is not None and path.exists() and not force:
@@ -56,7 +69,7 @@ def score(
     for path in (out, csv_out):
         if path is not None and not path.parent.is_dir():
             raise click.ClickException(f"output folder {path.parent} does not exist")
-    probe = out.parent / f".{out.name}.probe"
+    probe = out.parent / f".{out.name}.{os.getpid()}.probe"  # one per process under torchrun
     try:
         probe.touch()
         probe.unlink()
@@ -65,7 +78,9 @@ def score(
     with as_click_errors():
         table = load_table(dataset, **reader, decodable=True)
     try:
-        result = score_job(
+        result = launch.run(
+            shards,
+            score_job,
             model,
             table,
             out,
@@ -78,6 +93,8 @@ def score(
         )
     except (ValueError, DataError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if result is None:  # a torchrun rank other than 0: its shard is scored, rank 0 writes --out
+        return
     if csv_out:
         write_csv(read_scores(out), csv_out)
     click.echo(f"scored {result.rows} faces -> {out}")

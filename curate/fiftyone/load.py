@@ -33,7 +33,8 @@ The decision fields (:mod:`curate.fiftyone.review`) get their initial values on 
 never writes them on existing samples, nor their other tags. The dataset also gets:
 media type ``image``, ``default_classes`` and ``info["classes"]``; ``info["scores"]``, the last
 scores file loaded (:func:`loaded_from` lists them all); the review queues as saved views
-(:data:`QUEUES` and ``given-<class>``; the data-issue views :data:`ISSUE_VIEWS`); the embeddings side file as the faiss similarity brain run
+(:data:`QUEUES` and ``given-<class>``; the data-issue views :data:`ISSUE_VIEWS`) and the database
+indexes they use (:data:`INDEXES`); the embeddings side file as the faiss similarity brain run
 :data:`SIMILARITY_KEY`; one custom run ``curate_load_<n>`` per load (config: scores path,
 classes, model; results: row/added/updated/verdict counts, seconds).
 """
@@ -84,6 +85,15 @@ ISSUE_VIEWS = {
 }
 #: per-face data-issue fields, as in the scores file (``curate.records.ISSUE_COLUMNS``)
 ISSUE_FIELDS = ("duplicate_group", "near_duplicates", "outlier_score", "issues")
+#: indexes a load creates when missing: the re-load's match key and the fields the saved views
+#: (:data:`QUEUES`, ``given-<class>``, :data:`ISSUE_VIEWS`) and the App's sidebar filter and sort
+#: on; compound ones for the per-class queue and the duplicate groups (docs/scale.md)
+INDEXES: tuple[str | list[tuple[str, int]], ...] = (
+    "sample_key", "tags", "ground_truth.label", review.REVIEWED, "verdict", "split",
+    "mislabel_score", "ambiguity_score", "outlier_score", "duplicate_group", "issues",
+    [("ground_truth.label", 1), ("mislabel_score", -1)],
+    [("duplicate_group", 1), ("mislabel_score", 1)],
+)  # fmt: skip
 _MIN_PROB = 1e-12
 #: fields a load copies as they are (``_owned_fields``)
 _PLAIN_FIELDS = (*SCORE_FIELDS, *VECTOR_FIELDS, "suggested_label", "verdict", "reasons", "neighbors", *ISSUE_FIELDS)
@@ -124,6 +134,8 @@ def load_scores(
         _update(dataset, values, old_rows, [matched[i] for i in old_rows], progress)
     dataset.info["scores"] = str(scores_path)
     dataset.save()
+    for spec in INDEXES:  # after the writes: building an index once is cheaper than keeping it up to date
+        dataset.create_index(spec)
     _save_queues(dataset, classes)
     if embeddings is not None:
         _index(dataset, values["sample_key"], embeddings)

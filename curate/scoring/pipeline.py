@@ -7,6 +7,10 @@ Batch-free uncertainty: DMUE's pairwise uncertainty compares a face's embedding 
 embedding of each class *inside a training batch*. At scoring time the class means are taken over
 the whole scored dataset (the mean of L2-normalised embeddings per given class), so a face's scores
 do not depend on which faces share its batch or on the batch size.
+
+Stages: the per-face work (``curate.scoring.forward``: model passes, pixel hash), then over all
+faces sigma, neighbours, scores, data issues and the write. With a ``group`` of W processes the
+per-face work is sharded and rank 0 does the rest (``curate.scoring.shards``; docs/scale.md).
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import datetime as _dt
 import os
 import shlex
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +30,15 @@ import torch
 from torch import nn
 
 from curate import neighbors, records
-from curate.data.duplicates import pixel_facts
 from curate.data.table import classes_of, unlabeled_rows
 from curate.data.torch_dataset import FaceDataset, eval_transform
 from curate.flags import FlagRule, decide
-from curate.scoring.infer import iterate_outputs, resolve_mining_precision
+from curate.scoring import shards
+from curate.scoring.forward import StageClock, Work, face_outputs
+from curate.scoring.infer import resolve_mining_precision
 from curate.scoring.issues import NEAR_DUPLICATE_COSINE, DataIssues, class_distance, find_issues
 from curate.scoring.scores import ScoreConfig, compute_scores, softmax, suggest
+from dmue_core.distributed import DistContext
 
 WRITE_CHUNK = 50_000
 
@@ -47,10 +53,14 @@ class ScoreResult:
     rule: FlagRule
     faces_without_embedding: int = 0
     issues: DataIssues | None = None
+    reused_parts: int = 0  # sharded scoring: shard parts of an interrupted run that were reused
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage (StageClock), in order
 
     def summary(self) -> str:
         """The verdict counts, the data issues, and the faces left without neighbours if any (for the CLI)."""
         lines = ["verdicts: " + ", ".join(f"{k} {v}" for k, v in self.verdict_counts.items())]
+        if self.reused_parts:
+            lines.append(f"reused {self.reused_parts} shard part(s) of an interrupted run")
         if self.issues is not None:
             lines += self.issues.summary_lines()
         if self.faces_without_embedding:
@@ -131,7 +141,9 @@ def score_table(
     near_duplicate_cosine: float = NEAR_DUPLICATE_COSINE,
     reference: pd.DataFrame | None = None,
     held_out: Sequence[tuple[nn.Module, np.ndarray]] = (),
-) -> ScoreResult:
+    group: DistContext | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> ScoreResult | None:
     """Score every row of ``table`` and write ``out`` (parquet) plus its embeddings side file.
 
     Data issues (``curate.scoring.issues``): every image is decoded once more to hash its pixels;
@@ -140,8 +152,14 @@ def score_table(
     of a cross-fitted run (``curate.cross_fit``): the share of faces to flag is estimated from the
     fold models' outputs on the rows they did not train on, while every score, the order of the
     queue and every embedding stay ``model``'s (docs/small-data.md: that pairing gave the best
-    queue on 2,000 faces)."""
+    queue on 2,000 faces).
+
+    ``group``: this process's place among W scoring processes (``curate.scoring.launch``): it
+    computes its shard's part, and rank 0 merges the parts, computes the rest and writes ``out``
+    (``curate.scoring.shards``); None is returned on the other ranks. ``on_stage(name)`` is called as
+    each stage of :class:`StageClock` begins (e.g. to sample memory; not sent to spawned processes)."""
     score_cfg = score_cfg or ScoreConfig()
+    clock = StageClock(on_stage)
     check_compatible(model, table, model_classes)
     out = Path(out)
     if not out.parent.is_dir():
@@ -152,46 +170,31 @@ def score_table(
     dataset = FaceDataset(table, image_size=image_size, transform=eval_transform(image_size))
     precision = resolve_mining_precision(score_cfg.mining_precision, device)
 
-    logits = np.zeros((N, C), dtype=np.float32)
-    latent = np.zeros((N, C), dtype=np.float32)
-    consensus = np.zeros((N, C), dtype=np.float32)
-    has_aux = has_consensus = False
+    for fold_model, _ in held_out:
+        check_compatible(fold_model, table, model_classes)
+    work = Work(table, dataset, held_out, model_classes, reference, batch_size, device, precision, score_cfg)
     with tempfile.TemporaryDirectory(prefix=".curate-score-", dir=out.parent) as tmp:
-        emb: np.ndarray | None = None
-        by_label = np.argsort(given, kind="stable")  # without the consensus most batches reach one aux branch
-        for chunk in iterate_outputs(
-            model,
-            dataset,
-            batch_size=batch_size,
-            device=device,
-            order=by_label,
-            mining_precision=precision,
-            tta=score_cfg.tta,
-            consensus=score_cfg.w_aux > 0,
-            progress=progress,
-        ):
-            if emb is None:
-                emb = np.lib.format.open_memmap(
-                    Path(tmp) / "emb.npy", mode="w+", dtype=np.float32, shape=(N, chunk.emb.shape[1])
-                )
-            emb[chunk.idx] = chunk.emb
-            logits[chunk.idx] = chunk.logits
-            if chunk.latent is not None:
-                has_aux = True
-                latent[chunk.idx] = chunk.latent
-            if chunk.consensus is not None:
-                has_consensus = True
-                consensus[chunk.idx] = chunk.consensus
-        assert emb is not None
-        oof = _out_of_fold(held_out, table, model_classes, dataset, given, (logits, latent, consensus),
-                           batch_size=batch_size, device=device, precision=precision, score_cfg=score_cfg,
-                           progress=progress)  # fmt: skip
+        reused_parts = 0
+        if group is None or not group.enabled:
+            faces = face_outputs(model, work, np.arange(N), Path(tmp) / "emb.npy", progress=progress, clock=clock)
+        else:
+            merged = shards.sharded_outputs(
+                model, work, out, Path(tmp) / "emb.npy", group, image_size, clock, progress=progress and group.is_main
+            )
+            if merged is None:
+                return None
+            faces, reused_parts = merged
+        emb, logits, latent, consensus, oof = faces.emb, faces.logits, faces.latent, faces.consensus, faces.oof
+        has_aux, has_consensus = faces.has_aux, faces.has_consensus
+        clock.begin("sigma")
         probs = softmax(logits)
         if not has_aux:
             latent = _latent_fallback(probs, given)
         means = class_means(emb, given, C)  # one pass over the embeddings, for sigma and the outlier score
         sigma = _uncertainty(model, emb, given, means)
+        clock.begin("neighbours")
         knn_indices, knn_sims, no_embedding = _neighbours(emb, score_cfg.k)
+        clock.begin("scores")
         scores = compute_scores(
             given, probs, latent, sigma, knn_indices, score_cfg, consensus if has_consensus else None
         )
@@ -208,11 +211,10 @@ def score_table(
             given, scores["label_distribution"], scores["mislabel_score"], scores["ambiguity_score"],
             scores["knn_disagreement"], classes, rule, noise_probs=noise_probs,
         )  # fmt: skip
-        facts = pixel_facts(table["filepath"].tolist(), progress=progress)
-        ref_facts = None if reference is None else pixel_facts(reference["filepath"].tolist(), progress=progress)
+        clock.begin("issues")
         issues = find_issues(
-            table, facts, knn_indices, knn_sims, verdict, reasons, classes, near_threshold=near_duplicate_cosine,
-            batch_size=train_batch_size, reference=reference, reference_facts=ref_facts,
+            table, faces.facts, knn_indices, knn_sims, verdict, reasons, classes, near_threshold=near_duplicate_cosine,
+            batch_size=train_batch_size, reference=reference, reference_facts=faces.ref_facts,
             distance=class_distance(emb, means),
         )  # fmt: skip
         verdict, reasons = issues.verdict, issues.reasons
@@ -232,6 +234,7 @@ def score_table(
             **(metadata or {}),
         }
         ids = table["sample_id"].astype(str).to_numpy()
+        clock.begin("write")
         staged = records.stage_embeddings(out, emb, dtype=embeddings_dtype)  # replaced right after the scores
         try:
             with records.ScoresWriter(out, C, meta) as writer:
@@ -262,45 +265,14 @@ def score_table(
             os.replace(staged, records.embeddings_path(out))
         finally:
             staged.unlink(missing_ok=True)
+    if group is not None and group.enabled:
+        shards.remove_parts(out)
+    clock.begin(None)
     counts = {v: int((verdict == v).sum()) for v in records.VERDICTS}
     return ScoreResult(
         path=out, rows=N, verdict_counts=counts, rule=rule, faces_without_embedding=int(no_embedding.sum()),
-        issues=issues,
+        issues=issues, reused_parts=reused_parts, stages=clock.seconds,
     )  # fmt: skip
-
-
-def _out_of_fold(
-    held_out: Sequence[tuple[nn.Module, np.ndarray]],
-    table: pd.DataFrame,
-    model_classes: list[str] | None,
-    dataset: FaceDataset,
-    given: np.ndarray,
-    full: tuple[np.ndarray, np.ndarray, np.ndarray],
-    *,
-    batch_size: int,
-    device: str,
-    precision: str,
-    score_cfg: ScoreConfig,
-    progress: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(logits, latent, consensus), each (N, C): copies of the ``full`` model's with every fold's rows
-    replaced by its fold model's outputs; None without ``held_out``."""
-    if not held_out:
-        return None
-    logits, latent, consensus = (a.copy() for a in full)
-    for fold_model, rows in held_out:
-        check_compatible(fold_model, table, model_classes)
-        by_label = rows[np.argsort(given[rows], kind="stable")]
-        for chunk in iterate_outputs(
-            fold_model, dataset, batch_size=batch_size, device=device, order=by_label,
-            mining_precision=precision, tta=score_cfg.tta, consensus=score_cfg.w_aux > 0, progress=progress,
-        ):  # fmt: skip
-            logits[chunk.idx] = chunk.logits
-            if chunk.latent is not None:
-                latent[chunk.idx] = chunk.latent
-            if chunk.consensus is not None:
-                consensus[chunk.idx] = chunk.consensus
-    return logits, latent, consensus
 
 
 def _neighbours(emb: np.ndarray, k: int, *, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -71,6 +71,23 @@ def test_fields_tags_queues_and_runs(make_scores, dataset_name):
     assert 0 <= lo <= hi <= 1 and ds.count("hardness") == 12
 
 
+def test_a_load_indexes_the_fields_the_views_filter_and_sort_on(make_scores, dataset_name):
+    from curate.fiftyone.load import INDEXES
+
+    path = make_scores(12)
+    ds = load_scores(path, dataset_name, progress=False)
+    info = ds.get_index_information()
+    keys = [[k for k, _ in index["key"]] for index in info.values()]
+    for field in ("sample_key", "tags", "ground_truth.label", "reviewed", "mislabel_score", "ambiguity_score",
+                  "outlier_score", "duplicate_group", "issues"):  # fmt: skip
+        assert [field] in keys, field
+    assert ["ground_truth.label", "mislabel_score"] in keys and ["duplicate_group", "mislabel_score"] in keys
+    ds.drop_index("mislabel_score")  # a dataset loaded before the indexes existed gets them on its next load
+    load_scores(path, dataset_name, progress=False)
+    assert len(ds.get_index_information()) == len(info) >= len(INDEXES)
+    assert "mislabel_score" in ds.list_indexes()
+
+
 def test_reload_updates_in_place_and_keeps_decisions(tmp_path, make_scores, dataset_name):
     import fiftyone as fo
 
