@@ -59,6 +59,10 @@ PARSE_ONLY = {
         "needs a run on RAF-DB (rafdb exports: tests/export/test_export_formats.py)",
     "curate score runs/full planted/labels.csv --format csv --out planted_scores.parquet":
         "needs the full FER2013 Training run and the planted-duplicates set of docs/data-issues.md",
+    "curate score runs/mini many_faces/ --format imagefolder --out many.parquet --shards 4":
+        "spawns 4 scoring processes on a folder of the user's (sharded = one process: tests/test_sharded_score.py)",
+    "curate score runs/big big.csv --out big.parquet --shards 4":
+        "spawns 4 scoring processes on a large set (tests/test_sharded_score.py; bench/bench_scale.py)",
 }  # fmt: skip
 RUNNABLE = {"inspect", "export", "score", "rerank", "backbones"}
 
