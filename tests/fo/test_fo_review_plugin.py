@@ -249,5 +249,32 @@ def test_undo_of_a_batch_followed_by_rerank_restores_the_earlier_ranking(ds):
 
         assert run("undo", ds, **{k: v for k, v in ctx.items() if k != "params"}).result == {"count": count}
         assert fields_of(ds, CURATOR_FIELDS) == state, uri  # the undecided state is back
+        assert fields_of(ds, RERANK_FIELDS) == first, uri  # re-ranked automatically after the undo
         again, again_queue = rerank_untouched_curation(ds)
         assert again == first and again_queue == first_queue, uri
+
+
+def test_each_decision_reranks_unless_turned_off(ds):
+    notes = lambda result: [r["params"]["message"] for r in requests(result) if r["operator_uri"] == "notify"]  # noqa: E731
+    off = run("relabel", ds, params={"label": "sad", "rerank": False}, selected=ids_of(ds, "f1"))
+    assert notes(off) == ["Relabeled 1 faces to sad"] and "mislabel_score_rerank" not in ds.get_field_schema()
+
+    ds.app_config.plugins[PLUGIN] = {"auto_rerank": False}  # the plugin setting turns it off
+    ds.save()
+    run("mark_reviewed", ds, selected=ids_of(ds, "f4"))
+    assert "mislabel_score_rerank" not in ds.get_field_schema()
+
+    on = run("exclude", ds, params={"rerank": True}, selected=ids_of(ds, "f7"))  # the form's box wins
+    assert notes(on) == ["Exclude faces: 1 faces; re-ranked 9 undecided faces"]
+    scores = keyed(ds, "mislabel_score_rerank")
+    assert {k for k, v in scores.items() if v is None} == {"f1", "f4", "f7"}
+    assert ds.load_saved_view("review-next").count() == 9
+    assert not [k for k in ds.list_runs() if k.startswith("curate_rerank_")]  # automatic: no run recorded
+
+    ds.app_config.plugins[PLUGIN] = {}  # unset: on
+    ds.save()
+    run("relabel", ds, params={"label": "angry"}, selected=ids_of(ds, "f2"))  # the first sad face overturned
+    after = keyed(ds, "mislabel_score_rerank")
+    assert after["f2"] == scores["f2"] and after["f1"] is None  # decided faces: not written
+    assert all(after[k] > scores[k] for k in ("f5", "f8", "f11"))  # the other sad faces rise
+    assert ds.load_saved_view("review-next").count() == 8
