@@ -130,14 +130,13 @@ class Reranker:
             self.mislabel = scores["mislabel_score"].to_numpy(dtype=np.float64)
         else:
             self.mislabel = 1.0 - self.dist[np.arange(len(self.given)), self.given]
-        neighbours = scores["neighbors"].to_numpy() if "neighbors" in scores else [[]] * len(scores)
-        k = max((len(n) for n in neighbours if n is not None), default=0)
-        knn = np.full((len(scores), max(k, 1)), -1, dtype=np.int64)
-        for i, nbrs in enumerate(neighbours):
-            if nbrs is None:
-                continue
-            for j, sid in enumerate(nbrs):
-                knn[i, j] = self.row_of.get(str(sid), -1)
+        neighbours = scores["neighbors"].to_numpy() if "neighbors" in scores else [None] * len(scores)
+        lengths = np.array([0 if n is None else len(n) for n in neighbours], dtype=np.int64)
+        flat = [str(sid) for n in neighbours if n is not None for sid in n]
+        knn = np.full((len(scores), max(int(lengths.max(initial=0)), 1)), -1, dtype=np.int64)
+        rows = np.repeat(np.arange(len(scores)), lengths)
+        columns = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        knn[rows, columns] = pd.Index(self.sample_ids).get_indexer(flat)  # -1: not in the table
         self.knn = knn
 
     def trusted_labels(self, decisions: Mapping[str, int | str | None]) -> tuple[np.ndarray, np.ndarray]:

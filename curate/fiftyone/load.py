@@ -298,6 +298,24 @@ def _serialized_rows(matrix: np.ndarray) -> list[bytes]:
     return [zlib.compress(header + row.tobytes()) for row in matrix]
 
 
+def vector_rows(raw: list[Any]) -> np.ndarray:
+    """A ``VectorField`` read with ``values(field, _raw=True)`` as one (N, C) array: the inverse of
+    :func:`_serialized_rows`, parsing the ``.npy`` header once when all rows share it (else each row
+    through FiftyOne's own decoding, ~50x slower). Raises ValueError on a sample without the vector."""
+    if any(r is None for r in raw):
+        raise ValueError(f"{sum(r is None for r in raw)} samples have no vector")
+    if not raw:
+        return np.zeros((0, 0), dtype=np.float32)
+    rows = [zlib.decompress(r) if isinstance(r, bytes) else None for r in raw]
+    if rows[0] is not None:
+        first = np.load(io.BytesIO(rows[0]), allow_pickle=False)
+        size, header = len(rows[0]), rows[0][: len(rows[0]) - first.nbytes]
+        if all(r is not None and len(r) == size and r.startswith(header) for r in rows):
+            body = b"".join(r[len(header) :] for r in rows)
+            return np.frombuffer(body, dtype=first.dtype).reshape(len(rows), *first.shape)
+    return np.stack([fo.VectorField().to_python(r) for r in raw])
+
+
 def _classification(**fields: Any) -> dict[str, Any]:
     return {"_id": ObjectId(), "_cls": "Classification", "tags": [], **fields}
 

@@ -10,7 +10,8 @@ relabel_rerank           string          the most likely class other than the gi
 =======================  ==============  ==========================================================
 
 plus the saved view ``review-next`` (undecided faces, highest ``mislabel_score_rerank`` first) and
-one custom run ``curate_rerank_<n>`` per call (config: the weights; results: counts, seconds).
+one custom run ``curate_rerank_<n>`` per call (config: the weights; results: counts, seconds; none
+with ``record=False``).
 A decision means: the label in force when it differs from the given label, ``correct`` when the
 given label was kept or confirmed, nothing (decided, no label) when the face is excluded.
 """
@@ -18,14 +19,18 @@ given label was kept or confirmed, nothing (decided, no label) when the face is 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
 
 import fiftyone as fo
 import numpy as np
 import pandas as pd
+from bson import ObjectId
 from fiftyone import ViewField as F
+from pymongo import UpdateOne
 
 from curate.fiftyone import review
+from curate.fiftyone.load import vector_rows
 from curate.rerank import CORRECT, RerankConfig, Reranker
 
 SCORE_FIELD = "mislabel_score_rerank"
@@ -33,6 +38,8 @@ SUGGESTED_FIELD = "suggested_rerank"
 RELABEL_FIELD = "relabel_rerank"
 VIEW = "review-next"
 RUN_PREFIX = "curate_rerank_"
+#: the loaded fields a rerank reads for every sample (the decisions: for the reviewed ones)
+READ_FIELDS = ["id", "sample_key", f"{review.GIVEN}.label", "label_distribution", review.MISLABEL, "neighbors"]
 
 
 def decisions_of(given: list[str | None], histories: list, keys: list[str], classes: list[str]) -> dict:
@@ -51,58 +58,94 @@ def decisions_of(given: list[str | None], histories: list, keys: list[str], clas
     return out
 
 
-def rerank_dataset(dataset: fo.Dataset, cfg: RerankConfig | None = None) -> dict:
-    """Re-rank ``dataset`` in place (module docstring); returns a summary dict."""
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class Inputs:
+    """What a rerank reads from a dataset: sample ``ids`` (table order), ``classes``, the scores
+    ``table`` (:class:`curate.rerank.Reranker`'s columns) and the ``decisions`` (sample key ->
+    class index / ``correct`` / None)."""
+
+    ids: list[str]
+    classes: list[str]
+    table: pd.DataFrame
+    decisions: dict
+
+
+def read_inputs(dataset: fo.Dataset) -> Inputs:
+    """The loaded scores of ``dataset`` (one bulk read; the distributions as raw bytes, decoded in
+    one pass) and the decisions of its reviewed samples."""
     review.ensure_decision_fields(dataset)
     classes = list(dataset.default_classes or dataset.info.get("classes") or [])
     if not classes:
         raise ValueError(f"dataset {dataset.name!r} has no default_classes: load a scores file with `curate load`")
-    ids, keys, given, dists, scores, neighbours, histories = dataset.values(
-        [
-            "id",
-            "sample_key",
-            f"{review.GIVEN}.label",
-            "label_distribution",
-            review.MISLABEL,
-            "neighbors",
-            review.DECISIONS,
-        ]
-    )
+    ids, keys, given, dists, scores, neighbours = dataset.values(READ_FIELDS, _raw=True)
+    try:
+        matrix = vector_rows(dists)
+    except ValueError as exc:
+        raise ValueError(f"dataset {dataset.name!r}: label_distribution: {exc}; re-load its scores") from None
+    index = {c: i for i, c in enumerate(classes)}
     table = pd.DataFrame({
-        "sample_id": keys, "given_label": [classes.index(g) for g in given],
-        "label_distribution": [np.asarray(d, dtype=np.float64) for d in dists],
-        "mislabel_score": scores, "neighbors": [list(n or []) for n in neighbours],
+        "sample_id": keys, "given_label": [index[g] for g in given], "label_distribution": list(matrix),
+        "mislabel_score": scores, "neighbors": neighbours,
     })  # fmt: skip
-    decisions = decisions_of(given, histories, keys, classes)
-    cfg = cfg or RerankConfig()
-    result = Reranker(table).rerank(decisions, cfg)
-    open_ = np.flatnonzero(~result["decided"])
-    names = np.asarray(classes, dtype=object)
+    decided = dataset.match(F(review.REVIEWED) == True)  # noqa: E712
+    d_keys, d_given, histories = decided.values(["sample_key", f"{review.GIVEN}.label", review.DECISIONS])
+    return Inputs(ids, classes, table, decisions_of(d_given, histories, d_keys, classes))
+
+
+def write_results(dataset: fo.Dataset, inputs: Inputs, result: dict) -> int:
+    """Write ``result`` (:meth:`curate.rerank.Reranker.rerank`) on the undecided samples, one ``$set``
+    of the three fields per sample (as ``set_values`` writes one field), and save the
+    ``review-next`` view; returns how many samples were written."""
+    schema = dataset.get_field_schema()
     for field, ftype in (
         (SCORE_FIELD, fo.FloatField),
         (SUGGESTED_FIELD, fo.StringField),
         (RELABEL_FIELD, fo.StringField),
     ):
-        if field not in dataset.get_field_schema():
+        if field not in schema:
             dataset.add_sample_field(field, ftype)
-    open_ids = [ids[i] for i in open_]
-    dataset.set_values(
-        SCORE_FIELD, dict(zip(open_ids, result["mislabel_score"][open_].astype(float).tolist())), key_field="id"
+    open_ = np.flatnonzero(~result["decided"])
+    names = np.asarray(inputs.classes, dtype=object)
+    columns = zip(
+        result["mislabel_score"][open_].astype(float).tolist(),
+        names[result["suggested_label"][open_]].tolist(),
+        names[result["relabel_label"][open_]].tolist(),
     )
-    dataset.set_values(SUGGESTED_FIELD, dict(zip(open_ids, names[result["suggested_label"][open_]])), key_field="id")
-    dataset.set_values(RELABEL_FIELD, dict(zip(open_ids, names[result["relabel_label"][open_]])), key_field="id")
+    open_ids = [inputs.ids[i] for i in open_]
+    now = datetime.utcnow()
+    ops = [
+        UpdateOne(
+            {"_id": ObjectId(sid)},
+            {"$set": {SCORE_FIELD: score, SUGGESTED_FIELD: best, RELABEL_FIELD: other, "last_modified_at": now}},
+        )
+        for sid, (score, best, other) in zip(open_ids, columns)
+    ]
+    if ops:
+        dataset._bulk_write(ops, ids=open_ids)
     view = dataset.match(F(review.REVIEWED) != True).sort_by(SCORE_FIELD, reverse=True)  # noqa: E712
     dataset.save_view(
         VIEW, view, description="undecided faces, most likely mislabeled first after the curator's decisions",
         overwrite=True,
     )  # fmt: skip
+    return len(open_ids)
+
+
+def rerank_dataset(dataset: fo.Dataset, cfg: RerankConfig | None = None, *, record: bool = True) -> dict:
+    """Re-rank ``dataset`` in place (module docstring); returns a summary dict. ``record``: register
+    the custom run (the plugin's automatic rerank after each decision does not)."""
+    t0 = time.perf_counter()
+    cfg = cfg or RerankConfig()
+    inputs = read_inputs(dataset)
+    result = Reranker(inputs.table).rerank(inputs.decisions, cfg)
+    rescored = write_results(dataset, inputs, result)
     summary = {
-        "faces": len(ids),
+        "faces": len(inputs.ids),
         "decided": int(result["decided"].sum()),
-        "rescored": len(open_ids),
+        "rescored": rescored,
         "seconds": round(time.perf_counter() - t0, 3),
     }
+    if not record:
+        return summary
     number = 1 + sum(1 for key in dataset.list_runs() if key.startswith(RUN_PREFIX))
     key = f"{RUN_PREFIX}{number}"
     dataset.register_run(key, dataset.init_run(method="curate.rerank", **asdict(cfg)))

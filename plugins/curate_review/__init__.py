@@ -7,6 +7,12 @@ target, so a batch decision on a queue can be undone on the same queue - except 
 Python, ``selected`` ids win over the view). Each records a decision through
 :mod:`curate.fiftyone.review`, by the App user when known, else ``$USER``. ``rerank`` re-ranks
 the undecided faces with those decisions and opens the ``review-next`` queue.
+
+After every decision (and undo) that changed a face, the undecided faces are re-ranked as well
+(``review-next`` updated, the view left as it is; no run recorded), unless the form's "Re-rank
+afterwards" box (param ``rerank``) is off; its default is the plugin setting ``auto_rerank``
+(``dataset.app_config.plugins["@dmue-curate/review"]``, else ``fo.app_config.plugins[...]``; on
+when unset).
 """
 
 from __future__ import annotations
@@ -15,10 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from curate.fiftyone import SIMILARITY_KEY, review
+
+PLUGIN = "@dmue-curate/review"
+AUTO_RERANK = "auto_rerank"
 
 
 def _selected(ctx: foo.ExecutionContext):
@@ -40,6 +50,36 @@ def _done(ctx: foo.ExecutionContext, message: str, count: int) -> dict[str, int]
     return {"count": count}
 
 
+def auto_rerank(dataset: fo.Dataset) -> bool:
+    """The plugin setting ``auto_rerank``: the dataset's App config, else the global one; True when unset."""
+    for plugins in (dataset.app_config.plugins, fo.app_config.plugins):
+        value = (plugins or {}).get(PLUGIN, {}).get(AUTO_RERANK)
+        if value is not None:
+            return bool(value)
+    return True
+
+
+def _rerank_input(inputs: types.Object, ctx: foo.ExecutionContext) -> None:
+    default = auto_rerank(ctx.dataset) if ctx.dataset else True
+    inputs.bool("rerank", default=default, label="Re-rank afterwards (review-next)")
+
+
+def _decided(ctx: foo.ExecutionContext, message: str, count: int) -> dict[str, int]:
+    """Finish a decision: re-rank the undecided faces when wanted (module docstring), notify, reload."""
+    wanted = ctx.params.get("rerank")
+    if count and (auto_rerank(ctx.dataset) if wanted is None else wanted):
+        from curate.fiftyone.rerank import rerank_dataset
+
+        try:
+            summary = rerank_dataset(ctx.dataset, record=False)
+        except ValueError as exc:  # the decision stands; say why the queue did not move
+            ctx.ops.notify(f"{message}; not re-ranked: {exc}", variant="warning")
+            ctx.ops.reload_dataset()
+            return {"count": count}
+        message += f"; re-ranked {summary['rescored']} undecided faces"
+    return _done(ctx, message, count)
+
+
 class _Decision(foo.Operator):
     """A decision on the selection or the current view: subclasses name the operator and the function."""
 
@@ -53,11 +93,13 @@ class _Decision(foo.Operator):
 
     def resolve_input(self, ctx: foo.ExecutionContext) -> types.Property:
         ctx.target_view()  # offers selection / current view / dataset in the form
-        return types.Property(types.Object(), view=types.View(label=self.label))
+        inputs = types.Object()
+        _rerank_input(inputs, ctx)
+        return types.Property(inputs, view=types.View(label=self.label))
 
     def execute(self, ctx: foo.ExecutionContext) -> dict[str, int]:
         n = self.apply(_selected_or_view(ctx), by=review.curator(ctx.user))
-        return _done(ctx, f"{self.label}: {n} faces", n)
+        return _decided(ctx, f"{self.label}: {n} faces", n)
 
 
 class AcceptSuggestions(_Decision):
@@ -89,7 +131,7 @@ class KeepOnePerGroup(_Decision):
 
     def execute(self, ctx: foo.ExecutionContext) -> dict[str, int]:
         n = self.apply(_selected_or_view(ctx), by=review.curator(ctx.user))
-        return _done(ctx, f"Excluded {n} duplicate faces (kept one of each group)", n)
+        return _decided(ctx, f"Excluded {n} duplicate faces (kept one of each group)", n)
 
 
 class Relabel(foo.Operator):
@@ -102,12 +144,13 @@ class Relabel(foo.Operator):
         classes = ctx.dataset.default_classes if ctx.dataset else []
         inputs.enum("label", classes, required=True, label="New label", view=types.AutocompleteView())
         inputs.view("note", types.Notice(label=f"{len(ctx.selected)} faces selected"))
+        _rerank_input(inputs, ctx)
         return types.Property(inputs, view=types.View(label="Relabel selected faces"))
 
     def execute(self, ctx: foo.ExecutionContext) -> dict[str, int]:
         label = ctx.params["label"]
         n = review.relabel(_selected(ctx), label, by=review.curator(ctx.user))
-        return _done(ctx, f"Relabeled {n} faces to {label}", n)
+        return _decided(ctx, f"Relabeled {n} faces to {label}", n)
 
 
 def _undo(samples: Any, *, by: str) -> int:

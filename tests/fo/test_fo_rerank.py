@@ -75,3 +75,16 @@ def test_rerank_on_a_scores_file(make_scores, tmp_path):
     assert result.exit_code == 0, result.output
     table = pd.read_parquet(out)
     assert table["decided"].sum() == 2 and "mislabel_score_rerank" in table
+
+
+def test_vector_rows_decodes_a_raw_vector_field_read():
+    import fiftyone.core.utils as fou
+
+    from curate.fiftyone.load import _serialized_rows, vector_rows
+
+    matrix = np.random.default_rng(0).dirichlet(np.ones(7), size=50).astype(np.float32)
+    assert np.array_equal(vector_rows(_serialized_rows(matrix)), matrix)  # one shared header
+    mixed = [*_serialized_rows(matrix[:2]), fou.serialize_numpy_array(matrix[2].astype(np.float64))]
+    assert np.allclose(vector_rows(mixed), matrix[:3])  # another header: decoded row by row
+    with pytest.raises(ValueError, match="1 samples have no vector"):
+        vector_rows([*_serialized_rows(matrix[:2]), None])

@@ -204,3 +204,77 @@ def test_curator_is_the_app_user_else_the_os_user(monkeypatch):
     assert review.curator(None) == "bob"
     monkeypatch.delenv("USER")
     assert review.curator(None) == "curator"
+
+
+CURATOR_FIELDS = ("decisions", "clean_label.label", "reviewed", "excluded", "tags")
+RERANK_FIELDS = ("mislabel_score_rerank", "suggested_rerank", "relabel_rerank")
+
+
+def fields_of(dataset, fields) -> dict:
+    return {f: keyed(dataset, f) for f in fields}
+
+
+def rerank_untouched_curation(dataset) -> tuple[dict, list[str]]:
+    """Run the rerank operator, assert it changed no curator field and no field of a decided face,
+    and return the rerank fields and the review-next order."""
+    curation = fields_of(dataset, CURATOR_FIELDS)
+    decided = {s.sample_key: s.to_dict() for s in dataset.match_tags("reviewed")}
+    run("rerank", dataset)
+    dataset.reload()
+    assert fields_of(dataset, CURATOR_FIELDS) == curation
+    after = {s.sample_key: s.to_dict() for s in dataset.match_tags("reviewed")}
+    for key, doc in decided.items():  # a field the rerank declared is None on a decided face
+        assert {f: v for f, v in after[key].items() if f in doc or v is not None} == doc, key
+    return fields_of(dataset, RERANK_FIELDS), dataset.load_saved_view("review-next").values("sample_key")
+
+
+def test_undo_of_a_batch_followed_by_rerank_restores_the_earlier_ranking(ds):
+    run("relabel", ds, params={"label": "sad"}, selected=ids_of(ds, "f3"))  # a decision before the batches
+    first, first_queue = rerank_untouched_curation(ds)
+    state = fields_of(ds, CURATOR_FIELDS)
+    assert "f3" not in first_queue and len(first_queue) == 11
+
+    flagged = ds.match_tags("likely_mislabeled")  # f2, f5, f8, f11
+    batches = [  # (operator, the App's context): each batch is undone on the same target
+        ("relabel", {"params": {"label": "happy"}, "selected": ids_of(ds, "f0", "f6")}),
+        ("accept_suggestions", {"view": flagged}),
+        ("mark_reviewed", {"selected": ids_of(ds, "f1", "f4", "f7")}),
+        ("exclude", {"selected": ids_of(ds, "f9", "f10")}),
+    ]
+    for uri, ctx in batches:
+        count = run(uri, ds, **ctx).result["count"]
+        assert count > 0, uri
+        reranked, queue = rerank_untouched_curation(ds)
+        assert len(queue) == 11 - count and (reranked != first or queue != first_queue[: len(queue)]), uri
+
+        assert run("undo", ds, **{k: v for k, v in ctx.items() if k != "params"}).result == {"count": count}
+        assert fields_of(ds, CURATOR_FIELDS) == state, uri  # the undecided state is back
+        assert fields_of(ds, RERANK_FIELDS) == first, uri  # re-ranked automatically after the undo
+        again, again_queue = rerank_untouched_curation(ds)
+        assert again == first and again_queue == first_queue, uri
+
+
+def test_each_decision_reranks_unless_turned_off(ds):
+    notes = lambda result: [r["params"]["message"] for r in requests(result) if r["operator_uri"] == "notify"]  # noqa: E731
+    off = run("relabel", ds, params={"label": "sad", "rerank": False}, selected=ids_of(ds, "f1"))
+    assert notes(off) == ["Relabeled 1 faces to sad"] and "mislabel_score_rerank" not in ds.get_field_schema()
+
+    ds.app_config.plugins[PLUGIN] = {"auto_rerank": False}  # the plugin setting turns it off
+    ds.save()
+    run("mark_reviewed", ds, selected=ids_of(ds, "f4"))
+    assert "mislabel_score_rerank" not in ds.get_field_schema()
+
+    on = run("exclude", ds, params={"rerank": True}, selected=ids_of(ds, "f7"))  # the form's box wins
+    assert notes(on) == ["Exclude faces: 1 faces; re-ranked 9 undecided faces"]
+    scores = keyed(ds, "mislabel_score_rerank")
+    assert {k for k, v in scores.items() if v is None} == {"f1", "f4", "f7"}
+    assert ds.load_saved_view("review-next").count() == 9
+    assert not [k for k in ds.list_runs() if k.startswith("curate_rerank_")]  # automatic: no run recorded
+
+    ds.app_config.plugins[PLUGIN] = {}  # unset: on
+    ds.save()
+    run("relabel", ds, params={"label": "angry"}, selected=ids_of(ds, "f2"))  # the first sad face overturned
+    after = keyed(ds, "mislabel_score_rerank")
+    assert after["f2"] == scores["f2"] and after["f1"] is None  # decided faces: not written
+    assert all(after[k] > scores[k] for k in ("f5", "f8", "f11"))  # the other sad faces rise
+    assert ds.load_saved_view("review-next").count() == 8
