@@ -30,7 +30,7 @@ from fiftyone import ViewField as F
 from pymongo import UpdateOne
 
 from curate.fiftyone import review
-from curate.fiftyone.load import vector_rows
+from curate.fiftyone.load import SIMILARITY_KEY, vector_rows
 from curate.rerank import CORRECT, RerankConfig, Reranker
 
 SCORE_FIELD = "mislabel_score_rerank"
@@ -61,13 +61,32 @@ def decisions_of(given: list[str | None], histories: list, keys: list[str], clas
 @dataclass(frozen=True)
 class Inputs:
     """What a rerank reads from a dataset: sample ``ids`` (table order), ``classes``, the scores
-    ``table`` (:class:`curate.rerank.Reranker`'s columns) and the ``decisions`` (sample key ->
-    class index / ``correct`` / None)."""
+    ``table`` (:class:`curate.rerank.Reranker`'s columns), the ``decisions`` (sample key ->
+    class index / ``correct`` / None) and the ``embeddings`` (N, D) in table order for the head
+    refit (None when the similarity run's are missing)."""
 
     ids: list[str]
     classes: list[str]
     table: pd.DataFrame
     decisions: dict
+    embeddings: np.ndarray | None = None
+
+
+def stored_embeddings(dataset: fo.Dataset, ids: list[str]) -> np.ndarray | None:
+    """(N, D) the embeddings of samples ``ids`` (in that order) from the load's similarity run
+    (``curate.fiftyone.load.SIMILARITY_KEY``); None when the run, its files or some sample's row are
+    missing (the rerank then goes without the head refit)."""
+    if SIMILARITY_KEY not in dataset.list_brain_runs():
+        return None
+    try:
+        index = dataset.load_brain_results(SIMILARITY_KEY)
+    except FileNotFoundError:
+        return None
+    row = {str(sid): i for i, sid in enumerate(index.sample_ids)}
+    rows = [row.get(sid, -1) for sid in ids]
+    if not rows or min(rows) < 0:
+        return None
+    return np.asarray(index.embeddings)[rows]
 
 
 def read_inputs(dataset: fo.Dataset) -> Inputs:
@@ -89,7 +108,8 @@ def read_inputs(dataset: fo.Dataset) -> Inputs:
     })  # fmt: skip
     decided = dataset.match(F(review.REVIEWED) == True)  # noqa: E712
     d_keys, d_given, histories = decided.values(["sample_key", f"{review.GIVEN}.label", review.DECISIONS])
-    return Inputs(ids, classes, table, decisions_of(d_given, histories, d_keys, classes))
+    decisions = decisions_of(d_given, histories, d_keys, classes)
+    return Inputs(ids, classes, table, decisions, stored_embeddings(dataset, ids))
 
 
 def write_results(dataset: fo.Dataset, inputs: Inputs, result: dict) -> int:
@@ -136,7 +156,7 @@ def rerank_dataset(dataset: fo.Dataset, cfg: RerankConfig | None = None, *, reco
     t0 = time.perf_counter()
     cfg = cfg or RerankConfig()
     inputs = read_inputs(dataset)
-    result = Reranker(inputs.table).rerank(inputs.decisions, cfg)
+    result = Reranker(inputs.table, inputs.embeddings).rerank(inputs.decisions, cfg)
     rescored = write_results(dataset, inputs, result)
     summary = {
         "faces": len(inputs.ids),
