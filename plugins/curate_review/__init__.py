@@ -3,8 +3,8 @@
 Operators act on the faces selected in the grid (relabel, show_similar) or on the selection /
 current view (accept_suggestions, mark_reviewed, exclude, include, keep_one_per_group, undo: the App offers the
 target, so a batch decision on a queue can be undone on the same queue - except on
-``unreviewed-flagged``, which a decision empties: undo those on ``likely-mislabeled``; from
-Python, ``selected`` ids win over the view). Each records a decision through
+``unreviewed-flagged`` and ``review-next``, which a decision empties: undo those on
+``likely-mislabeled`` or the selection; from Python, ``selected`` ids win over the view). Each records a decision through
 :mod:`curate.fiftyone.review`, by the App user when known, else ``$USER``. ``rerank`` re-ranks
 the undecided faces with those decisions and opens the ``review-next`` queue.
 
@@ -174,7 +174,7 @@ class Rerank(foo.Operator):
         from curate.fiftyone.rerank import VIEW, rerank_dataset
 
         summary = rerank_dataset(ctx.dataset)
-        ctx.ops.set_view(ctx.dataset.load_saved_view(VIEW))
+        ctx.ops.set_view(name=VIEW)  # by name: the App shows the saved view (and its URL) as the queue
         return _done(ctx, f"Re-ranked {summary['rescored']} undecided faces with {summary['decided']} decisions",
                      summary["rescored"])  # fmt: skip
 

@@ -76,9 +76,10 @@ class Chromium:
         to_chrome, self._commands = os.pipe()
         self._replies, from_chrome = os.pipe()
 
-        def fds() -> None:  # the child's fds 3 and 4, without close-on-exec
-            os.dup2(to_chrome, 3)
-            os.dup2(from_chrome, 4)
+        def fds() -> None:  # the child's fds 3 and 4, without close-on-exec (the pipe may already be on 3 or 4)
+            commands, replies = os.dup(to_chrome), os.dup(from_chrome)  # both above 4: neither clobbers the other
+            os.dup2(commands, 3)
+            os.dup2(replies, 4)
 
         self.proc = subprocess.Popen([str(binary), *flags, f"--user-data-dir={profile}", "--remote-debugging-pipe",
                                       "about:blank"], preexec_fn=fds, close_fds=False,
@@ -150,11 +151,52 @@ class Chromium:
                 raise TimeoutError(f"{[text for text in until if text not in html]} not shown within {timeout} s")
             time.sleep(0.5)
 
+    def wait(self, expression: str, *, timeout: float = 60, what: str = "") -> object:
+        """Poll the JavaScript ``expression`` until it is truthy; its value."""
+        import time
+
+        deadline = time.time() + timeout
+        while not (value := self.evaluate(expression)):
+            if time.time() > deadline:
+                raise TimeoutError(f"{what or expression} not true within {timeout} s")
+            time.sleep(0.3)
+        return value
+
+    def _centre(self, css: str, index: int, text: str | None, timeout: float) -> tuple[float, float]:
+        import json
+
+        found = f"[...document.querySelectorAll({json.dumps(css)})]"
+        found += f".filter(e => e.innerText.trim().startsWith({json.dumps(text)}))" if text is not None else ""
+        box = f"(() => {{ const e = {found}[{index}]; if (!e) return null; const r = e.getBoundingClientRect();"
+        box += " return r.width ? [r.x + r.width / 2, r.y + r.height / 2] : null })()"
+        return self.wait(box, timeout=timeout, what=f"{css} {text or ''} #{index} on the page")
+
+    def hover(self, css: str, index: int = 0, *, text: str | None = None, timeout: float = 60) -> None:
+        """Move the mouse onto the centre of the ``index``-th element matching ``css`` (with ``text``: the first
+        whose text starts with it), once it is laid out on the page."""
+        import time
+
+        x, y = self._centre(css, index, text, timeout)
+        self.page("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        time.sleep(0.5)  # hover effects first
+
+    def click(self, css: str, index: int = 0, *, text: str | None = None, timeout: float = 60) -> None:
+        """A real mouse click (move, press, release) on that element (:meth:`hover`)."""
+        self.hover(css, index, text=text, timeout=timeout)
+        x, y = self._centre(css, index, text, timeout)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.page("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
     def key(self, key: str, code: str, key_code: int, text: str | None = None) -> None:
-        """Press and release one key (``text``: the character it types, if any)."""
-        typed = {"text": text} if text else {}
-        self.page("Input.dispatchKeyEvent", type="keyDown", key=key, code=code, windowsVirtualKeyCode=key_code, **typed)
+        """Press and release one key (DOM ``key``, ``code``, the Windows virtual key code, and ``text``: the
+        character it types; a one-character ``key`` types itself)."""
+        typed = text if text is not None else (key if len(key) == 1 else None)
+        extra = {"text": typed} if typed else {}
+        self.page("Input.dispatchKeyEvent", type="keyDown", key=key, code=code, windowsVirtualKeyCode=key_code, **extra)
         self.page("Input.dispatchKeyEvent", type="keyUp", key=key, code=code, windowsVirtualKeyCode=key_code)
+
+    def type(self, text: str) -> None:
+        self.page("Input.insertText", text=text)
 
     def screenshot(self, path: Path) -> None:
         import base64

@@ -1,5 +1,6 @@
-"""A real browser against ``curate app``: our fields and review queues render, and stopping the command
-leaves no App process behind.
+"""A real browser against ``curate app``: our fields and review queues render, stopping the command leaves
+no App process behind, and a review session (the panel's queue buttons; relabel, accept, undo and re-rank from
+the operator browser, with real mouse clicks and key presses) leaves in the database what each step decides.
 
 Uses Debian's ``/usr/bin/chromium`` (headless ``--dump-dom`` with a virtual time budget); skipped
 when it is missing, failed when ``CI`` is set. The screenshot goes to ``$CURATE_TEST_ARTIFACTS``
@@ -8,12 +9,14 @@ when it is missing, failed when ``CI`` is set. The screenshot goes to ``$CURATE_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -205,3 +208,155 @@ def test_app_screenshots_for_the_docs(chromium, dataset_name, tmp_path):
     for name in [*pages, "relabel-form"]:
         assert (shots / f"{name}.png").stat().st_size > 10_000, f"{name}.png looks empty"
     print(f"screenshots: {shots}")
+
+
+# --- A review session in the App: the panel's queue buttons and the plugin's operators -------------------------------
+
+BACKQUOTE = ("`", "Backquote", 192)  # opens the App's operator browser
+ENTER = ("Enter", "Enter", 13)
+TILE_BOX = '[data-cy="looker-checkbox-"]'  # a tile's checkbox (the label; its input has no size)
+TILE_TICKED = "document.querySelectorAll('[data-cy=\"looker-checkbox-input-\"]')[{}].checked"
+
+
+@contextlib.contextmanager
+def served(dataset_name: str, tmp_path: Path) -> Iterator[str]:
+    """``curate app DATASET`` on a free port for the block: the dataset's App URL; stopped by pid afterwards."""
+    log = tmp_path / "app.log"
+    command = [sys.executable, "-c", "from curate.cli import main; main()", "app", dataset_name,
+               "--port", str(free_port()), "--remote"]  # fmt: skip
+    with open(log, "w") as out:
+        app = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield f"{wait_for_url(log, app)}datasets/{dataset_name}"
+    finally:
+        os.kill(app.pid, signal.SIGINT)
+        app.wait(timeout=60)
+
+
+def until(check, what: str, timeout: float = 90) -> None:
+    """Poll ``check()`` (a database read) until it is true: an operator runs in the App server, after the click."""
+    deadline = time.time() + timeout
+    while not check():
+        assert time.time() < deadline, f"{what}: not in the database within {timeout} s"
+        time.sleep(0.5)
+
+
+def click_until(browser: Chromium, css: str, done: str, *, index: int = 0, text: str | None = None) -> None:
+    """Click until the JavaScript ``done`` holds: on this loaded machine a click can land while the page re-renders."""
+    for _ in range(4):
+        browser.click(css, index, text=text)
+        try:
+            browser.wait(done, timeout=20)
+            return
+        except TimeoutError:
+            continue
+    raise AssertionError(f"clicking {css} {text or ''} #{index} never gave {done}")
+
+
+def select_tiles(browser: Chromium, count: int) -> None:
+    """Tick the checkboxes of the first ``count`` tiles of the grid (a tile shows its box under the mouse)."""
+    for i in range(count):
+        for _ in range(4):
+            browser.hover('[data-cy="looker"]', i)
+            try:
+                browser.click(TILE_BOX, i, timeout=10)
+                browser.wait(TILE_TICKED.format(i), timeout=10)
+                break
+            except TimeoutError:
+                continue
+        else:
+            raise AssertionError(f"tile {i} could not be selected")
+
+
+def operator(browser: Chromium, label: str, fill=None, *, form: bool = True) -> None:
+    """Run the operator ``label`` from the operator browser: search it, choose it, and with a ``form``:
+    ``fill(browser)`` and Execute (an operator without inputs runs when chosen)."""
+    browser.key(*BACKQUOTE)
+    browser.wait("!!document.querySelector('[data-cy=\"operators-browser-search\"]')", what="the operator browser")
+    browser.type(label)
+    time.sleep(1)
+    browser.key(*ENTER)
+    if not form:
+        return
+    if fill is not None:
+        fill(browser)
+    browser.click("button", text="Execute")
+    browser.wait("![...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Execute')",
+                 what=f"{label}: the form closed")  # fmt: skip
+
+
+def test_review_session_in_the_app(chromium, make_scores, dataset_name, tmp_path):
+    """Queue buttons of the review panel open their view; relabel (selection), accept (current view), undo and
+    re-rank run from the operator browser, and after each step the database holds what the step decides."""
+    import fiftyone as fo
+
+    ds = load_scores(make_scores(12), dataset_name, progress=False)
+    ds.save_workspace(
+        REVIEW_WORKSPACE,
+        fo.Space(
+            children=[fo.Panel(type="Samples", pinned=True), fo.Panel(type="review_queues")], orientation="horizontal"
+        ),
+    )
+    shots = Path(os.environ.get("CURATE_TEST_ARTIFACTS") or tmp_path) / "app-review-session"
+    shots.mkdir(parents=True, exist_ok=True)
+
+    def keyed(field: str) -> dict:
+        ds.reload()
+        return dict(zip(ds.values("sample_key"), ds.values(field)))
+
+    with served(dataset_name, tmp_path) as url:
+        browser = Chromium(chromium, SHOT_FLAGS, tmp_path / "profile")
+        step = "open"
+        try:
+            browser.open(f"{url}?view=likely-mislabeled&workspace={REVIEW_WORKSPACE}", until=FIELDS + PANEL_TEXT)
+            step = "queue button"
+            click_until(browser, "button", "location.search.includes('view=ambiguous')", text="ambiguous: ")
+            browser.wait("document.querySelectorAll('[data-cy=\"looker\"]').length === 4", what="4 tiles")
+            ambiguous = ds.load_saved_view("ambiguous").values("sample_key")
+
+            step = "relabel"
+            select_tiles(browser, 2)
+
+            def sad(b: Chromium) -> None:
+                b.click("input[placeholder='Type or select a value']")
+                b.type("sad")
+                b.click("li[role='option']", text="sad")
+
+            operator(browser, "Relabel selected faces", sad)
+            until(lambda: sum(bool(d) for d in keyed("decisions").values()) == 2, "2 relabelled faces")
+            decisions = keyed("decisions")
+            assert {k for k, d in decisions.items() if d} == set(ambiguous[:2])
+            assert all(
+                decisions[k][-1]["action"] == "relabel" and decisions[k][-1]["to"] == "sad" for k in ambiguous[:2]
+            )
+            until(lambda: sum(v is not None for v in keyed("mislabel_score_rerank").values()) == 10, "re-ranked")
+            after_relabel = keyed("mislabel_score_rerank")
+
+            step = "accept on the current view"
+            operator(browser, "Clear selected samples", form=False)
+            click_until(
+                browser, "button", "location.search.includes('view=likely-mislabeled')", text="likely-mislabeled: "
+            )
+            flagged = ds.load_saved_view("likely-mislabeled").values("sample_key")
+            operator(browser, "Accept suggested labels")
+            until(lambda: all(keyed("decisions")[k] for k in flagged), "accepted suggestions")
+            decisions = keyed("decisions")
+            assert all(decisions[k][-1]["action"] == "accept_suggestion" for k in flagged)
+            assert keyed("mislabel_score_rerank") != after_relabel
+
+            step = "undo on the same view"
+            operator(browser, "Undo the last decision")
+            until(lambda: not any(keyed("decisions")[k] for k in flagged), "the accepts undone")
+            assert {k for k, d in keyed("decisions").items() if d} == set(ambiguous[:2])
+            until(lambda: keyed("mislabel_score_rerank") == after_relabel, "the ranking before the accepts")
+
+            step = "re-rank"
+            select_tiles(browser, 1)
+            operator(browser, "Re-rank with my decisions", form=False)
+            until(lambda: ds.reload() or "curate_rerank_1" in ds.list_runs(), "the re-rank run")
+            browser.wait("location.search.includes('view=review-next')", what="the review-next queue")
+            assert keyed("mislabel_score_rerank") == after_relabel
+            assert {k for k, d in keyed("decisions").items() if d} == set(ambiguous[:2])
+        finally:
+            browser.screenshot(shots / f"{step.replace(' ', '-')}.png")  # the last step's page, also on failure
+            browser.close()

@@ -110,6 +110,7 @@ def test_rerank_operator_rescores_only_undecided_faces_and_opens_review_next(ds)
     result = run("rerank", ds)
     assert result.result == {"count": 11}
     assert [r["operator_uri"] for r in requests(result)] == ["set_view", "notify", "reload_dataset"]
+    assert requests(result)[0]["params"] == {"name": "review-next"}  # by name: the App shows the saved view
     scores = keyed(ds, "mislabel_score_rerank")
     assert scores["f0"] is None and all(v is not None for k, v in scores.items() if k != "f0")
     assert keyed(ds, "decisions") == before  # no decision written or changed
