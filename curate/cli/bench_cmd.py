@@ -142,11 +142,20 @@ def _flip_suite(
     click.echo((out / "flips.md").read_text())
 
 
+def _publish(out: Path, plots_dir: Path | None, stem: str) -> None:
+    """Copy a suite's ``<stem>.png|md|json`` from ``out`` to ``plots_dir`` (if given) and print its table."""
+    import shutil
+
+    if plots_dir:
+        plots_dir.mkdir(parents=True, exist_ok=True)
+        for name in (f"{stem}.png", f"{stem}.md", f"{stem}.json"):
+            shutil.copyfile(out / name, plots_dir / name)
+    click.echo((out / f"{stem}.md").read_text())
+
+
 def _curve_suite(
     labels_csv: Path, out: Path, sizes: str | None, source_faces: int | None, plots_dir: Path | None, overrides: dict
 ) -> None:
-    import shutil
-
     from curate.benchmark.curve_suite import CurveSuiteConfig, run_curve_suite
 
     settings = _suite_settings(overrides)
@@ -158,18 +167,12 @@ def _curve_suite(
         run_curve_suite(CurveSuiteConfig(labels_csv=labels_csv, out=out, **settings), click.echo)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    if plots_dir:
-        plots_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("curve.png", "curve.md", "curve.json"):
-            shutil.copyfile(out / name, plots_dir / name)
-    click.echo((out / "curve.md").read_text())
+    _publish(out, plots_dir, "curve")
 
 
 def _curator_suite(
     labels_csv: Path, out: Path, run: Path | None, checkpoints: str | None, plots_dir: Path | None, overrides: dict
 ) -> None:
-    import shutil
-
     from curate.benchmark.curator_suite import CuratorSuiteConfig, run_curator_suite
 
     settings = {k: v for k, v in _suite_settings(overrides).items() if k != "folds"}
@@ -179,8 +182,4 @@ def _curator_suite(
         run_curator_suite(CuratorSuiteConfig(labels_csv=labels_csv, out=out, run_dir=run, **settings), click.echo)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    if plots_dir:
-        plots_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("curator.png", "curator.md", "curator.json"):
-            shutil.copyfile(out / name, plots_dir / name)
-    click.echo((out / "curator.md").read_text())
+    _publish(out, plots_dir, "curator")

@@ -177,13 +177,7 @@ def test_app_screenshots_for_the_docs(chromium, dataset_name, tmp_path):
     top = dataset.load_saved_view("likely-mislabeled").first().id
     shots = Path(os.environ.get("CURATE_TEST_ARTIFACTS") or tmp_path) / DOC_SHOTS
     shots.mkdir(parents=True, exist_ok=True)
-    log = tmp_path / "app.log"
-    command = [sys.executable, "-c", "from curate.cli import main; main()", "app", dataset_name,
-               "--port", str(free_port()), "--remote"]  # fmt: skip
-    with open(log, "w") as out:
-        app = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        url = f"{wait_for_url(log, app)}datasets/{dataset_name}"
+    with served(dataset_name, tmp_path) as url:
         # in this order: the App's session keeps the last client's workspace and open sample for the next
         pages = {f"view-{v}": f"{url}?view={v}" for v in views}
         pages["review-panel"] = f"{url}?view=likely-mislabeled&workspace={REVIEW_WORKSPACE}"
@@ -202,9 +196,6 @@ def test_app_screenshots_for_the_docs(chromium, dataset_name, tmp_path):
                     browser.screenshot(shots / f"{name}.png")  # also what was shown when it timed out
         finally:
             browser.close()
-    finally:
-        os.kill(app.pid, signal.SIGINT)
-        app.wait(timeout=60)
     for name in [*pages, "relabel-form"]:
         assert (shots / f"{name}.png").stat().st_size > 10_000, f"{name}.png looks empty"
     print(f"screenshots: {shots}")
