@@ -20,6 +20,7 @@ import pandas as pd
 from curate.cross_fit import Fold, budget, folds_for, saved_folds, too_small_classes, training_table
 from curate.data.table import classes_of, name_class_ids, unlabeled_rows
 from curate.data.torch_dataset import FaceDataset, train_transform
+from curate.pretrain import PretrainInterrupted, pretrain_stage
 from curate.run_config import RunConfig
 from curate.runs import RunPaths, load_model, write_json
 from curate.scoring.pipeline import ScoreResult, score_table
@@ -29,10 +30,13 @@ from dmue_core.config import DMUEConfig
 from dmue_core.distributed import DistContext, resolve_device
 from dmue_core.export import save_target_model
 from dmue_core.model import DMUE
+from dmue_core.selfsup import WEIGHTS, Backbone
 from dmue_core.trainer import load_dynamics, train
 from dmue_core.warm_start import WarmStartReport, from_dmue, from_plain
 
 Log = Callable[[str], Any]
+#: the self-supervised stage's folder inside a run directory (``curate.pretrain``)
+PRETRAIN_DIR = "pretrain"
 
 #: classes whose faces get a mean target probability of their label below this in the last
 #: training epoch are reported as given up by the target branch
@@ -130,11 +134,26 @@ def warm_start(model: DMUE, source: Path, classes: list[str]) -> WarmStartReport
     return from_plain(model, loaded.model.state_dict(), classes, loaded.classes)
 
 
+def _pretrain(dataset: FaceDataset, cfg: RunConfig, out_dir: Path, log: Log, progress: bool) -> None:
+    """Run (or reuse) the self-supervised stage on the run's faces, labels unused, into ``out_dir``."""
+    m, t = cfg.model, cfg.train
+    stage = replace(cfg.pretrain, device=t.device, amp=t.amp)
+    try:
+        pretrain_stage(
+            dataset.images, stage, Backbone(m.backbone, m.small_input, m.official_stem), out_dir,
+            log=log, progress=progress,
+        )  # fmt: skip
+    except PretrainInterrupted as exc:
+        raise TrainingInterrupted(str(exc)) from exc
+
+
 def train_job(
     table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print, progress: bool = True
 ) -> RunPaths:
     """Train DMUE on every labelled row of ``table``; export the target model to ``model.pt``.
-    Settings left to the data's size (``cfg.size_aware``) are chosen first (``curate.sizing``)."""
+    Settings left to the data's size (``cfg.size_aware``) are chosen first (``curate.sizing``);
+    with ``cfg.pretrain.epochs`` the self-supervised stage runs first into ``RUN_DIR/pretrain/``
+    (``curate.pretrain``) and its weights are the start (``model.weights``)."""
     apply_size_defaults(cfg, len(table), log)
     classes = classes_of(table)
     if len(table) == 0:
@@ -146,11 +165,17 @@ def train_job(
     if missing:
         raise ValueError(f"classes with no training faces: {missing}; drop them with --classes or add faces")
     cfg.model = DMUEConfig.from_dict({**cfg.model.to_dict(), "num_classes": len(classes)})
-    model = DMUE(cfg.model)  # an unknown backbone or bad weights fail here, before anything is written
+    if cfg.pretrain.epochs:  # the start is the run's own self-supervised stage, trained below
+        cfg.model.weights = str((Path(run_dir) / PRETRAIN_DIR / WEIGHTS).resolve())
+    model = DMUE(replace(cfg.model, weights=None) if cfg.pretrain.epochs else cfg.model)
+    # an unknown backbone or bad weights fail here, before anything is written
     dataset = FaceDataset(
         table, image_size=cfg.image_size, transform=train_transform(cfg.image_size), preload=True
     )  # so does an unreadable image
     paths = prepare_run_dir(run_dir, cfg, table)
+    if cfg.pretrain.epochs:
+        _pretrain(dataset, cfg, Path(cfg.model.weights).parent, log, progress)
+        model = DMUE(cfg.model)
     if cfg.init_from and not paths.checkpoint.exists():  # a resumed run continues from its own checkpoint
         log(warm_start(model, Path(cfg.init_from), list(classes)).summary() + f" ({cfg.init_from})")
     t0 = time.time()
@@ -281,6 +306,7 @@ def train_folds(
         log(f"fold {i + 1}/{k}: training on the {len(table) - len(fold.rows):,} faces outside it")
         fold_cfg = copy.deepcopy(cfg)
         fold_cfg.cross_fit = 0
+        fold_cfg.pretrain.epochs = 0  # the folds start from the full run's self-supervised weights, if any
         train_job(training_table(table, fold), fold_cfg, fold.run_dir, log=log, progress=progress)
     return folds
 

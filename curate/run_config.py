@@ -3,7 +3,8 @@
 Sections: ``data`` (the dataset path and reader options), ``image_size``, ``init_from`` (the earlier
 run or exported model the weights started from, or null), ``cross_fit`` (K fold models estimate
 the share of faces to flag out of sample, ``curate.cross_fit``; 0 = off), ``size_aware`` (the settings still to
-be chosen from the number of faces, ``curate.sizing``; empty once a run chose them), ``model``
+be chosen from the number of faces, ``curate.sizing``; empty once a run chose them), ``pretrain``
+(the self-supervised stage run first, ``dmue_core.selfsup.SelfSupConfig``; ``epochs: 0`` = off), ``model``
 (``dmue_core.config.DMUEConfig``), ``train`` (``dmue_core.config.TrainConfig``), ``score``
 (``curate.scoring.scores.ScoreConfig``) and ``flags`` (``curate.flags.FlagRule`` thresholds).
 Command-line flags override the file; the file overrides the defaults.
@@ -23,6 +24,7 @@ from curate.flags import FlagRule
 from curate.scoring.scores import ScoreConfig
 from curate.sizing import SIZE_AWARE
 from dmue_core.config import DMUEConfig, TrainConfig
+from dmue_core.selfsup import SelfSupConfig
 
 #: curate's defaults for training from scratch on CPU (dmue_core's own defaults follow the paper,
 #: whose learning rates assume an MS-Celeb-pretrained backbone; from random init they barely move).
@@ -59,17 +61,26 @@ class RunConfig:
     init_from: str | None = None
     cross_fit: int = 0
     size_aware: list[str] = field(default_factory=lambda: list(SIZE_AWARE))
+    pretrain: SelfSupConfig = field(default_factory=SelfSupConfig)
     model: DMUEConfig = field(default_factory=lambda: DMUEConfig(**MODEL_DEFAULTS))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(**TRAIN_DEFAULTS))
     score: ScoreConfig = field(default_factory=ScoreConfig)
     flags: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """ValueError for settings that cannot go together."""
         if self.cross_fit < 0 or self.cross_fit == 1:
             raise ValueError(f"cross_fit must be 0 (off) or a number of folds >= 2, not {self.cross_fit}")
         unknown = sorted(set(self.size_aware) - set(SIZE_AWARE))
         if unknown:
             raise ValueError(f"size_aware: unknown settings {unknown} (known: {list(SIZE_AWARE)})")
+        if self.pretrain.epochs and self.init_from:
+            raise ValueError(
+                "a self-supervised start (pretrain epochs) and init_from (--init-from) are two starts: choose one"
+            )
 
     def set_explicitly(self, *settings: str) -> None:
         """Take ``settings`` (``SIZE_AWARE`` names) off the size-aware list: the user chose them."""
@@ -85,6 +96,7 @@ class RunConfig:
             "init_from": self.init_from,
             "cross_fit": self.cross_fit,
             "size_aware": list(self.size_aware),
+            "pretrain": self.pretrain.to_dict(),
             "model": self.model.to_dict(),
             "train": self.train.to_dict(),
             "score": self.score.to_dict(),
@@ -94,7 +106,19 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         unknown = sorted(
-            set(d) - {"data", "image_size", "init_from", "cross_fit", "size_aware", "model", "train", "score", "flags"}
+            set(d)
+            - {
+                "data",
+                "image_size",
+                "init_from",
+                "cross_fit",
+                "size_aware",
+                "pretrain",
+                "model",
+                "train",
+                "score",
+                "flags",
+            }
         )
         if unknown:
             raise ValueError(f"config: unknown sections {unknown}")
@@ -108,6 +132,7 @@ class RunConfig:
             init_from=d.get("init_from"),
             cross_fit=int(d.get("cross_fit") or 0),
             size_aware=list(d.get("size_aware", SIZE_AWARE)),
+            pretrain=SelfSupConfig.from_dict(d.get("pretrain") or {}),
             model=DMUEConfig.from_dict({**MODEL_DEFAULTS, **(d.get("model") or {})}),
             train=TrainConfig.from_dict({**TRAIN_DEFAULTS, **(d.get("train") or {})}),
             score=_dataclass_from(ScoreConfig, d.get("score") or {}, "score"),
@@ -167,10 +192,13 @@ def resolve_config(
     seed: int | None,
     deterministic: bool | None,
     defaults: dict[str, Any] | None = None,
+    pretrain_epochs: int | None = None,
 ) -> RunConfig:
     """Defaults < ``defaults`` < config file < the given settings (None = not given), as one
     RunConfig; ``data`` (the dataset and its reader options) joins the ``data`` section.
     ``faithful`` switches on the official DMUE code's quirks; ``amp`` is auto, on or off.
+    ``pretrain_epochs`` > 0 runs the self-supervised stage first (its weights become the start,
+    so it cannot be combined with ``weights``; 0 turns a config's stage off).
     ConfigError when the file or a setting is invalid."""
     try:
         cfg = RunConfig.load(config_file) if config_file else RunConfig.from_dict(defaults or {})
@@ -185,6 +213,12 @@ def resolve_config(
             cfg.image_size = image_size
         if init_from is not None:
             cfg.init_from = str(init_from.resolve())
+        if pretrain_epochs is not None:
+            if pretrain_epochs and weights is not None:
+                raise ValueError("--pretrain-epochs trains the start itself: drop --weights, or drop --pretrain-epochs")
+            if cfg.pretrain.epochs and not pretrain_epochs:
+                cfg.model.weights = None  # the config's start was its own stage's output
+            cfg.pretrain = SelfSupConfig.from_dict({**cfg.pretrain.to_dict(), "epochs": pretrain_epochs})
         override(
             cfg,
             "model",
@@ -207,6 +241,7 @@ def resolve_config(
             deterministic=deterministic,
             balanced_sampler=balanced_sampler,
         )
+        cfg.validate()  # the combination of the file and the flags
         cfg.set_explicitly(*(name for name, value in (("train.epochs", epochs), ("model.ramp_a", ramp_a)) if value))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc

@@ -47,6 +47,7 @@ PARSE_ONLY_SUBCOMMANDS = {
     "app": "serves the App until Ctrl-C (tests/fo/test_fo_browser.py serves it)",
     "plugin": "writes into the user's FiftyOne plugins folder (tests/fo/test_fo_cli.py installs into a temp one)",
     "load": "writes into FiftyOne's database (tests/fo/test_fo_load.py)",
+    "pretrain": "trains the self-supervised stage (minutes; tests/test_pretrain.py runs it on synthetic faces)",
 }
 #: commands of the cheap subcommands that are parsed only, and why
 PARSE_ONLY = {

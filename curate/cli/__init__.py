@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "train": "curate.cli.train_cmd:train",
     "score": "curate.cli.score_cmd:score",
     "run": "curate.cli.run_cmd:run",
+    "pretrain": "curate.cli.pretrain_cmd:pretrain",
     "backbones": "curate.cli.backbones_cmd:backbones",
     "bench": "curate.cli.bench_cmd:bench",
     "demo": "curate.cli.demo_cmd:demo",

@@ -23,6 +23,10 @@ _OPTIONS = (
     click.option("--init-from", type=click.Path(exists=True, path_type=Path), metavar="RUN_DIR|model.pt",
                  help="Start from an earlier model: its trunk, and the heads of the classes it shares by name "
                       "with this dataset (new classes start fresh); recorded in config.yaml."),
+    click.option("--pretrain-epochs", type=click.IntRange(min=0), metavar="N",
+                 help="First train the backbone self-supervised (SimCLR) on the same faces, labels unused, for N "
+                      "epochs, and start from it (its cost is printed first; RUN_DIR/pretrain/; 0 = off) "
+                      "[default: 0; docs/small-data.md]."),
     click.option("--epochs", type=click.IntRange(min=1)),
     click.option("--batch-size", type=click.IntRange(min=2)),
     click.option("--image-size", type=click.IntRange(min=16), help="Square input size in pixels [default: 48]."),

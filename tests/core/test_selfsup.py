@@ -1,0 +1,74 @@
+"""The self-supervised (SimCLR) warm start: its loss, its views, its weights file and its resume."""
+
+import math
+
+import pytest
+import torch
+
+from dmue_core import DMUE, DMUEConfig
+from dmue_core.selfsup import SelfSupConfig, augment, nt_xent, pretrain
+
+FAST = {"batch_size": 16, "amp": False, "device": "cpu", "ckpt_every": 0}
+
+
+def _faces(n: int = 32, size: int = 32) -> torch.Tensor:
+    """uint8 [n, 1, size, size]: a bright ellipse per face, of random place, size and shade, on noise."""
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    out = torch.rand(n, 1, size, size, generator=g) * 60
+    for i in range(n):
+        cx, cy, rx, ry = (
+            torch.rand(4, generator=g) * torch.tensor([1.0, 1.0, 0.5, 0.5]) + torch.tensor([-0.5, -0.5, 0.2, 0.2])
+        ).tolist()
+        inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1
+        out[i, 0][inside] += 100 + 90 * float(torch.rand(1, generator=g))
+    return out.clamp(0, 255).to(torch.uint8)
+
+
+def test_nt_xent_matches_its_formula_and_prefers_matching_views():
+    t = 0.5
+    z = torch.eye(2, 8)  # two faces whose two views agree and are orthogonal to the other face's
+    expected = -math.log(math.exp(1 / t) / (math.exp(1 / t) + 2))  # partner 1/t; the other face's views 0
+    assert nt_xent(z, z.clone(), t).item() == pytest.approx(expected, rel=1e-5)
+    assert nt_xent(z, z.flip(0), t) > nt_xent(z, z, t)  # partners swapped: the loss rises
+
+
+def test_views_are_seeded_random_and_normalised():
+    faces = _faces(4)
+    cfg = SelfSupConfig(epochs=1)
+    view = lambda seed: augment(faces, cfg, torch.Generator().manual_seed(seed))  # noqa: E731
+    a, b = view(1), view(2)
+    assert a.shape == (4, 3, 32, 32) and a.min() >= -1 and a.max() <= 1
+    torch.testing.assert_close(a, view(1))
+    assert not torch.allclose(a, b)
+
+
+def test_loss_falls_and_the_weights_load_through_weights(tmp_path):
+    cfg = SelfSupConfig(epochs=12, **FAST)
+    result = pretrain(_faces(), cfg, tmp_path, progress=False, log=lambda _: None)
+    assert result.completed and result.epochs_done == 12 and len(result.losses) == 12
+    first, last = result.losses[0], sum(result.losses[-3:]) / 3
+    assert last < 0.9 * first, result.losses
+    saved = torch.load(result.weights, weights_only=True)
+    assert saved["selfsup"] == cfg.to_dict() and saved["backbone"]["name"] == "fer_cnn"
+    assert not any(k.startswith("classifier") for k in saved["model"])  # the classifier is not part of the start
+    model = DMUE(DMUEConfig(num_classes=3, backbone="fer_cnn", small_input=True, weights=str(result.weights)))
+    trunk = model.trunk.state_dict()
+    assert trunk and all(torch.equal(v, saved["model"][f"features.{k}"]) for k, v in trunk.items())
+    last_stage = model.target_stage.state_dict()
+    assert all(torch.equal(v, saved["model"][f"features.3.{k}"]) for k, v in last_stage.items())
+
+
+def test_a_stopped_pretraining_resumes_as_if_uninterrupted(tmp_path):
+    faces, cfg = _faces(), SelfSupConfig(epochs=2, **FAST)  # 2 steps per epoch
+    whole = pretrain(faces, cfg, tmp_path / "whole", progress=False, log=lambda _: None)
+    stopped = pretrain(faces, cfg, tmp_path / "split", progress=False, log=lambda _: None, max_steps=3)
+    assert not stopped.completed and not stopped.weights.exists()
+    messages = []
+    resumed = pretrain(faces, cfg, tmp_path / "split", progress=False, log=messages.append)
+    assert resumed.completed and any("resumed the pretraining" in m for m in messages)
+    a, b = (torch.load(r.weights, weights_only=True)["model"] for r in (whole, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.losses == whole.losses
+    with pytest.raises(ValueError, match="another number of faces"):
+        pretrain(faces[:20], cfg, tmp_path / "split", progress=False, log=lambda _: None)
