@@ -10,7 +10,10 @@ does not need the files to load) and float16 embeddings. Timed:
 * per-sample update: set the same fields and ``sample.save()`` for ``--subset`` faces, scaled to N;
 * similarity index: the faiss brain run over N embeddings;
 * ``sort_by_similarity`` (one query face, k=50 and all N), cold (index read from disk) and warm,
-  including evaluating the sorted view's ids.
+  including evaluating the sorted view's ids;
+* opening a queue: the first page (50 faces) of the saved view ``likely-mislabeled`` (filtered by
+  verdict, sorted by score, on the load's indexes), cold and warm, against the unsorted first page
+  of the dataset in the same run.
 
 Uses ``FIFTYONE_DATABASE_URI`` when set (else FiftyOne's embedded MongoDB). Wall seconds; the
 machine is shared, so the ratios are the figures to quote.
@@ -109,6 +112,15 @@ def main() -> None:
             t_insert, ds = timed(lambda: load.load_scores(first, name, similarity=False, progress=False))
             t_update, _ = timed(lambda: load.load_scores(second, name, similarity=False, progress=False))
 
+            queue_times = {}
+            for label, page in (
+                ("likely-mislabeled, first 50", lambda: ds.load_saved_view("likely-mislabeled").limit(50).values("id")),
+                ("dataset, first 50 (baseline)", lambda: ds.limit(50).values("id")),
+            ):
+                ds.clear_cache()
+                cold, _ = timed(page)
+                queue_times[label] = (cold, statistics.median(timed(page)[0] for _ in range(args.repeats)))
+
             df = read_scores(second)
             values = load._values(df, CLASSES)
             rows = np.arange(m)
@@ -160,6 +172,8 @@ def main() -> None:
     print(f"per-sample update (sample.save()) x{scale:.0f}: {t_save * scale:8.1f} s  ({m / t_save:7.0f} faces/s)"
           f"  -> bulk {t_save * scale / t_update:.1f}x faster")  # fmt: skip
     print(f"similarity index (faiss brain run):      {t_index:8.1f} s")
+    for label, (cold, warm) in queue_times.items():
+        print(f"open {label:<29} cold {cold * 1000:7.0f} ms, warm median {warm * 1000:6.0f} ms")
     for k, (cold, warm) in sort_times.items():
         label = "all" if k is None else k
         print(f"sort_by_similarity k={label!s:<4} cold {cold * 1000:7.0f} ms, warm median {warm * 1000:6.0f} ms")
