@@ -9,6 +9,7 @@ without it bfloat16 is emulated and slower, so "auto" leaves it off there.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
@@ -50,3 +51,8 @@ def training_autocast(device: torch.device, amp: str | bool) -> tuple[torch.dtyp
     if device.type == "cpu" and (amp is True or native_bf16(device)):
         return torch.bfloat16, False
     return None, False
+
+
+def autocast_for(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """The autocast context of a training step: ``dtype`` from :func:`training_autocast` (None: none)."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()

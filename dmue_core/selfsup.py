@@ -22,7 +22,6 @@ Exact resume: epoch e's order depends only on (seed, e) and the views of its ste
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import statistics
@@ -40,7 +39,7 @@ from tqdm.auto import tqdm
 from dmue_core.backbones import build_backbone
 from dmue_core.config import _JsonRecord
 from dmue_core.distributed import resolve_device
-from dmue_core.precision import training_autocast
+from dmue_core.precision import autocast_for, training_autocast
 from dmue_core.trainer import _atomic_write, _stop_signals, batch_bounds, derive_seed
 
 Log = Callable[[str], Any]
@@ -213,12 +212,7 @@ class _Stepper:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with autocast:
+        with autocast_for(self.device, self.amp_dtype):
             z = self.model(x)
         loss = nt_xent(z[: len(batch)], z[len(batch) :], self.cfg.temperature)
         if not torch.isfinite(loss):

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from dmue_core import distributed
 from dmue_core.config import TrainConfig
-from dmue_core.precision import training_autocast
+from dmue_core.precision import autocast_for, training_autocast
 from dmue_core.schedule import lr_at
 
 Position = tuple[int, int, int]  # (epoch, position in the epoch's global sequence, dataset idx)
@@ -709,12 +709,7 @@ class _Run:
         x = x.to(self.device, memory_format=torch.channels_last, non_blocking=True)
         y_dev = y.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with autocast:
+        with autocast_for(self.device, self.amp_dtype):
             out = step_fn(x, y_dev, self.epoch)
         self.scaler.scale(out.loss).backward()
         loss = out.loss.detach().float()
