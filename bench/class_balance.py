@@ -55,10 +55,7 @@ def main() -> None:
     wrong = truth_of(s, args.labels, classes)
     known = wrong >= 0
     given = s["given_label"].to_numpy(np.int64)
-    pos = {k: i for i, k in enumerate(s["sample_id"])}
-    knn = np.full((len(s), max(len(n) for n in s["neighbors"])), -1)
-    for i, nb in enumerate(s["neighbors"]):
-        knn[i, : len(nb)] = [pos[x] for x in nb]
+    knn = records.neighbour_rows(s["sample_id"], s["neighbors"])
     tp, cs, latent = (np.stack(s[c].to_numpy()) for c in ("target_probs", "aux_consensus", "latent_distribution"))
     sigma = s["uncertainty"].to_numpy()
     raw = compute_scores(given, tp, latent, sigma, knn, ScoreConfig(), cs)

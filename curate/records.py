@@ -212,6 +212,20 @@ def vectors(df: pd.DataFrame, column: str) -> np.ndarray:
     return np.asarray(np.stack(df[column].to_numpy()), dtype=np.float32)
 
 
+def neighbour_rows(sample_ids: Iterable[str], neighbors: Iterable[Iterable[str] | None]) -> np.ndarray:
+    """(N, k) int64 row of each listed neighbour in ``sample_ids`` (the ``neighbors`` column turned
+    back into row indices; k = the longest list, at least 1); -1 pads short lists and marks ids
+    that are not in ``sample_ids``."""
+    ids = pd.Index([str(s) for s in sample_ids])
+    lists = [[] if n is None else [str(x) for x in n] for n in neighbors]
+    lengths = np.array([len(n) for n in lists], dtype=np.int64)
+    knn = np.full((len(lists), max(int(lengths.max(initial=0)), 1)), -1, dtype=np.int64)
+    rows = np.repeat(np.arange(len(lists)), lengths)
+    columns = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    knn[rows, columns] = ids.get_indexer([x for n in lists for x in n])
+    return knn
+
+
 def embeddings_path(scores_path: str | Path) -> Path:
     """The side file holding the embeddings of a scores file."""
     p = Path(scores_path)

@@ -69,6 +69,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from curate.records import neighbour_rows
 from curate.rerank_head import fit_predict, normalised
 
 #: a decision value meaning "the given label is right"
@@ -130,14 +131,8 @@ class Reranker:
             self.mislabel = scores["mislabel_score"].to_numpy(dtype=np.float64)
         else:
             self.mislabel = 1.0 - self.dist[np.arange(len(self.given)), self.given]
-        neighbours = scores["neighbors"].to_numpy() if "neighbors" in scores else [None] * len(scores)
-        lengths = np.array([0 if n is None else len(n) for n in neighbours], dtype=np.int64)
-        flat = [str(sid) for n in neighbours if n is not None for sid in n]
-        knn = np.full((len(scores), max(int(lengths.max(initial=0)), 1)), -1, dtype=np.int64)
-        rows = np.repeat(np.arange(len(scores)), lengths)
-        columns = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        knn[rows, columns] = pd.Index(self.sample_ids).get_indexer(flat)  # -1: not in the table
-        self.knn = knn
+        neighbours = scores["neighbors"] if "neighbors" in scores else [None] * len(scores)
+        self.knn = neighbour_rows(self.sample_ids, neighbours)  # -1: not in the table
 
     def trusted_labels(self, decisions: Mapping[str, int | str | None]) -> tuple[np.ndarray, np.ndarray]:
         """(N,) trusted label per row (-1: none) and (N,) bool decided, from ``decisions``
