@@ -100,6 +100,10 @@ class RerankConfig:
         if not 0 <= self.head_anchor_share <= 1:
             raise ValueError(f"head_anchor_share must lie in [0, 1], not {self.head_anchor_share}")
 
+    def head_applies(self, labelled: int) -> bool:
+        """Whether the head refit (update 4) runs with ``labelled`` decisions that carry a label."""
+        return self.head_strength + self.head_mix > 0 and labelled >= self.head_min_decided
+
 
 def _odds(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 0.01, 0.99)
@@ -233,11 +237,7 @@ class Reranker:
         odds = m0 / (1 - m0) * (1 - new_p) / new_p * p0 / (1 - p0)
         score = odds / (1 + odds)
         labelled = np.flatnonzero(decided & (trusted >= 0))
-        if (
-            self.embeddings is not None
-            and cfg.head_strength + cfg.head_mix > 0
-            and len(labelled) >= cfg.head_min_decided
-        ):
+        if self.embeddings is not None and cfg.head_applies(len(labelled)):
             score, out = self._head_update(score, out, trusted, decided, labelled, cfg)
         score = np.where(decided, self.mislabel, score)
         out[decided] = self.dist[decided]

@@ -61,15 +61,13 @@ def decisions_of(given: list[str | None], histories: list, keys: list[str], clas
 @dataclass(frozen=True)
 class Inputs:
     """What a rerank reads from a dataset: sample ``ids`` (table order), ``classes``, the scores
-    ``table`` (:class:`curate.rerank.Reranker`'s columns), the ``decisions`` (sample key ->
-    class index / ``correct`` / None) and the ``embeddings`` (N, D) in table order for the head
-    refit (None when the similarity run's are missing)."""
+    ``table`` (:class:`curate.rerank.Reranker`'s columns) and the ``decisions`` (sample key ->
+    class index / ``correct`` / None)."""
 
     ids: list[str]
     classes: list[str]
     table: pd.DataFrame
     decisions: dict
-    embeddings: np.ndarray | None = None
 
 
 def stored_embeddings(dataset: fo.Dataset, ids: list[str]) -> np.ndarray | None:
@@ -108,8 +106,7 @@ def read_inputs(dataset: fo.Dataset) -> Inputs:
     })  # fmt: skip
     decided = dataset.match(F(review.REVIEWED) == True)  # noqa: E712
     d_keys, d_given, histories = decided.values(["sample_key", f"{review.GIVEN}.label", review.DECISIONS])
-    decisions = decisions_of(d_given, histories, d_keys, classes)
-    return Inputs(ids, classes, table, decisions, stored_embeddings(dataset, ids))
+    return Inputs(ids, classes, table, decisions_of(d_given, histories, d_keys, classes))
 
 
 def write_results(dataset: fo.Dataset, inputs: Inputs, result: dict) -> int:
@@ -156,7 +153,10 @@ def rerank_dataset(dataset: fo.Dataset, cfg: RerankConfig | None = None, *, reco
     t0 = time.perf_counter()
     cfg = cfg or RerankConfig()
     inputs = read_inputs(dataset)
-    result = Reranker(inputs.table, inputs.embeddings).rerank(inputs.decisions, cfg)
+    labelled = sum(v is not None for v in inputs.decisions.values())
+    # the embeddings are read only when the head refit will run (the automatic rerank after each decision)
+    embeddings = stored_embeddings(dataset, inputs.ids) if cfg.head_applies(labelled) else None
+    result = Reranker(inputs.table, embeddings).rerank(inputs.decisions, cfg)
     rescored = write_results(dataset, inputs, result)
     summary = {
         "faces": len(inputs.ids),

@@ -94,7 +94,7 @@ def test_rerank_refits_a_head_on_the_loaded_embeddings(make_scores, dataset_name
     from fiftyone import ViewField as F
 
     from curate.fiftyone import load_scores, review
-    from curate.fiftyone.rerank import read_inputs, rerank_dataset
+    from curate.fiftyone.rerank import read_inputs, rerank_dataset, stored_embeddings
     from curate.records import load_embeddings
     from curate.rerank import RerankConfig
 
@@ -103,7 +103,9 @@ def test_rerank_refits_a_head_on_the_loaded_embeddings(make_scores, dataset_name
     inputs = read_inputs(ds)
     order = {k: i for i, k in enumerate(read_scores_keys(path))}
     np.testing.assert_allclose(
-        inputs.embeddings, np.asarray(load_embeddings(path))[[order[k] for k in inputs.table["sample_id"]]], rtol=1e-6
+        stored_embeddings(ds, inputs.ids),
+        np.asarray(load_embeddings(path))[[order[k] for k in inputs.table["sample_id"]]],
+        rtol=1e-6,
     )
     review.relabel(ds.match(F("sample_key").is_in(["f0", "f1", "f2"])), "happy", by="t")
     no_head = RerankConfig(head_strength=0.0, head_mix=0.0)
@@ -114,7 +116,7 @@ def test_rerank_refits_a_head_on_the_loaded_embeddings(make_scores, dataset_name
     changed = [a != b for a, b in zip(with_head, without) if a is not None]
     assert any(changed)  # the head moved the undecided faces' scores
     ds.delete_brain_runs()  # no embeddings left: the rerank goes without the head
-    assert read_inputs(ds).embeddings is None
+    assert stored_embeddings(ds, inputs.ids) is None
     rerank_dataset(ds, RerankConfig(head_min_decided=3), record=False)
     np.testing.assert_allclose(
         [v for v in ds.values("mislabel_score_rerank") if v is not None], [v for v in without if v is not None]
