@@ -71,6 +71,7 @@ import pandas as pd
 
 from curate.records import neighbour_rows
 from curate.rerank_head import fit_predict, normalised
+from curate.scoring.scores import best_other
 
 #: a decision value meaning "the given label is right"
 CORRECT = "correct"
@@ -241,13 +242,11 @@ class Reranker:
             score, out = self._head_update(score, out, trusted, decided, labelled, cfg)
         score = np.where(decided, self.mislabel, score)
         out[decided] = self.dist[decided]
-        other = out.copy()
-        other[rows, self.given] = -np.inf
         return {
             "label_distribution": out,
             "mislabel_score": np.clip(score, 0.0, 1.0),
             "suggested_label": out.argmax(axis=1),
-            "relabel_label": other.argmax(axis=1),
+            "relabel_label": best_other(self.given, out),
             "decided": decided,
             "class_factor": factor,
         }

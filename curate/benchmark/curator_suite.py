@@ -39,6 +39,7 @@ from curate.benchmark.report import write_texts
 from curate.data.table import FER2013_CLASSES
 from curate.records import load_embeddings
 from curate.rerank import CORRECT, RerankConfig, Reranker
+from curate.scoring.scores import best_other
 
 
 def load(run_dir: Path, labels: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -60,13 +61,6 @@ def load(run_dir: Path, labels: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndar
     if not (given_csv == scores["given_label"].to_numpy()).all():
         raise ValueError(f"the given labels of {run_dir} are not the FER2013 labels of {labels}")
     return scores, crowd, wrong
-
-
-def other_best(dist: np.ndarray, given: np.ndarray) -> np.ndarray:
-    """(N,) the most likely class other than the given one."""
-    d = dist.copy()
-    d[np.arange(len(given)), given] = -np.inf
-    return d.argmax(axis=1)
 
 
 def simulate(order_fn, n: int, batch: int, checkpoints, crowd, wrong, given) -> list[dict]:
@@ -94,7 +88,7 @@ def simulate(order_fn, n: int, batch: int, checkpoints, crowd, wrong, given) -> 
                     "reviewed": reviewed,
                     "errors_found": int((decided & wrong).sum()),
                     "sugg_acc": float((dist[open_err].argmax(axis=1) == crowd[open_err]).mean()),
-                    "other_acc": float((other_best(dist[open_err], given[open_err]) == crowd[open_err]).mean()),
+                    "other_acc": float((best_other(given[open_err], dist[open_err]) == crowd[open_err]).mean()),
                     "curve": None,
                 }
             )
