@@ -10,7 +10,8 @@ Index kinds: ``flat`` (exact ``IndexFlatIP``), ``ivf`` (``IVF<nlist>,Flat``, nli
 2 sqrt(N) -- for all-kNN the coarse and list-scan costs balance there -- k-means trained on
 20 rows per list), ``hnsw`` (``HNSW32,Flat``); ``auto`` = flat up to ``exact_threshold``
 rows, ivf above. Unless given, the IVF ``nprobe`` (HNSW ``efSearch``) is tuned on a sample
-of 1,000 indexed rows to reach ``target_recall`` (+0.01) against exact search. A GPU index
+of 1,000 indexed rows to reach ``target_recall`` (+0.01) against exact search; an approximate
+all-kNN then checks its result on another 1,000 rows (``KnnResult.recall``). A GPU index
 is used when faiss has GPU support (HNSW stays on the CPU; GPU search needs k <= 2047).
 faiss uses its own thread setting (``faiss.omp_set_num_threads``).
 """
@@ -43,10 +44,13 @@ _PROGRESS_MIN_ROWS = 50_000
 
 @dataclass(frozen=True)
 class KnnResult:
-    """Neighbours per query: ``indices`` (M, k) int64 (-1 = none), ``similarities`` (M, k) float32."""
+    """Neighbours per query: ``indices`` (M, k) int64 (-1 = none), ``similarities`` (M, k) float32;
+    ``recall``: recall@k against exact search on a held-out sample of the queries (approximate
+    all-kNN), None where the search was exact or not checked."""
 
     indices: np.ndarray
     similarities: np.ndarray
+    recall: float | None = None
 
 
 def _check_vectors(x: np.ndarray, name: str) -> np.ndarray:
@@ -363,7 +367,14 @@ def knn(
         x, index=index, exact_threshold=exact_threshold, nprobe=nprobe,
         target_recall=target_recall, tune_k=k, use_gpu=use_gpu, seed=seed,
     )  # fmt: skip
-    return built._search(x, k, batch_size=batch_size, self_ids=np.arange(len(x)), order=built._list_order())
+    result = built._search(x, k, batch_size=batch_size, self_ids=np.arange(len(x)), order=built._list_order())
+    if built.kind == "flat":
+        return result
+    check = _ExactSample(x, np.random.default_rng(seed + 1), k=k)  # not the rows nprobe was tuned on
+    for rows, chunk in _batches(x, _ADD_BATCH, "recall check"):
+        check.update(rows[0], chunk)
+    recall = recall_at_k(result.indices[check.ids], check.best_ids)
+    return KnnResult(result.indices, result.similarities, recall)
 
 
 def recall_at_k(approx_indices: np.ndarray, exact_indices: np.ndarray) -> float:

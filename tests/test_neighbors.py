@@ -84,6 +84,18 @@ def test_approximate_recall_on_clustered_data(kind: str, n: int) -> None:
     assert recall_at_k(approx.indices, exact.indices) >= 0.95
 
 
+def test_approximate_knn_reports_its_recall_on_a_held_out_sample() -> None:
+    x = _clustered(6000, 32, 40)
+    exact = knn(x, 10, index="flat")
+    assert exact.recall is None
+    for nprobe in (1, 4):  # a low recall must be reported as low, not as the tuning target
+        approx = knn(x, 10, index="ivf", nprobe=nprobe)
+        true = recall_at_k(approx.indices, exact.indices)
+        assert approx.recall is not None
+        assert abs(approx.recall - true) < 0.03, (nprobe, approx.recall, true)
+    assert knn(x, 10, index="ivf", nprobe=1).recall < 0.9
+
+
 def test_auto_switches_to_ivf_above_threshold() -> None:
     x = _clustered(4000, 16, 10)
     assert NeighborIndex.build(x).kind == "flat"

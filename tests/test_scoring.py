@@ -350,7 +350,7 @@ def test_faces_without_a_usable_embedding_get_no_neighbours():
     emb = rng.normal(size=(40, 8)).astype(np.float32)
     emb[[3, 17]] = 0.0
     emb[25, 2] = np.nan
-    indices, _, unusable = _neighbours(emb, 5)
+    indices, _, unusable, _ = _neighbours(emb, 5)
     assert np.flatnonzero(unusable).tolist() == [3, 17, 25]
     assert (indices[unusable] == -1).all()
     assert (indices[~unusable] >= 0).all() and not np.isin(indices, [3, 17, 25]).any()
