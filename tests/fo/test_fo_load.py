@@ -127,6 +127,35 @@ def test_reload_updates_in_place_and_keeps_decisions(tmp_path, make_scores, data
     assert ds.list_runs() == ["curate_load_2", "curate_load_3"]
 
 
+def test_a_load_that_crashed_half_way_is_completed_by_running_it_again(monkeypatch, make_scores, dataset_name):
+    import fiftyone as fo
+    import fiftyone.core.odm.database as foodb
+
+    path = make_scores(12)
+    insert = foodb.insert_documents
+
+    def crash_after_five(docs, coll, **kwargs):  # the process dies after the first batch reached the database
+        insert([next(docs) for _ in range(5)], coll, **{**kwargs, "num_docs": 5})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(foodb, "insert_documents", crash_after_five)
+    with pytest.raises(KeyboardInterrupt):
+        load_scores(path, dataset_name, progress=False)
+    monkeypatch.setattr(foodb, "insert_documents", insert)
+    assert len(fo.load_dataset(dataset_name)) == 5
+
+    ds = load_scores(path, dataset_name, progress=False)
+    df = read_scores(path)
+    assert len(ds) == 12 and sorted(ds.values("sample_key")) == sorted(df["sample_id"])
+    results = ds.load_run_results(ds.list_runs()[-1])
+    assert (results.added, results.updated) == (7, 5)
+    scores = dict(zip(ds.values("sample_key"), ds.values("mislabel_score")))
+    assert scores == pytest.approx(dict(zip(df["sample_id"], df["mislabel_score"].astype(float))))
+    queue = ds.load_saved_view("likely-mislabeled")
+    expected = df[df["verdict"] == "likely_mislabeled"].sort_values("mislabel_score", ascending=False)
+    assert queue.values("sample_key") == expected["sample_id"].tolist()
+
+
 def test_errors_name_the_problem(tmp_path, make_scores, dataset_name):
     text = tmp_path / "notes.parquet"
     text.write_text("not parquet")
