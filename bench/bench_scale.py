@@ -8,9 +8,10 @@ Once, in ``--workdir`` (reused by a later call): ``max(sizes)`` synthetic faces
 epoch on ``--train-faces`` other synthetic faces). Then, for each N, a fresh process (so that each
 peak is its own) reads the label CSV of the first N faces (``load_table``, as ``curate score`` does)
 and scores them with the run (``score_job``, ``curate score``'s defaults; ``--shards``: that many
-local processes, whose memory is not counted). Per stage (``read`` and the stages of
+local processes). Per stage (``read`` and the stages of
 ``curate.scoring.forward.StageClock``): wall seconds and the peak resident memory of the scoring
-process, sampled every 20 ms with psutil. Writes the figures to ``--json`` and plots time and peak
+process and its shard processes (summed), sampled every 20 ms with psutil; with shards the stages'
+seconds are the shards' own and the memory is one peak over all of scoring. Writes the figures to ``--json`` and plots time and peak
 memory against N to ``--plot`` (matplotlib). Run it with ``OMP_NUM_THREADS`` set to the threads you
 mean to measure.
 """
@@ -32,15 +33,28 @@ import psutil
 SAMPLE_S = 0.02
 
 
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident bytes of ``proc`` and all its descendants (the shards): an upper bound, since pages
+    the processes share (the libraries) count once per process."""
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 class PeakSampler:
-    """Peak RSS (bytes) of this process per stage: ``mark(name)`` ends the current stage."""
+    """Peak RSS (bytes) of this process and its children per stage: ``mark(name)`` ends the
+    current stage."""
 
     def __init__(self) -> None:
         self.proc = psutil.Process()
         self.stages: dict[str, dict[str, float]] = {}
         self._name: str | None = None
         self._since = time.perf_counter()
-        self._peak = self.proc.memory_info().rss
+        self._peak = tree_rss(self.proc)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -48,12 +62,12 @@ class PeakSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_S):
-            rss = self.proc.memory_info().rss
+            rss = tree_rss(self.proc)
             with self._lock:
                 self._peak = max(self._peak, rss)
 
     def mark(self, name: str | None) -> None:
-        rss, now = self.proc.memory_info().rss, time.perf_counter()
+        rss, now = tree_rss(self.proc), time.perf_counter()
         with self._lock:
             if self._name is not None:
                 entry = self.stages.setdefault(self._name, {"seconds": 0.0, "peak_rss_mb": 0.0})
@@ -108,6 +122,8 @@ def measure(workdir: Path, n: int, shards: int) -> dict:
     table = load_table(str(labels), path_column="path", label_column="label")
     out = workdir / f"scores_{n}.parquet"
     hook = {"on_stage": sampler.mark} if shards == 1 else {}  # a hook does not travel to spawned processes
+    if shards > 1:
+        sampler.mark("sharded scoring")  # one memory peak over the shard processes and the merge
     result = run(shards, score_job, workdir / "run", table, out, progress=False, **hook)
     sampler.close()
     total = time.perf_counter() - t0
@@ -117,7 +133,7 @@ def measure(workdir: Path, n: int, shards: int) -> dict:
     return {
         "faces": n, "shards": shards, "stages": stages, "total_s": total, "faces_per_s": n / total,
         "peak_rss_mb": max(s.get("peak_rss_mb", 0.0) for s in sampler.stages.values()),
-        "threads": os.environ.get("OMP_NUM_THREADS"),
+        "threads": os.environ.get("OMP_NUM_THREADS"), "neighbour_recall": result.neighbour_recall,
     }  # fmt: skip
 
 
@@ -136,9 +152,10 @@ def plot(figures: list[dict], path: Path) -> None:
             peaks = [f["stages"].get(name, {}).get("peak_rss_mb", float("nan")) for f in figures]
             ax_m.plot(sizes, peaks, marker="o", label=name)
     ax_t.plot(sizes, [f["total_s"] for f in figures], "k--", marker="s", label="total")
+    ax_m.plot(sizes, [f["peak_rss_mb"] for f in figures], "k--", marker="s", label="whole run (all processes)")
     ax_t.set_yscale("log")
+    ax_t.set_xscale("log")  # memory on a linear axis: linear growth is a straight line
     for ax, label in ((ax_t, "seconds"), (ax_m, "peak RSS of the stage [MiB]")):
-        ax.set_xscale("log")
         ax.set_xlabel("faces scored")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
@@ -176,8 +193,9 @@ def main() -> None:
             f"{k} {v['seconds']:.1f} s" + (f"/{v['peak_rss_mb']:.0f} MiB" if "peak_rss_mb" in v else "")
             for k, v in fig["stages"].items()
         )
+        recall = "" if fig["neighbour_recall"] is None else f", neighbour recall@10 {fig['neighbour_recall']:.3f}"
         print(f"{n:>9,} faces: {fig['total_s']:7.1f} s, {fig['faces_per_s']:6.0f} faces/s, "
-              f"peak RSS {fig['peak_rss_mb']:.0f} MiB | {stages}", flush=True)  # fmt: skip
+              f"peak RSS {fig['peak_rss_mb']:.0f} MiB{recall} | {stages}", flush=True)  # fmt: skip
     report = {"date": dt.date.today().isoformat(), "image_size": args.image_size, "cpu_count": os.cpu_count(),
               "figures": figures}  # fmt: skip
     args.json.write_text(json.dumps(report, indent=1))
