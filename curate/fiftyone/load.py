@@ -368,20 +368,24 @@ def _match(dataset: fo.Dataset, df: pd.DataFrame) -> list[str | None]:
 
 
 def _update(dataset: fo.Dataset, v: dict[str, Any], rows: np.ndarray, ids: list[str], progress: bool) -> None:
-    """Overwrite the load-owned fields and verdict tags of existing samples, one atomic ``$set`` per
-    sample (as ``set_values`` writes); decision fields and other tags are not touched."""
+    """Overwrite the load-owned fields and verdict tags of existing samples: one atomic ``$set`` of
+    the fields with a ``$pull`` of the verdict tags per sample (as ``set_values`` writes), then an
+    ``$addToSet`` of the new verdict tag; decision fields and other tags are not touched. Bulk
+    writes by id only: a view selecting the ids would send them all in one command, which MongoDB
+    refuses (16 MB) from about 500,000 faces."""
     now = datetime.utcnow()
     ops = [
-        UpdateOne({"_id": ObjectId(sid)}, {"$set": {**_owned_fields(v, i), "last_modified_at": now}})
+        UpdateOne(
+            {"_id": ObjectId(sid)},
+            {"$set": {**_owned_fields(v, i), "last_modified_at": now}, "$pull": {"tags": {"$in": list(VERDICT_TAGS)}}},
+        )
         for sid, i in zip(ids, rows)
     ]
     dataset._bulk_write(ops, ids=ids, progress=progress)
-    matched = dataset.select(ids)
-    matched.untag_samples(list(VERDICT_TAGS))
-    for tag in VERDICT_TAGS:
-        tagged = [sid for sid, i in zip(ids, rows) if v["verdict"][i] == tag]
-        if tagged:
-            dataset.select(tagged).tag_samples(tag)
+    tagged = [(sid, v["verdict"][i]) for sid, i in zip(ids, rows) if v["verdict"][i] in VERDICT_TAGS]
+    if tagged:  # a second write: one update cannot both pull from and add to the same array
+        adds = [UpdateOne({"_id": ObjectId(sid)}, {"$addToSet": {"tags": tag}}) for sid, tag in tagged]
+        dataset._bulk_write(adds, ids=[sid for sid, _ in tagged], progress=progress)
 
 
 def _save_queues(dataset: fo.Dataset, classes: list[str]) -> None:

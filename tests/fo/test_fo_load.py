@@ -156,6 +156,25 @@ def test_a_load_that_crashed_half_way_is_completed_by_running_it_again(monkeypat
     assert queue.values("sample_key") == expected["sample_id"].tolist()
 
 
+def test_a_reload_never_sends_the_list_of_ids_in_one_command(monkeypatch, tmp_path, make_scores, dataset_name):
+    """At a million faces a view selecting every id exceeds MongoDB's 16 MB command limit (measured:
+    ``DocumentTooLarge`` from the 1,000,000-face bench), so a re-load writes by id only."""
+    import fiftyone as fo
+
+    path = make_scores(12)
+    load_scores(path, dataset_name, similarity=False, progress=False)
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("a load must not build a view of the ids it writes")
+
+    monkeypatch.setattr(fo.core.collections.SampleCollection, "select", refuse)
+    frame = scores_frame(12, seed=3, image_dir=tmp_path / "img")
+    ds = load_scores(write(tmp_path / "v2.parquet", frame, seed=3), dataset_name, similarity=False, progress=False)
+    tags = dict(zip(ds.values("sample_key"), ds.values("tags")))
+    expected = {k: [t] if t != "ok" else [] for k, t in zip(frame["sample_id"], frame["verdict"])}
+    assert tags == expected
+
+
 def test_errors_name_the_problem(tmp_path, make_scores, dataset_name):
     text = tmp_path / "notes.parquet"
     text.write_text("not parquet")
