@@ -27,7 +27,7 @@ samples it changed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -46,6 +46,7 @@ ACTIONS = ("relabel", "accept_suggestion", "keep", "exclude", "include")
 DECISION_FIELDS = (DECISIONS, CLEAN_LABEL, REVIEWED, EXCLUDED)
 DUPLICATE_GROUP = "duplicate_group"
 MISLABEL = "mislabel_score"
+ID_BATCH = 100_000  # ids per selecting view (MongoDB commands are limited to 16 MB)
 
 
 @dataclass(frozen=True)
@@ -205,9 +206,12 @@ def _rows(samples: SampleCollection, extra: Iterable[str]) -> list[dict[str, Any
     dataset = samples._root_dataset
     ensure_decision_fields(dataset)
     fields = ["id", f"{GIVEN}.label", DECISIONS, *extra]
-    values = dataset.select(samples.values("id")).values(fields)
     names = ["id", GIVEN, DECISIONS, *extra]
-    rows = [dict(zip(names, row)) for row in zip(*values)]
+    rows = [
+        dict(zip(names, row))
+        for ids in _id_batches(samples.values("id"))
+        for row in zip(*dataset.select(ids).values(fields))
+    ]
     for r in rows:
         r[DECISIONS] = list(r[DECISIONS] or [])
     return rows
@@ -226,10 +230,18 @@ def _write(dataset: fo.Dataset, histories: dict[str, list[dict[str, Any]]], give
     for tag in (REVIEWED, EXCLUDED):  # the tags carry the same names as the fields
         on = [sid for sid, s in states.items() if getattr(s, tag)]
         off = [sid for sid, s in states.items() if not getattr(s, tag)]
-        if on:
-            dataset.select(on).tag_samples(tag)
-        if off:
-            dataset.select(off).untag_samples(tag)
+        for ids in _id_batches(on):
+            dataset.select(ids).tag_samples(tag)
+        for ids in _id_batches(off):
+            dataset.select(ids).untag_samples(tag)
+
+
+def _id_batches(ids: list[str]) -> Iterator[list[str]]:
+    """``ids`` in lists of at most :data:`ID_BATCH`: a view selecting ids sends them all in one
+    command, which MongoDB refuses above 16 MB (about 500,000 ids)."""
+    size = ID_BATCH
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def decisions_table(dataset: fo.Dataset) -> pd.DataFrame:

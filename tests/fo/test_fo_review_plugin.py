@@ -59,6 +59,16 @@ def test_relabel_selected_records_decisions(ds):
     assert len(keyed(ds, "decisions")["f0"]) == 1
 
 
+def test_decisions_on_more_faces_than_one_id_batch(ds, monkeypatch):
+    monkeypatch.setattr(review, "ID_BATCH", 5)  # 12 faces: the reads and tag writes go in 3 batches
+    assert review.relabel(ds, "sad") == 12
+    assert set(keyed(ds, "clean_label.label").values()) == {"sad"}
+    assert ds.count_sample_tags()["reviewed"] == 12
+    assert review.undo(ds.limit(7)) == 7
+    assert ds.count_sample_tags()["reviewed"] == 5
+    assert sum(len(d) for d in keyed(ds, "decisions").values()) == 5
+
+
 def test_accept_keep_exclude_include_on_selection_or_view(ds):
     flagged = ds.match_tags("likely_mislabeled")
     result = run("accept_suggestions", ds, view=flagged)
