@@ -144,6 +144,8 @@ def app(name: str, port: int, address: str, remote: bool, timeout: int) -> None:
     everywhere = address in ("0.0.0.0", "::")
     url = f"http://{socket.gethostname() if everywhere else address}:{port}/"
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C stops the App also where it was started with SIGINT ignored (a shell's background job)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     launcher = subprocess.Popen(command, env=_app_env(), start_new_session=True, stdout=subprocess.DEVNULL)
     try:
         click.echo(f"starting the FiftyOne App on {name!r} ...")
@@ -156,3 +158,4 @@ def app(name: str, port: int, address: str, remote: bool, timeout: int) -> None:
     finally:
         stop_process_tree(launcher)
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)

@@ -72,8 +72,9 @@ def test_app_renders_fields_and_queues_and_stops_cleanly(chromium, make_scores, 
     log = tmp_path / "app.log"
     command = [sys.executable, "-c", "from curate.cli import main; main()", "app", dataset_name,
                "--port", str(free_port()), "--remote"]  # fmt: skip
-    with open(log, "w") as out:
-        app = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log, "w") as out:  # started as a shell's background job is: with SIGINT ignored
+        app = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
     served: list[psutil.Process] = []
     try:
         url = wait_for_url(log, app)
