@@ -39,6 +39,27 @@ def test_digest_is_of_decoded_pixels_not_file_bytes(tmp_path):
     assert pixel_fact(tmp_path / "g.png").digest not in digests
 
 
+@pytest.mark.parametrize("threads_faster", [True, False])
+def test_pixel_facts_keeps_the_order_whichever_way_it_decodes(tmp_path, monkeypatch, threads_faster):
+    import curate.data.duplicates as dup
+
+    paths = []
+    for i in range(11):
+        Image.fromarray(_noise(10 + i), "L").save(tmp_path / f"{i}.png")
+        paths.append(tmp_path / f"{i}.png")
+    monkeypatch.setattr(dup, "PROBE", 2)  # 11 paths >= 4 * PROBE: two probes, then the rest one way
+    # the probes' clock: serial 0 -> 5 s, threaded 5 -> 6 s (or 5 -> 15 s), then the rest
+    ticks = iter([0.0, 5.0, 5.0, 6.0 if threads_faster else 15.0, 20.0, 21.0])
+    monkeypatch.setattr(dup.time, "perf_counter", lambda: next(ticks))
+    chosen = []
+    pool_map = dup.ThreadPoolExecutor.map
+    monkeypatch.setattr(dup.ThreadPoolExecutor, "map", lambda self, fn, chunk, **kw: chosen.append(len(chunk)) or
+                        pool_map(self, fn, chunk, **kw))  # fmt: skip
+    facts = pixel_facts(paths, workers=2, progress=False)
+    assert [f.digest for f in facts] == [pixel_fact(p).digest for p in paths]
+    assert chosen == ([2, 7] if threads_faster else [2])  # the rest (7 images) went to the faster way
+
+
 def test_pixel_statistics_and_undecodable(tmp_path):
     Image.new("L", (10, 10), 77).save(tmp_path / "flat.png")
     Image.fromarray(_noise(2), "L").save(tmp_path / "noise.png")
