@@ -76,3 +76,15 @@ def test_a_small_run_records_its_chosen_values_and_a_resume_replays_them(tmp_pat
     assert res.exit_code == 0, res.output
     assert "size-aware defaults" not in res.output
     assert res.output.count("already trained") == 1 + row.cross_fit
+
+
+def test_train_alone_chooses_no_cross_fitting_it_would_not_do(tmp_path):
+    generate(60, tmp_path / "data", seed=3, noise_rate=0.2)
+    res = CliRunner().invoke(main, ["train", str(tmp_path / "data" / "labels.csv"), "--path-column", "path",
+                                    "--label-column", "label", "--out", str(tmp_path / "run"), "--workers", "0",
+                                    "--image-size", "32", "--epochs", "1"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "size-aware defaults for 60 faces: model.ramp_a 0.33 (" in res.output
+    cfg = RunConfig.load(tmp_path / "run" / "config.yaml")
+    assert (cfg.cross_fit, cfg.size_aware) == (0, [])
+    assert not (tmp_path / "run" / "folds").exists()

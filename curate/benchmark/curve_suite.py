@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from curate import metrics
-from curate.benchmark.protocol import READER, BenchConfig, Benchmark, Log
+from curate.benchmark.protocol import BenchConfig, Benchmark, Log, train_init_source
 from curate.benchmark.report import (
     CLEANLAB_METHOD,
     DMUE_METHOD,
@@ -94,18 +92,6 @@ def write_subsets(cfg: CurveSuiteConfig) -> tuple[list[tuple[int, Path]], Path]:
             write_split(evaluation, folder / "eval.csv")
             write_split(train.iloc[rows].reset_index(drop=True), folder / "train.csv")
     return sorted(written), source
-
-
-def train_source(cfg: CurveSuiteConfig, source_csv: Path, log: Log) -> Path:
-    """The ``--init-from`` source run (``OUT/source/run``), trained once (``curate train`` resumes)."""
-    run_dir = source_csv.parent / "run"
-    if not (run_dir / "model.pt").exists():
-        args = ["train", str(source_csv), *(f"--{k.replace('_', '-')}={v}" for k, v in READER.items()),
-                f"--epochs={cfg.epochs}", f"--ramp-a={cfg.epochs / 3:g}", f"--backbone={cfg.backbone}",
-                f"--seed={cfg.seed}", f"--out={run_dir}"]  # fmt: skip
-        log("[curve] source: curate " + " ".join(args))
-        subprocess.run([sys.executable, "-c", "from curate.cli import main; main()", *args], check=True)
-    return run_dir
 
 
 def size_summary(results: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +168,7 @@ def run_curve_suite(cfg: CurveSuiteConfig, log: Log = print) -> dict[str, Any]:
     """Run (or resume) every size; write ``OUT/curve.md``, ``OUT/curve.json`` and ``OUT/curve.png``."""
     cfg.out.mkdir(parents=True, exist_ok=True)
     subsets, source_csv = write_subsets(cfg)
-    source = train_source(cfg, source_csv, log)
+    source = train_init_source(source_csv, cfg.epochs, cfg.backbone, cfg.seed, log)
     summaries = {}
     for size, folder in subsets:
         log(f"[curve] {size} faces")

@@ -12,6 +12,10 @@ Each setting is a ``Benchmark`` folder of its own (``OUT/<setting>/``: DMUE thro
 K-fold CE with cleanlab and FiftyOne mistakenness, in-sample CE loss and kNN), so it resumes stage
 by stage. Truth: ``label_disagrees`` = the face was flipped; accuracy is measured on PublicTest
 against the crowd. ``OUT/flips.md`` and ``OUT/flips.json`` summarise every setting.
+
+With ``source_faces`` > 0 every setting also runs ``dmue_init``: DMUE started with ``--init-from`` a
+model trained once (``OUT/source/run``) on that many other Training faces with their FER2013 labels,
+the case of a team that cleaned an earlier, larger set of the same kind.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from curate.benchmark.protocol import BenchConfig, Benchmark, Log
+from curate import metrics
+from curate.benchmark.protocol import BenchConfig, Benchmark, Log, train_init_source
 from curate.benchmark.report import (
     CLEANLAB_METHOD,
     DMUE_METHOD,
@@ -35,6 +41,7 @@ from curate.benchmark.report import (
     write_texts,
 )
 from curate.benchmark.splits import flip_labels, stratified_sample, training_and_public_test, write_split
+from curate.benchmark.stages import Computed
 from curate.data.table import FER2013_CLASSES
 
 KINDS = ("uniform", "classdep")
@@ -46,7 +53,8 @@ BASELINES = (CLEANLAB_METHOD, MARGIN_METHOD, FIFTYONE_METHOD,
 class FlipSuiteConfig:
     """``faces``: the stratified subset (of Training faces with a crowd plurality) every setting
     relabels; ``rates`` x ``kinds`` plus one clean setting. The models get the ``curate run``
-    budget (``epochs``, ``backbone``) and the benchmark's K-fold CE (``folds``)."""
+    budget (``epochs``, ``backbone``) and the benchmark's K-fold CE (``folds``); ``source_faces``
+    other Training faces train the ``--init-from`` source (0: no warm-started rows)."""
 
     labels_csv: Path
     out: Path
@@ -56,10 +64,13 @@ class FlipSuiteConfig:
     epochs: int = 12
     folds: int = 3
     backbone: str = "fer_cnn"
+    source_faces: int = 0
     seed: int = 0
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.source_faces < 0:
+            raise ValueError(f"source faces must be 0 (no --init-from rows) or more, not {self.source_faces}")
         unknown = sorted(set(self.kinds) - set(KINDS))
         if unknown:
             raise ValueError(f"unknown flip kinds {unknown}; choose from {list(KINDS)}")
@@ -93,13 +104,27 @@ def flip_to_confused(labels: np.ndarray, rate: float, confused: np.ndarray, rng:
 
 def write_settings(cfg: FlipSuiteConfig) -> list[tuple[str, Path]]:
     """Write ``OUT/<setting>/train.csv`` and ``eval.csv`` (PublicTest) for every setting, once;
-    returns (name, folder) pairs. The same faces in every setting; flips drawn with ``seed``."""
-    train, evaluation = training_and_public_test(cfg.labels_csv)
-    train = train[train["ferplus_label"] >= 0].reset_index(drop=True)
+    returns (name, folder) pairs. The same faces in every setting; flips drawn with ``seed``. With
+    ``source_faces``, also ``OUT/source/train.csv``: a stratified draw of the other Training faces
+    (with or without a crowd plurality) with their FER2013 labels."""
+    every, evaluation = training_and_public_test(cfg.labels_csv)
+    train = every[every["ferplus_label"] >= 0].reset_index(drop=True)
     C = len(FER2013_CLASSES)
     confused = confusion_map(train["ferplus_label"].to_numpy(), train["fer2013_label"].to_numpy(), C)
     rng = np.random.default_rng(cfg.seed)
     faces = train.iloc[stratified_sample(train["ferplus_label"].to_numpy(), cfg.faces, rng)].reset_index(drop=True)
+    source = cfg.out / "source" / "train.csv"
+    if cfg.source_faces and not source.exists():
+        outside = every[~every["path"].isin(faces["path"])].reset_index(drop=True)
+        if cfg.source_faces > len(outside):
+            raise ValueError(
+                f"{cfg.source_faces} source faces asked for, {len(outside)} Training faces are outside the subset"
+            )
+        picked = stratified_sample(
+            outside["fer2013_label"].to_numpy(), cfg.source_faces, np.random.default_rng([cfg.seed, 1])
+        )
+        source.parent.mkdir(parents=True, exist_ok=True)
+        write_split(outside.iloc[picked].reset_index(drop=True), source)
     crowd = faces["ferplus_label"].to_numpy()
     written = []
     for name, kind, rate in cfg.settings():
@@ -121,37 +146,61 @@ def write_settings(cfg: FlipSuiteConfig) -> list[tuple[str, Path]]:
     return written
 
 
+def flag_summary(flag: np.ndarray, truth: pd.DataFrame, given: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """One detector's flags (N,) bool against the truth: share flagged (and over the true rate),
+    precision, recall, and each class's share of its correctly labelled faces flagged."""
+    known, wrong = mislabel_truth(truth)
+    correct = truth["label_disagrees"].to_numpy() != 1
+    true_rate = float(np.mean(wrong))
+    per_class = {classes[c]: float(flag[correct & (given == c)].mean())
+                 for c in range(len(classes)) if (correct & (given == c)).any()}  # fmt: skip
+    f = flag[known]
+    return {
+        "share": float(f.mean()),
+        "share_over_true": float(f.mean() / true_rate) if true_rate else None,
+        "precision": float(wrong[f].mean()) if f.any() else None,
+        "recall": float(f[wrong].mean()) if wrong.any() else None,
+        "correct_flagged_by_class": per_class,
+        "worst_class_correct_flagged": max(per_class.values()),
+    }
+
+
+def mean_p_given(computed: Computed, given: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """A DMUE stage's mean target p[given label] over the faces given each class."""
+    p_given = 1 - computed[1]["one_minus_p_given"]
+    return {classes[c]: float(p_given[given == c].mean()) for c in range(len(classes)) if (given == c).any()}
+
+
 def setting_summary(results: dict[str, Any], given: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """The figures of one setting (``given`` (N,) int: the training labels): each detector's AUROC /
-    AP, DMUE's and cleanlab's flags (share against the true rate, precision, recall, the largest
-    share of a class's correctly labelled faces flagged), DMUE's mean target p[given] per class,
-    and PublicTest accuracy."""
+    AP, DMUE's and cleanlab's flags (``flag_summary``), DMUE's mean target p[given] per class, and
+    PublicTest accuracy."""
     stages, truth = results["stages"], results["truth"]
     known, wrong = mislabel_truth(truth)
     rows = {r["method"]: r for r in detection_rows(results)} if wrong.any() else {}  # clean labels: no ranking
-    correct = truth["label_disagrees"].to_numpy() != 1
-    true_rate = float(np.mean(wrong))
-    out: dict[str, Any] = {"true_rate": true_rate, "faces": int(known.sum()),
+    out: dict[str, Any] = {"true_rate": float(np.mean(wrong)), "faces": int(known.sum()),
                            "auroc": {m: rows[m]["auroc"] for m in (DMUE_METHOD, *BASELINES) if m in rows},
                            "ap": {m: rows[m]["ap"] for m in (DMUE_METHOD, *BASELINES) if m in rows}}  # fmt: skip
-    flags = {"dmue": stages["dmue"][1]["flag"], "cleanlab": stages["cleanlab"][1]["flag"]}
-    for name, flag in flags.items():
-        per_class = {classes[c]: float(flag[correct & (given == c)].mean())
-                     for c in range(len(classes)) if (correct & (given == c)).any()}  # fmt: skip
-        f = flag[known]
-        out[f"{name}_flags"] = {
-            "share": float(f.mean()),
-            "share_over_true": float(f.mean() / true_rate) if true_rate else None,
-            "precision": float(wrong[f].mean()) if f.any() else None,
-            "recall": float(f[wrong].mean()) if wrong.any() else None,
-            "correct_flagged_by_class": per_class,
-            "worst_class_correct_flagged": max(per_class.values()),
-        }
-    p_given = 1 - stages["dmue"][1]["one_minus_p_given"]
-    out["dmue_mean_p_given"] = {classes[c]: float(p_given[given == c].mean())
-                                for c in range(len(classes)) if (given == c).any()}  # fmt: skip
+    for name in ("dmue", "cleanlab"):
+        out[f"{name}_flags"] = flag_summary(stages[name][1]["flag"], truth, given, classes)
+    out["dmue_mean_p_given"] = mean_p_given(stages["dmue"], given, classes)
     out["accuracy"] = {"dmue": stages["dmue"][0]["eval_accuracy"], "ce": stages["ce_full"][0]["eval_accuracy"]}
     return out
+
+
+def init_summary(computed: Computed, truth: pd.DataFrame, given: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """The warm-started DMUE (``dmue_init``) of one setting: AUROC / AP (None on clean labels),
+    flags, mean p[given] per class and PublicTest accuracy."""
+    known, wrong = mislabel_truth(truth)
+    score = computed[1]["mislabel_score"][known]
+    ranked = bool(wrong.any())
+    return {
+        "auroc": metrics.auroc(wrong, score) if ranked else None,
+        "ap": metrics.average_precision(wrong, score) if ranked else None,
+        "flags": flag_summary(computed[1]["flag"], truth, given, classes),
+        "mean_p_given": mean_p_given(computed, given, classes),
+        "accuracy": computed[0]["eval_accuracy"],
+    }
 
 
 def _best_baseline(summary: dict[str, Any]) -> str:
@@ -189,6 +238,23 @@ def markdown(record: dict[str, Any]) -> str:
             f"{d['worst_class_correct_flagged']:.3f} ({worst}) | {s['dmue_mean_p_given'][low]:.3f} ({low}) | "
             f"{c['share']:.3f} / {_f(c['precision'])} | {s['accuracy']['dmue']:.3f} / {s['accuracy']['ce']:.3f} |"
         )
+    warm = {name: s["init"] for name, s in record["settings"].items() if "init" in s}
+    if warm:
+        lines += ["", (f"DMUE started with --init-from a model trained on {cfg['source_faces']} other Training faces "
+                       "(their FER2013 labels), the same budget:"), "",
+                  ("| labels | DMUE --init-from AUROC / AP | flagged (x true) | flag P / R | worst class: correct faces "
+                   "flagged | min class p[given] | accuracy |"),
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for name, w in warm.items():
+            d = w["flags"]
+            worst = max(d["correct_flagged_by_class"], key=d["correct_flagged_by_class"].get)
+            low = min(w["mean_p_given"], key=w["mean_p_given"].get)
+            ratio = f" ({d['share_over_true']:.2f}x)" if d["share_over_true"] is not None else ""
+            lines.append(
+                f"| {name} | {_f(w['auroc'])} / {_f(w['ap'])} | {d['share']:.3f}{ratio} | {_f(d['precision'])} / "
+                f"{_f(d['recall'])} | {d['worst_class_correct_flagged']:.3f} ({worst}) | "
+                f"{w['mean_p_given'][low]:.3f} ({low}) | {w['accuracy']:.3f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -196,12 +262,19 @@ def run_flip_suite(cfg: FlipSuiteConfig, log: Log = print) -> dict[str, Any]:
     """Run (or resume) every setting; write ``OUT/flips.md`` and ``OUT/flips.json``; return the record."""
     cfg.out.mkdir(parents=True, exist_ok=True)
     summaries = {}
-    for name, folder in write_settings(cfg):
+    settings = write_settings(cfg)
+    source = (train_init_source(cfg.out / "source" / "train.csv", cfg.epochs, cfg.backbone, cfg.seed, log)
+              if cfg.source_faces else None)  # fmt: skip
+    for name, folder in settings:
         log(f"[flips] setting {name}")
         bench = Benchmark(BenchConfig(labels_csv=cfg.labels_csv, out=folder, epochs=cfg.epochs, backbone=cfg.backbone,
                                       folds=cfg.folds, seed=cfg.seed, faithful=False, flip_rates=(),
                                       progress=cfg.progress), log)  # fmt: skip
-        summaries[name] = setting_summary(bench.detection(), bench.given, list(FER2013_CLASSES))
+        results = bench.detection()
+        summaries[name] = setting_summary(results, bench.given, list(FER2013_CLASSES))
+        if source is not None:
+            warm = bench.store.get("dmue_init", lambda b=bench: b.curate_run("dmue_init", f"--init-from={source}"))
+            summaries[name]["init"] = init_summary(warm, results["truth"], bench.given, list(FER2013_CLASSES))
     record = {"date": dt.date.today().isoformat(),
               "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
               "settings": summaries}  # fmt: skip

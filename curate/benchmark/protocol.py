@@ -76,6 +76,19 @@ class BenchConfig:
         return cls(labels_csv=Path(labels_csv), out=Path(out), **{**PRESETS[mode], **overrides})
 
 
+def train_init_source(source_csv: Path, epochs: int, backbone: str, seed: int, log: Log) -> Path:
+    """The ``--init-from`` source of a suite: ``curate train`` on ``source_csv`` into
+    ``<its folder>/run``, once (a finished model is reused; an interrupted one resumes)."""
+    run_dir = source_csv.parent / "run"
+    if not (run_dir / "model.pt").exists():
+        args = ["train", str(source_csv), *(f"--{k.replace('_', '-')}={v}" for k, v in READER.items()),
+                f"--epochs={epochs}", f"--ramp-a={epochs / 3:g}", f"--backbone={backbone}",
+                f"--seed={seed}", f"--out={run_dir}"]  # fmt: skip
+        log("[source] curate " + " ".join(args))
+        subprocess.run([sys.executable, "-c", "from curate.cli import main; main()", *args], check=True)
+    return run_dir
+
+
 def _read(csv: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(LabelTable, truth columns aligned to it) of a split CSV written by ``make_splits``."""
     from curate.data.load import load_table

@@ -55,6 +55,12 @@ import click
 @click.option("--flip-kinds", help="flips suite: comma-separated kinds, uniform and/or classdep [default: both].")
 @click.option("--curve-sizes", help="curve suite: comma-separated subset sizes [default: 1000,2000,5000,10000].")
 @click.option(
+    "--flip-source-faces",
+    type=click.IntRange(min=0),
+    help="flips suite: also run DMUE with --init-from a model trained on this many other Training faces "
+    "(their FER2013 labels) [default: 0, off].",
+)
+@click.option(
     "--curve-source-faces",
     type=int,
     help="curve suite: faces of the --init-from source run [default: every Training face outside the subsets].",
@@ -75,6 +81,7 @@ def bench(
     flip_faces: int | None,
     flip_rates: str | None,
     flip_kinds: str | None,
+    flip_source_faces: int | None,
     curve_sizes: str | None,
     curve_source_faces: int | None,
     curator_run: Path | None,
@@ -92,6 +99,7 @@ def bench(
       curate bench ../shared/data/ferplus/labels.csv --max-train 8000 --epochs 4 --out runs/bench-8k
       curate bench ../shared/data/ferplus/labels.csv --suite flips --out runs/flips
       curate bench ../shared/data/ferplus/labels.csv --suite flips --flip-rates 0.2 --flip-kinds uniform --out runs/u20
+      curate bench ../shared/data/ferplus/labels.csv --suite flips --flip-rates 0.2 --flip-source-faces 8000 --out runs/warm
       curate bench ../shared/data/ferplus/labels.csv --suite curve --out runs/curve --plots docs/bench
       curate bench ../shared/data/ferplus/labels.csv --suite curator --out runs/curator
       curate bench ../shared/data/ferplus/labels.csv --suite curator --curator-run runs/bench/dmue/run --out runs/curator
@@ -99,7 +107,7 @@ def bench(
     from curate.benchmark import BenchConfig, run_benchmark
 
     if suite == "flips":
-        _flip_suite(labels_csv, out, flip_faces, flip_rates, flip_kinds, overrides)
+        _flip_suite(labels_csv, out, flip_faces, flip_rates, flip_kinds, flip_source_faces, overrides)
         return
     if suite == "curve":
         _curve_suite(labels_csv, out, curve_sizes, curve_source_faces, plots_dir, overrides)
@@ -124,13 +132,21 @@ def _suite_settings(overrides: dict) -> dict:
 
 
 def _flip_suite(
-    labels_csv: Path, out: Path, faces: int | None, rates: str | None, kinds: str | None, overrides: dict
+    labels_csv: Path,
+    out: Path,
+    faces: int | None,
+    rates: str | None,
+    kinds: str | None,
+    source_faces: int | None,
+    overrides: dict,
 ) -> None:
     from curate.benchmark.flip_suite import FlipSuiteConfig, run_flip_suite
 
     settings = _suite_settings(overrides)
     if faces is not None:
         settings["faces"] = faces
+    if source_faces is not None:
+        settings["source_faces"] = source_faces
     try:
         if rates:
             settings["rates"] = tuple(float(r) for r in rates.split(","))

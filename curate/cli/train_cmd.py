@@ -42,6 +42,7 @@ def train(dataset: str, **kwargs) -> None:
     from curate.jobs import TrainingInterrupted, train_job
 
     table, cfg, out = table_and_config(dataset, kwargs)
+    cfg.set_explicitly("cross_fit")  # fold models are trained by `curate run`, never here: recorded as 0
     try:
         paths = train_job(table, cfg, out, log=click.echo)
     except (ValueError, TrainingInterrupted, DataError) as exc:

@@ -57,7 +57,8 @@ def test_settings_share_faces_and_flip_exactly_their_rate(shared_data, tmp_path)
 @pytest.mark.slow
 def test_tiny_flip_suite_runs_every_detector_and_resumes(shared_data, tmp_path):
     cfg = FlipSuiteConfig(labels_csv=shared_data / "ferplus" / "labels.csv", out=tmp_path / "flips", faces=240,
-                          rates=(0.3,), kinds=("classdep",), epochs=1, folds=2, progress=False)  # fmt: skip
+                          rates=(0.3,), kinds=("classdep",), epochs=1, folds=2, source_faces=150,
+                          progress=False)  # fmt: skip
     lines: list[str] = []
     record = run_flip_suite(cfg, lines.append)
     assert list(record["settings"]) == ["clean", "classdep-0.3"]
@@ -71,9 +72,17 @@ def test_tiny_flip_suite_runs_every_detector_and_resumes(shared_data, tmp_path):
     assert flags["worst_class_correct_flagged"] == max(flags["correct_flagged_by_class"].values())
     assert set(noisy["dmue_mean_p_given"]) <= {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
     assert 0 <= noisy["accuracy"]["dmue"] <= 1 and 0 <= noisy["accuracy"]["ce"] <= 1
+    source = pd.read_csv(cfg.out / "source" / "train.csv")
+    assert len(source) == 150 and not set(source["path"]) & set(pd.read_csv(cfg.out / "clean" / "train.csv")["path"])
+    assert (cfg.out / "source" / "run" / "model.pt").exists()
+    assert "init_from: null" not in (cfg.out / "classdep-0.3" / "dmue_init" / "run" / "config.yaml").read_text()
+    assert clean["init"]["auroc"] is None and 0 <= noisy["init"]["auroc"] <= 1
+    warm = noisy["init"]["flags"]
+    assert warm["worst_class_correct_flagged"] == max(warm["correct_flagged_by_class"].values())
     text = (cfg.out / "flips.md").read_text()
     assert "| clean | 0.000 |" in text and "| classdep-0.3 |" in text
+    assert "--init-from a model trained on 150 other Training faces" in text
     assert json.loads((cfg.out / "flips.json").read_text())["settings"].keys() == record["settings"].keys()
     again: list[str] = []
     assert run_flip_suite(cfg, again.append)["settings"] == record["settings"]
-    assert sum("cached" in line for line in again) == 2 * 5  # every stage of both settings read back
+    assert sum("cached" in line for line in again) == 2 * 6  # every stage of both settings read back
