@@ -10,8 +10,8 @@ Index kinds: ``flat`` (exact ``IndexFlatIP``), ``ivf`` (``IVF<nlist>,Flat``, nli
 2 sqrt(N) -- for all-kNN the coarse and list-scan costs balance there -- k-means trained on
 20 rows per list), ``hnsw`` (``HNSW32,Flat``); ``auto`` = flat up to ``exact_threshold``
 rows, ivf above. Unless given, the IVF ``nprobe`` (HNSW ``efSearch``) is tuned on a sample
-of 1,000 indexed rows to reach ``target_recall`` (+0.01) against exact search; an approximate
-all-kNN then checks its result on another 1,000 rows (``KnnResult.recall``). A GPU index
+of ``SAMPLE_QUERIES`` (1,000) indexed rows to reach ``target_recall`` (+0.01) against exact search;
+an approximate all-kNN then checks its result on another such sample (``KnnResult.recall``). A GPU index
 is used when faiss has GPU support (HNSW stays on the CPU; GPU search needs k <= 2047).
 faiss uses its own thread setting (``faiss.omp_set_num_threads``).
 """
@@ -33,7 +33,7 @@ from tqdm import tqdm
 IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
 
 _SEARCH_PARAM = {"ivf": "nprobe", "hnsw": "efSearch"}
-_TUNE_QUERIES = 1000
+SAMPLE_QUERIES = 1000  # faces in the nprobe tuning sample, and in the held-out recall check
 _RECALL_MARGIN = 0.01  # the sample estimate must clear target_recall by this (sampling error)
 _ADD_BATCH = 16384
 _LISTS_PER_SQRT_N = 2  # IVF nlist = 2 sqrt(N); 4 sqrt(N) measured ~1.4x slower for all-kNN
@@ -225,7 +225,7 @@ class NeighborIndex:
 
         def recall(value: int) -> float:
             self._set_search_param(value)
-            found = self._search(tuner.queries, tuner.k, batch_size=_TUNE_QUERIES, self_ids=tuner.ids)
+            found = self._search(tuner.queries, tuner.k, batch_size=SAMPLE_QUERIES, self_ids=tuner.ids)
             return recall_at_k(found.indices, tuner.best_ids)
 
         goal = min(1.0, target + _RECALL_MARGIN)
@@ -321,10 +321,10 @@ def _params(index: faiss.Index) -> faiss.ParameterSpace:
 
 
 class _ExactSample:
-    """Exact top-k (self excluded) of up to 1,000 indexed rows, accumulated chunk by chunk."""
+    """Exact top-k (self excluded) of up to ``SAMPLE_QUERIES`` indexed rows, accumulated chunk by chunk."""
 
     def __init__(self, x: np.ndarray, rng: np.random.Generator, *, k: int) -> None:
-        self.ids = np.sort(rng.choice(len(x), size=min(len(x), _TUNE_QUERIES), replace=False))
+        self.ids = np.sort(rng.choice(len(x), size=min(len(x), SAMPLE_QUERIES), replace=False))
         self.queries = x[self.ids]
         self.k = k
         self._q = _normalized(self.queries, self.ids, "embeddings")

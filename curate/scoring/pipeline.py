@@ -65,7 +65,7 @@ class ScoreResult:
         if self.neighbour_recall is not None:
             lines.append(
                 f"neighbours: approximate search (faiss IVF), recall@k {self.neighbour_recall:.3f} "
-                "against exact search on 1,000 sample faces"
+                f"against exact search on {neighbors.SAMPLE_QUERIES:,} sample faces"
             )
         if self.issues is not None:
             lines += self.issues.summary_lines()
