@@ -216,6 +216,15 @@ def _f(x: float | None, spec: str = ".3f") -> str:
     return "—" if x is None else format(x, spec)
 
 
+def _flag_cells(flags: dict[str, Any], p_given: dict[str, float]) -> str:
+    """Table cells: flagged (x true) | precision / recall | worst class | lowest class mean p[given]."""
+    worst = max(flags["correct_flagged_by_class"], key=flags["correct_flagged_by_class"].get)
+    low = min(p_given, key=p_given.get)
+    ratio = f" ({flags['share_over_true']:.2f}x)" if flags["share_over_true"] is not None else ""
+    return (f"{flags['share']:.3f}{ratio} | {_f(flags['precision'])} / {_f(flags['recall'])} | "
+            f"{flags['worst_class_correct_flagged']:.3f} ({worst}) | {p_given[low]:.3f} ({low})")  # fmt: skip
+
+
 def markdown(record: dict[str, Any]) -> str:
     cfg = record["config"]
     lines = [
@@ -228,14 +237,10 @@ def markdown(record: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for name, s in record["settings"].items():
-        d, c = s["dmue_flags"], s["cleanlab_flags"]
-        worst = max(d["correct_flagged_by_class"], key=d["correct_flagged_by_class"].get)
-        low = min(s["dmue_mean_p_given"], key=s["dmue_mean_p_given"].get)
-        ratio = f" ({d['share_over_true']:.2f}x)" if d["share_over_true"] is not None else ""
+        c = s["cleanlab_flags"]
         lines.append(
             f"| {name} | {s['true_rate']:.3f} | {_f(s['auroc'].get(DMUE_METHOD))} / {_f(s['ap'].get(DMUE_METHOD))} | "
-            f"{_best_baseline(s)} | {d['share']:.3f}{ratio} | {_f(d['precision'])} / {_f(d['recall'])} | "
-            f"{d['worst_class_correct_flagged']:.3f} ({worst}) | {s['dmue_mean_p_given'][low]:.3f} ({low}) | "
+            f"{_best_baseline(s)} | {_flag_cells(s['dmue_flags'], s['dmue_mean_p_given'])} | "
             f"{c['share']:.3f} / {_f(c['precision'])} | {s['accuracy']['dmue']:.3f} / {s['accuracy']['ce']:.3f} |"
         )
     warm = {name: s["init"] for name, s in record["settings"].items() if "init" in s}
@@ -246,14 +251,9 @@ def markdown(record: dict[str, Any]) -> str:
                    "flagged | min class p[given] | accuracy |"),
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, w in warm.items():
-            d = w["flags"]
-            worst = max(d["correct_flagged_by_class"], key=d["correct_flagged_by_class"].get)
-            low = min(w["mean_p_given"], key=w["mean_p_given"].get)
-            ratio = f" ({d['share_over_true']:.2f}x)" if d["share_over_true"] is not None else ""
             lines.append(
-                f"| {name} | {_f(w['auroc'])} / {_f(w['ap'])} | {d['share']:.3f}{ratio} | {_f(d['precision'])} / "
-                f"{_f(d['recall'])} | {d['worst_class_correct_flagged']:.3f} ({worst}) | "
-                f"{w['mean_p_given'][low]:.3f} ({low}) | {w['accuracy']:.3f} |"
+                f"| {name} | {_f(w['auroc'])} / {_f(w['ap'])} | {_flag_cells(w['flags'], w['mean_p_given'])} | "
+                f"{w['accuracy']:.3f} |"
             )
     return "\n".join(lines) + "\n"
 
