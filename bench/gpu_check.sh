@@ -23,12 +23,9 @@ if [ "$DEVICE" != cpu ] && [ "$GPUS" -lt 1 ]; then
     exit 2
 fi
 mkdir -p "$OUT"
-if command -v nvidia-smi > /dev/null; then
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-fi
 python -c "import torch, torchvision, faiss; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'faiss', faiss.__version__)"
-
-if command -v nvidia-smi > /dev/null; then  # GPU load and memory every 2 s while the script runs
+if command -v nvidia-smi > /dev/null; then  # the GPU, then its load and memory every 2 s while the script runs
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
     nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 2 > "$OUT/gpu-load.csv" &
     trap 'kill %1 2> /dev/null || true' EXIT
 fi

@@ -40,7 +40,13 @@ from curate.benchmark.report import (
     mislabel_truth,
     write_texts,
 )
-from curate.benchmark.splits import flip_labels, stratified_sample, training_and_public_test, write_split
+from curate.benchmark.splits import (
+    flip_labels,
+    stratified_sample,
+    training_and_public_test,
+    write_init_source,
+    write_split,
+)
 from curate.benchmark.stages import Computed
 from curate.data.table import FER2013_CLASSES
 
@@ -76,6 +82,11 @@ class FlipSuiteConfig:
             raise ValueError(f"unknown flip kinds {unknown}; choose from {list(KINDS)}")
         if not all(0 < r < 1 for r in self.rates):
             raise ValueError(f"flip rates must lie in (0, 1), not {list(self.rates)}")
+
+    @property
+    def source_csv(self) -> Path:
+        """The ``--init-from`` source's faces (written when ``source_faces`` > 0)."""
+        return self.out / "source" / "train.csv"
 
     def settings(self) -> list[tuple[str, str, float]]:
         """(folder name, kind, rate) of every setting: clean first."""
@@ -113,18 +124,13 @@ def write_settings(cfg: FlipSuiteConfig) -> list[tuple[str, Path]]:
     confused = confusion_map(train["ferplus_label"].to_numpy(), train["fer2013_label"].to_numpy(), C)
     rng = np.random.default_rng(cfg.seed)
     faces = train.iloc[stratified_sample(train["ferplus_label"].to_numpy(), cfg.faces, rng)].reset_index(drop=True)
-    source = cfg.out / "source" / "train.csv"
-    if cfg.source_faces and not source.exists():
+    if cfg.source_faces and not cfg.source_csv.exists():
         outside = every[~every["path"].isin(faces["path"])].reset_index(drop=True)
         if cfg.source_faces > len(outside):
             raise ValueError(
                 f"{cfg.source_faces} source faces asked for, {len(outside)} Training faces are outside the subset"
             )
-        picked = stratified_sample(
-            outside["fer2013_label"].to_numpy(), cfg.source_faces, np.random.default_rng([cfg.seed, 1])
-        )
-        source.parent.mkdir(parents=True, exist_ok=True)
-        write_split(outside.iloc[picked].reset_index(drop=True), source)
+        write_init_source(outside, cfg.source_faces, np.random.default_rng([cfg.seed, 1]), cfg.source_csv)
     crowd = faces["ferplus_label"].to_numpy()
     written = []
     for name, kind, rate in cfg.settings():
@@ -263,8 +269,7 @@ def run_flip_suite(cfg: FlipSuiteConfig, log: Log = print) -> dict[str, Any]:
     cfg.out.mkdir(parents=True, exist_ok=True)
     summaries = {}
     settings = write_settings(cfg)
-    source = (train_init_source(cfg.out / "source" / "train.csv", cfg.epochs, cfg.backbone, cfg.seed, log)
-              if cfg.source_faces else None)  # fmt: skip
+    source = train_init_source(cfg.source_csv, cfg.epochs, cfg.backbone, cfg.seed, log) if cfg.source_faces else None
     for name, folder in settings:
         log(f"[flips] setting {name}")
         bench = Benchmark(BenchConfig(labels_csv=cfg.labels_csv, out=folder, epochs=cfg.epochs, backbone=cfg.backbone,
