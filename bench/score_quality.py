@@ -6,7 +6,9 @@ Usage: python bench/score_quality.py RUN_DIR [--labels ../shared/data/ferplus/la
 The same figures as ``curate bench`` reports for its DMUE stage (``curate.benchmark.signals`` and
 ``report``): AUROC / AP / precision@k / FNR at the noise-rate budget / flag precision and recall /
 suggestion accuracy (on the flagged faces, and over all true errors) for the shipped ``mislabel_score`` and each signal alone, and the Spearman
-correlations with the vote entropy. Truth: ``label_disagrees == 1`` (rows with -1 excluded).
+correlations with the vote entropy, and per given class the mean target p[given] and the share of
+its correctly labelled faces flagged. Truth: ``label_disagrees == 1`` (rows with -1 excluded); a flip
+suite's ``OUT/SETTING/train.csv`` passed as --labels judges against its flips.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from curate import records
+from curate.benchmark.flip_suite import flag_summary
 from curate.benchmark.report import ambiguity_rows, ambiguity_table, detection_rows, detection_table
 from curate.benchmark.signals import run_signals
 from curate.data.table import FER2013_CLASSES
@@ -67,6 +70,32 @@ def main() -> None:
     )
     print("\nAmbiguity, Spearman with the vote entropy:\n")
     print("\n".join(ambiguity_table(ambiguity_rows(results))))
+    print("\n".join(class_table(args.run_dir, truth, run_classes)))
+
+
+def class_table(run_dir: Path, truth: pd.DataFrame, classes: list[str]) -> list[str]:
+    """Per given class: faces, the crowd's share wrong, mean target p[given label], and the share of
+    its correctly labelled faces flagged ``likely_mislabeled`` (issue 20's class goal: <= 15 %)."""
+    scores = records.read_scores(run_dir / "scores.parquet")
+    given = scores["given_label"].to_numpy()
+    flag = (scores["verdict"] == "likely_mislabeled").to_numpy()
+    p_given = np.stack(scores["target_probs"].to_numpy())[np.arange(len(given)), given]
+    flags = flag_summary(flag, truth, given, classes)
+    disagrees = truth["label_disagrees"].to_numpy()
+    lines = [f"\nflagged likely_mislabeled: {flags['share']:.3f} of the faces ({flags['share_over_true']:.2f}x the true "
+             f"rate), precision {flags['precision']:.3f}, recall {flags['recall']:.3f}\n\nPer given class:\n",
+             "| class | faces | share wrong (truth) | mean target p[given] | correct faces flagged |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for c, name in enumerate(classes):
+        mine = given == c
+        if not mine.any():
+            continue
+        known = mine & (disagrees >= 0)
+        wrong = f"{np.mean(disagrees[known] == 1):.2f}" if known.any() else "—"
+        correct = flags["correct_flagged_by_class"].get(name)
+        lines.append(f"| {name} | {mine.sum()} | {wrong} | {p_given[mine].mean():.3f} | "
+                     f"{'—' if correct is None else f'{correct:.2f}'} |")  # fmt: skip
+    return lines
 
 
 if __name__ == "__main__":
