@@ -22,7 +22,7 @@ import pandas as pd
 
 from curate import records
 from curate.benchmark.flip_suite import flag_summary
-from curate.benchmark.report import ambiguity_rows, ambiguity_table, detection_rows, detection_table
+from curate.benchmark.report import ambiguity_rows, ambiguity_table, cell, detection_rows, detection_table
 from curate.benchmark.signals import run_signals
 from curate.data.table import FER2013_CLASSES
 
@@ -56,34 +56,37 @@ def main() -> None:
         raise SystemExit(f"{args.run_dir}: classes {run_classes} are not FER2013's {list(FER2013_CLASSES)}")
     to_run = np.array([run_classes.index(c) for c in FER2013_CLASSES] + [-1])  # -1 (no plurality) stays -1
     truth["ferplus_label"] = to_run[truth["ferplus_label"].to_numpy()]
-    results = {"stages": {"dmue": ({}, run_signals(args.run_dir, ids))}, "truth": truth}
+    signals = run_signals(args.run_dir, ids)
+    results = {"stages": {"dmue": ({}, signals)}, "truth": truth}
     wrong = truth["label_disagrees"].to_numpy()
     print(
         f"{len(ids)} faces, {(wrong >= 0).sum()} with a crowd plurality, {(wrong == 1).sum() / (wrong >= 0).sum():.1%} mislabeled\n"
     )
-    print("\n".join(detection_table(detection_rows(results))))
     errors = wrong == 1
-    suggested = results["stages"]["dmue"][1]["suggested_label"]
-    right = float(np.mean(suggested[errors] == truth["ferplus_label"].to_numpy()[errors]))
-    print(
-        f"\nsuggested label = the crowd's on {right:.3f} of the {errors.sum()} true errors (all of them, flagged or not)"
-    )
+    if errors.any():
+        print("\n".join(detection_table(detection_rows(results))))
+        right = float(np.mean(signals["suggested_label"][errors] == truth["ferplus_label"].to_numpy()[errors]))
+        print(
+            f"\nsuggested label = the crowd's on {right:.3f} of the {errors.sum()} true errors (all of them, flagged or not)"
+        )
+    else:  # e.g. a flip suite's clean setting
+        print("No face is mislabeled by this truth: no AUROC, AP or suggestion figures; flags and classes below.")
     print("\nAmbiguity, Spearman with the vote entropy:\n")
     print("\n".join(ambiguity_table(ambiguity_rows(results))))
-    print("\n".join(class_table(args.run_dir, truth, run_classes)))
+    print("\n".join(class_table(signals, truth, run_classes)))
 
 
-def class_table(run_dir: Path, truth: pd.DataFrame, classes: list[str]) -> list[str]:
-    """Per given class: faces, the crowd's share wrong, mean target p[given label], and the share of
-    its correctly labelled faces flagged ``likely_mislabeled`` (issue 20's class goal: <= 15 %)."""
-    scores = records.read_scores(run_dir / "scores.parquet")
-    given = scores["given_label"].to_numpy()
-    flag = (scores["verdict"] == "likely_mislabeled").to_numpy()
-    p_given = np.stack(scores["target_probs"].to_numpy())[np.arange(len(given)), given]
+def class_table(signals: dict[str, np.ndarray], truth: pd.DataFrame, classes: list[str]) -> list[str]:
+    """The flagged share against the true rate, then per given class: faces, the share wrong, mean
+    target p[given label], and the share of its correctly labelled faces flagged ``likely_mislabeled``
+    (issue 20's class goal: <= 15 %). ``signals``: ``run_signals`` of the faces in ``truth``'s rows."""
+    given, flag = signals["given_label"], signals["flag"]
+    p_given = 1 - signals["one_minus_p_given"]
     flags = flag_summary(flag, truth, given, classes)
     disagrees = truth["label_disagrees"].to_numpy()
-    lines = [f"\nflagged likely_mislabeled: {flags['share']:.3f} of the faces ({flags['share_over_true']:.2f}x the true "
-             f"rate), precision {flags['precision']:.3f}, recall {flags['recall']:.3f}\n\nPer given class:\n",
+    ratio = f" ({flags['share_over_true']:.2f}x the true rate)" if flags["share_over_true"] is not None else ""
+    lines = [f"\nflagged likely_mislabeled: {flags['share']:.3f} of the faces{ratio}, precision "
+             f"{cell(flags['precision'])}, recall {cell(flags['recall'])}\n\nPer given class:\n",
              "| class | faces | share wrong (truth) | mean target p[given] | correct faces flagged |",
              "|---|---|---|---|---|"]  # fmt: skip
     for c, name in enumerate(classes):
@@ -91,10 +94,9 @@ def class_table(run_dir: Path, truth: pd.DataFrame, classes: list[str]) -> list[
         if not mine.any():
             continue
         known = mine & (disagrees >= 0)
-        wrong = f"{np.mean(disagrees[known] == 1):.2f}" if known.any() else "—"
-        correct = flags["correct_flagged_by_class"].get(name)
-        lines.append(f"| {name} | {mine.sum()} | {wrong} | {p_given[mine].mean():.3f} | "
-                     f"{'—' if correct is None else f'{correct:.2f}'} |")  # fmt: skip
+        wrong = cell(np.mean(disagrees[known] == 1) if known.any() else None, ".2f")
+        correct = cell(flags["correct_flagged_by_class"].get(name), ".2f")
+        lines.append(f"| {name} | {mine.sum()} | {wrong} | {p_given[mine].mean():.3f} | {correct} |")
     return lines
 
 

@@ -36,6 +36,7 @@ from curate.benchmark.report import (
     DMUE_METHOD,
     FIFTYONE_METHOD,
     MARGIN_METHOD,
+    cell,
     detection_rows,
     mislabel_truth,
     write_texts,
@@ -218,16 +219,12 @@ def _best_baseline(summary: dict[str, Any]) -> str:
     return f"{summary['auroc'][name]:.3f} ({name})"
 
 
-def _f(x: float | None, spec: str = ".3f") -> str:
-    return "—" if x is None else format(x, spec)
-
-
 def _flag_cells(flags: dict[str, Any], p_given: dict[str, float]) -> str:
     """Table cells: flagged (x true) | precision / recall | worst class | lowest class mean p[given]."""
     worst = max(flags["correct_flagged_by_class"], key=flags["correct_flagged_by_class"].get)
     low = min(p_given, key=p_given.get)
     ratio = f" ({flags['share_over_true']:.2f}x)" if flags["share_over_true"] is not None else ""
-    return (f"{flags['share']:.3f}{ratio} | {_f(flags['precision'])} / {_f(flags['recall'])} | "
+    return (f"{flags['share']:.3f}{ratio} | {cell(flags['precision'])} / {cell(flags['recall'])} | "
             f"{flags['worst_class_correct_flagged']:.3f} ({worst}) | {p_given[low]:.3f} ({low})")  # fmt: skip
 
 
@@ -245,9 +242,9 @@ def markdown(record: dict[str, Any]) -> str:
     for name, s in record["settings"].items():
         c = s["cleanlab_flags"]
         lines.append(
-            f"| {name} | {s['true_rate']:.3f} | {_f(s['auroc'].get(DMUE_METHOD))} / {_f(s['ap'].get(DMUE_METHOD))} | "
+            f"| {name} | {s['true_rate']:.3f} | {cell(s['auroc'].get(DMUE_METHOD))} / {cell(s['ap'].get(DMUE_METHOD))} | "
             f"{_best_baseline(s)} | {_flag_cells(s['dmue_flags'], s['dmue_mean_p_given'])} | "
-            f"{c['share']:.3f} / {_f(c['precision'])} | {s['accuracy']['dmue']:.3f} / {s['accuracy']['ce']:.3f} |"
+            f"{c['share']:.3f} / {cell(c['precision'])} | {s['accuracy']['dmue']:.3f} / {s['accuracy']['ce']:.3f} |"
         )
     warm = {name: s["init"] for name, s in record["settings"].items() if "init" in s}
     if warm:
@@ -258,7 +255,7 @@ def markdown(record: dict[str, Any]) -> str:
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, w in warm.items():
             lines.append(
-                f"| {name} | {_f(w['auroc'])} / {_f(w['ap'])} | {_flag_cells(w['flags'], w['mean_p_given'])} | "
+                f"| {name} | {cell(w['auroc'])} / {cell(w['ap'])} | {_flag_cells(w['flags'], w['mean_p_given'])} | "
                 f"{w['accuracy']:.3f} |"
             )
     return "\n".join(lines) + "\n"

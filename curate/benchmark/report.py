@@ -149,7 +149,8 @@ SHARED_NOTE = (
 )
 
 
-def _f(x: Any, spec: str = ".3f") -> str:
+def cell(x: Any, spec: str = ".3f") -> str:
+    """A table cell: ``x`` formatted with ``spec``, or — for None (no figure)."""
     return "—" if x is None else format(x, spec)
 
 
@@ -168,9 +169,9 @@ def detection_table(rows: list[dict[str, Any]]) -> list[str]:
     ]
     for r in rows:
         lines.append(
-            f"| {r['method']} | {r['auroc']:.3f} | {r['ap']:.3f} | {_f(r.get('p@500'))} | "
-            f"{_f(r.get('p@2000'))} | {r['fnr_at_noise_rate']:.3f} | {_f(r.get('flag_precision'))} | "
-            f"{_f(r.get('flag_recall'))} | {r.get('flagged', '—')} | {_f(r.get('suggestion_accuracy'))} | "
+            f"| {r['method']} | {r['auroc']:.3f} | {r['ap']:.3f} | {cell(r.get('p@500'))} | "
+            f"{cell(r.get('p@2000'))} | {r['fnr_at_noise_rate']:.3f} | {cell(r.get('flag_precision'))} | "
+            f"{cell(r.get('flag_recall'))} | {r.get('flagged', '—')} | {cell(r.get('suggestion_accuracy'))} | "
             f"{_seconds(r['seconds'])}{SHARED_MARK if r.get('shared_cpu') else ''} |"
         )
     if any(r.get("shared_cpu") for r in rows):

@@ -58,5 +58,6 @@ def run_signals(run_dir: str | Path, sample_ids: Sequence[str]) -> dict[str, np.
         "dynamics": 1 - np.nan_to_num(p_dyn, nan=0.5),
         "target_entropy": normalised_entropy(probs),
         "flag": (df["verdict"] == "likely_mislabeled").to_numpy(),
+        "given_label": given,
         "suggested_label": df["suggested_label"].to_numpy(),
     }
