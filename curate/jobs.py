@@ -235,6 +235,11 @@ def score_job(
     loaded = load_model(source)
     if held_out is None:
         held_out = saved_folds(Path(source), table) if Path(source).is_dir() else []
+        if held_out:
+            log(
+                f"these are the run's own {len(table):,} training faces: its {len(held_out)} fold models "
+                f"({held_out[0].run_dir.parent}) set how many to flag, as when it was trained"
+            )
     run_cfg = cfg
     if run_cfg is None and Path(source).is_dir():
         run_cfg = RunConfig.load(RunPaths(Path(source)).config)

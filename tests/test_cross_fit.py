@@ -79,6 +79,18 @@ def test_cross_fitted_run_trains_folds_on_the_other_faces_and_keeps_the_full_mod
     assert res.output.count("already trained") == 3  # resumed: the full model and both folds reused
     res = CliRunner().invoke(main, ["run", *[str(a) for a in args], "--out", str(run), "--cross-fit", "1", *FAST])
     assert res.exit_code != 0 and "at least 2 folds" in res.output
+    again = tmp_path / "again.parquet"
+    res = CliRunner().invoke(main, ["score", str(run), *[str(a) for a in args], "--out", str(again)])
+    assert res.exit_code == 0, res.output
+    assert "its 2 fold models" in res.output  # the run's own faces: said, and the folds set the count again
+    np.testing.assert_array_equal(pd.read_parquet(again)["verdict"], ours["verdict"])
+    subset = tmp_path / "data" / "subset.csv"
+    pd.read_csv(args[0]).iloc[:60].to_csv(subset, index=False)
+    res = CliRunner().invoke(
+        main, ["score", str(run), str(subset), *[str(a) for a in args[1:]], "--out", str(tmp_path / "s.parquet")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "fold models" not in res.output  # other faces: the full model alone
 
 
 def test_held_out_outputs_set_only_the_flag_count(tmp_path):
