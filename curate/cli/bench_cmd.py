@@ -61,6 +61,12 @@ import click
     "(their FER2013 labels) [default: 0, off].",
 )
 @click.option(
+    "--flip-cross-fit",
+    type=int,
+    help="flips suite: also judge every DMUE model with the flag count from this many cross-fitted fold "
+    "models (its full model reused) [default: 0, off].",
+)
+@click.option(
     "--curve-source-faces",
     type=int,
     help="curve suite: faces of the --init-from source run [default: every Training face outside the subsets].",
@@ -82,6 +88,7 @@ def bench(
     flip_rates: str | None,
     flip_kinds: str | None,
     flip_source_faces: int | None,
+    flip_cross_fit: int | None,
     curve_sizes: str | None,
     curve_source_faces: int | None,
     curator_run: Path | None,
@@ -100,6 +107,7 @@ def bench(
       curate bench ../shared/data/ferplus/labels.csv --suite flips --out runs/flips
       curate bench ../shared/data/ferplus/labels.csv --suite flips --flip-rates 0.2 --flip-kinds uniform --out runs/u20
       curate bench ../shared/data/ferplus/labels.csv --suite flips --flip-rates 0.2 --flip-source-faces 8000 --out runs/warm
+      curate bench ../shared/data/ferplus/labels.csv --suite flips --flip-rates 0.2 --flip-cross-fit 3 --out runs/u20
       curate bench ../shared/data/ferplus/labels.csv --suite curve --out runs/curve --plots docs/bench
       curate bench ../shared/data/ferplus/labels.csv --suite curator --out runs/curator
       curate bench ../shared/data/ferplus/labels.csv --suite curator --curator-run runs/bench/dmue/run --out runs/curator
@@ -107,7 +115,7 @@ def bench(
     from curate.benchmark import BenchConfig, run_benchmark
 
     if suite == "flips":
-        _flip_suite(labels_csv, out, flip_faces, flip_rates, flip_kinds, flip_source_faces, overrides)
+        _flip_suite(labels_csv, out, flip_faces, flip_rates, flip_kinds, flip_source_faces, flip_cross_fit, overrides)
         return
     if suite == "curve":
         _curve_suite(labels_csv, out, curve_sizes, curve_source_faces, plots_dir, overrides)
@@ -138,6 +146,7 @@ def _flip_suite(
     rates: str | None,
     kinds: str | None,
     source_faces: int | None,
+    cross_fit: int | None,
     overrides: dict,
 ) -> None:
     from curate.benchmark.flip_suite import FlipSuiteConfig, run_flip_suite
@@ -147,6 +156,8 @@ def _flip_suite(
         settings["faces"] = faces
     if source_faces is not None:
         settings["source_faces"] = source_faces
+    if cross_fit is not None:
+        settings["cross_fit"] = cross_fit
     try:
         if rates:
             settings["rates"] = tuple(float(r) for r in rates.split(","))

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from curate.benchmark.flip_suite import FlipSuiteConfig, confusion_map, flip_to_confused, run_flip_suite, write_settings
 
@@ -31,6 +32,8 @@ def test_bad_settings_are_refused(tmp_path):
         FlipSuiteConfig(labels_csv=tmp_path / "x.csv", out=tmp_path, kinds=("random",))
     with pytest.raises(ValueError, match="rates"):
         FlipSuiteConfig(labels_csv=tmp_path / "x.csv", out=tmp_path, rates=(0.0,))
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        FlipSuiteConfig(labels_csv=tmp_path / "x.csv", out=tmp_path, cross_fit=1)
 
 
 @pytest.mark.realdata
@@ -58,7 +61,7 @@ def test_settings_share_faces_and_flip_exactly_their_rate(shared_data, tmp_path)
 def test_tiny_flip_suite_runs_every_detector_and_resumes(shared_data, tmp_path):
     cfg = FlipSuiteConfig(labels_csv=shared_data / "ferplus" / "labels.csv", out=tmp_path / "flips", faces=240,
                           rates=(0.3,), kinds=("classdep",), epochs=1, folds=2, source_faces=150,
-                          progress=False)  # fmt: skip
+                          cross_fit=2, progress=False)  # fmt: skip
     lines: list[str] = []
     record = run_flip_suite(cfg, lines.append)
     assert list(record["settings"]) == ["clean", "classdep-0.3"]
@@ -79,10 +82,27 @@ def test_tiny_flip_suite_runs_every_detector_and_resumes(shared_data, tmp_path):
     assert clean["init"]["auroc"] is None and 0 <= noisy["init"]["auroc"] <= 1
     warm = noisy["init"]["flags"]
     assert warm["worst_class_correct_flagged"] == max(warm["correct_flagged_by_class"].values())
+    for stage, key in (("dmue", "cross_fit"), ("dmue_init", "init_cross_fit")):
+        folded = cfg.out / "clean" / f"{stage}_cf2" / "run"  # clean: 2 disgust faces, so the folds train
+        assert len(json.loads((folded / "folds" / "folds.json").read_text())["fold"]) == 240
+        assert clean[key]["fold_models"] == 2 and clean[key]["auroc"] is None
+        reused = [torch.load(d / "checkpoints" / "last.pt", weights_only=True)["model"]
+                  for d in (folded, folded.parents[1] / stage / "run")]  # fmt: skip
+        assert all(torch.equal(reused[0][k], reused[1][k]) for k in reused[0])  # the full model was not retrained
+        # classdep-0.3 keeps 1 disgust face: cross-fitting is skipped there, and the table says so
+        assert (
+            noisy[key]["fold_models"] == 0
+            and not (cfg.out / "classdep-0.3" / f"{stage}_cf2" / "run" / "folds").exists()
+        )
+        same = noisy["auroc"]["DMUE mislabel_score (ours)"] if stage == "dmue" else noisy["init"]["auroc"]
+        assert noisy[key]["auroc"] == pytest.approx(same, abs=1e-9)  # the count may change, not the ranking
     text = (cfg.out / "flips.md").read_text()
+    assert "| classdep-0.3 (no folds: a class has fewer than 2 faces) |" in text
+    assert "DMUE from scratch, the flag count from 2 cross-fitted fold models" in text
+    assert "DMUE started with --init-from, the flag count from 2 cross-fitted fold models" in text
     assert "| clean | 0.000 |" in text and "| classdep-0.3 |" in text
     assert "--init-from a model trained on 150 other Training faces" in text
     assert json.loads((cfg.out / "flips.json").read_text())["settings"].keys() == record["settings"].keys()
     again: list[str] = []
     assert run_flip_suite(cfg, again.append)["settings"] == record["settings"]
-    assert sum("cached" in line for line in again) == 2 * 6  # every stage of both settings read back
+    assert sum("cached" in line for line in again) == 2 * 8  # every stage of both settings read back
