@@ -238,6 +238,19 @@ def _flag_cells(flags: dict[str, Any], p_given: dict[str, float]) -> str:
             f"{flags['worst_class_correct_flagged']:.3f} ({worst}) | {p_given[low]:.3f} ({low})")  # fmt: skip
 
 
+def _stage_table(rows: dict[str, dict[str, Any]]) -> str:
+    """A table of one more DMUE stage (``dmue_summary``) over the settings in ``rows``."""
+    lines = ["| labels | AUROC / AP | flagged (x true) | flag P / R | worst class: correct faces flagged | "
+             "min class p[given] | accuracy |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, w in rows.items():
+        skipped = " (no folds: a class has fewer than 2 faces)" if w.get("fold_models") == 0 else ""
+        lines.append(
+            f"| {name}{skipped} | {cell(w['auroc'])} / {cell(w['ap'])} | "
+            f"{_flag_cells(w['flags'], w['mean_p_given'])} | {w['accuracy']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def markdown(record: dict[str, Any]) -> str:
     cfg = record["config"]
     lines = [
@@ -256,33 +269,15 @@ def markdown(record: dict[str, Any]) -> str:
             f"{_best_baseline(s)} | {_flag_cells(s['dmue_flags'], s['dmue_mean_p_given'])} | "
             f"{c['share']:.3f} / {cell(c['precision'])} | {s['accuracy']['dmue']:.3f} / {s['accuracy']['ce']:.3f} |"
         )
-    warm = {name: s["init"] for name, s in record["settings"].items() if "init" in s}
-    if warm:
-        lines += ["", (f"DMUE started with --init-from a model trained on {cfg['source_faces']} other Training faces "
-                       "(their FER2013 labels), the same budget:"), "",
-                  ("| labels | DMUE --init-from AUROC / AP | flagged (x true) | flag P / R | worst class: correct faces "
-                   "flagged | min class p[given] | accuracy |"),
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for name, w in warm.items():
-            lines.append(
-                f"| {name} | {cell(w['auroc'])} / {cell(w['ap'])} | {_flag_cells(w['flags'], w['mean_p_given'])} | "
-                f"{w['accuracy']:.3f} |"
-            )
-    for key, start in (("cross_fit", "from scratch"), ("init_cross_fit", "started with --init-from")):
-        folded = {name: s[key] for name, s in record["settings"].items() if key in s}
-        if not folded:
-            continue
-        lines += ["", (f"DMUE {start}, the flag count from {cfg['cross_fit']} cross-fitted fold models (the ranking is "
-                       "the same model's as above):"), "",
-                  ("| labels | AUROC / AP | flagged (x true) | flag P / R | worst class: correct faces flagged | "
-                   "min class p[given] | accuracy |"),
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for name, w in folded.items():
-            skipped = "" if w["fold_models"] else " (no folds: a class has fewer than 2 faces)"
-            lines.append(
-                f"| {name}{skipped} | {cell(w['auroc'])} / {cell(w['ap'])} | {_flag_cells(w['flags'], w['mean_p_given'])} | "
-                f"{w['accuracy']:.3f} |"
-            )
+    tables = [("init", f"DMUE started with --init-from a model trained on {cfg['source_faces']} other Training faces "
+                        "(their FER2013 labels), the same budget:")]  # fmt: skip
+    tables += [(key, f"DMUE {start}, the flag count from {cfg.get('cross_fit')} cross-fitted fold models (the ranking "
+                     "is the same model's as above):")
+               for key, start in (("cross_fit", "from scratch"), ("init_cross_fit", "started with --init-from"))]  # fmt: skip
+    for key, title in tables:
+        rows = {name: s[key] for name, s in record["settings"].items() if key in s}
+        if rows:
+            lines += ["", title, "", _stage_table(rows)]
     return "\n".join(lines) + "\n"
 
 
