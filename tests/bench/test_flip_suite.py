@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from click.testing import CliRunner
 
 from curate.benchmark.flip_suite import FlipSuiteConfig, confusion_map, flip_to_confused, run_flip_suite, write_settings
+from curate.cli import main
 
 
 def test_confusion_map_picks_the_commonest_other_label_and_never_the_class_itself():
@@ -32,8 +34,12 @@ def test_bad_settings_are_refused(tmp_path):
         FlipSuiteConfig(labels_csv=tmp_path / "x.csv", out=tmp_path, kinds=("random",))
     with pytest.raises(ValueError, match="rates"):
         FlipSuiteConfig(labels_csv=tmp_path / "x.csv", out=tmp_path, rates=(0.0,))
-    with pytest.raises(ValueError, match="at least 2 folds"):
-        FlipSuiteConfig(labels_csv=tmp_path / "x.csv", out=tmp_path, cross_fit=1)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n")
+    res = CliRunner().invoke(
+        main, ["bench", str(labels), "--suite", "flips", "--flip-cross-fit", "1", "--out", str(tmp_path)]
+    )
+    assert res.exit_code != 0 and "cross-fitting needs at least 2 folds (0: off), not 1" in res.output
 
 
 @pytest.mark.realdata
