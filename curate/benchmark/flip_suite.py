@@ -54,6 +54,7 @@ from curate.benchmark.splits import (
 )
 from curate.benchmark.stages import Computed
 from curate.data.table import FER2013_CLASSES
+from curate.records import read_metadata
 
 KINDS = ("uniform", "classdep")
 BASELINES = (CLEANLAB_METHOD, MARGIN_METHOD, FIFTYONE_METHOD,
@@ -319,12 +320,14 @@ def run_flip_suite(cfg: FlipSuiteConfig, log: Log = print) -> dict[str, Any]:
             summary["init"] = dmue_summary(warm, results["truth"], bench.given, list(FER2013_CLASSES))
         if cfg.cross_fit:
             for stage, flags in stages.items():
-                folded = bench.store.get(cross_fit_stage(stage, cfg.cross_fit),
+                folded_stage = cross_fit_stage(stage, cfg.cross_fit)
+                folded = bench.store.get(folded_stage,
                                          lambda b=bench, s=stage, f=flags: _cross_fitted(b, s, f, cfg.cross_fit))  # fmt: skip
                 key = "init_cross_fit" if stage == "dmue_init" else "cross_fit"
                 summary[key] = dmue_summary(folded, results["truth"], bench.given, list(FER2013_CLASSES))
-                folds = bench.store.dir(cross_fit_stage(stage, cfg.cross_fit)) / "run" / "folds" / "folds.json"
-                summary[key]["fold_models"] = cfg.cross_fit if folds.exists() else 0  # 0: a class had < 2 faces
+                # the fold models the scores were made with, as the run recorded them (0: a class had < 2 faces)
+                scores = bench.store.dir(folded_stage) / "run" / "scores.parquet"
+                summary[key]["fold_models"] = read_metadata(scores)["cross_fit"]
     record = {"date": dt.date.today().isoformat(),
               "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
               "settings": summaries}  # fmt: skip
