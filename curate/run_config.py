@@ -52,6 +52,12 @@ def _dataclass_from(cls: type, values: dict[str, Any], section: str) -> Any:
     return cls(**values)
 
 
+def check_fold_count(k: int) -> None:
+    """ValueError unless ``k`` is 0 (cross-fitting off) or a number of folds >= 2."""
+    if k < 0 or k == 1:
+        raise ValueError(f"cross-fitting needs at least 2 folds (0: off), not {k}")
+
+
 @dataclass
 class RunConfig:
     """Everything needed to reproduce a run."""
@@ -72,8 +78,7 @@ class RunConfig:
 
     def validate(self) -> None:
         """ValueError for settings that cannot go together."""
-        if self.cross_fit < 0 or self.cross_fit == 1:
-            raise ValueError(f"cross_fit must be 0 (off) or a number of folds >= 2, not {self.cross_fit}")
+        check_fold_count(self.cross_fit)
         unknown = sorted(set(self.size_aware) - set(SIZE_AWARE))
         if unknown:
             raise ValueError(f"size_aware: unknown settings {unknown} (known: {list(SIZE_AWARE)})")

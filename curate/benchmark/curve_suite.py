@@ -37,7 +37,7 @@ from curate.benchmark.report import (
     mislabel_truth,
     write_texts,
 )
-from curate.benchmark.splits import stratified_sample, training_and_public_test, write_init_source, write_split
+from curate.benchmark.splits import init_source, stratified_sample, training_and_public_test, write_split
 
 CURVES = {"dmue": "DMUE from scratch", "dmue_init": "DMUE, --init-from",
           "cleanlab": "cleanlab (K-fold CE)", "mistakenness": "FiftyOne mistakenness (K-fold CE)"}  # fmt: skip
@@ -76,8 +76,11 @@ def write_subsets(cfg: CurveSuiteConfig) -> tuple[list[tuple[int, Path]], Path]:
     rng = np.random.default_rng(cfg.seed)
     rows = stratified_sample(train["fer2013_label"].to_numpy(), cfg.sizes[-1], rng)
     source = cfg.out / "source" / "train.csv"
+    # drawn on every call, written once: the subsets below take the same draws on a resume
+    outside = init_source(train.drop(index=rows).reset_index(drop=True), cfg.source_faces, rng)
     if not source.exists():
-        write_init_source(train.drop(index=rows).reset_index(drop=True), cfg.source_faces, rng, source)
+        source.parent.mkdir(parents=True, exist_ok=True)
+        write_split(outside, source)
     written = []
     for size in reversed(cfg.sizes):
         rows = rows[stratified_sample(train["fer2013_label"].to_numpy()[rows], size, rng)]

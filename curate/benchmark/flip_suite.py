@@ -47,14 +47,15 @@ from curate.benchmark.report import (
 )
 from curate.benchmark.splits import (
     flip_labels,
+    init_source,
     stratified_sample,
     training_and_public_test,
-    write_init_source,
     write_split,
 )
 from curate.benchmark.stages import Computed
 from curate.data.table import FER2013_CLASSES
 from curate.records import read_metadata
+from curate.run_config import check_fold_count
 
 KINDS = ("uniform", "classdep")
 BASELINES = (CLEANLAB_METHOD, MARGIN_METHOD, FIFTYONE_METHOD,
@@ -85,8 +86,7 @@ class FlipSuiteConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.cross_fit == 1 or self.cross_fit < 0:
-            raise ValueError(f"cross-fitting needs at least 2 folds (0: off), not {self.cross_fit}")
+        check_fold_count(self.cross_fit)
         if self.source_faces < 0:
             raise ValueError(f"source faces must be 0 (no --init-from rows) or more, not {self.source_faces}")
         unknown = sorted(set(self.kinds) - set(KINDS))
@@ -142,7 +142,8 @@ def write_settings(cfg: FlipSuiteConfig) -> list[tuple[str, Path]]:
             raise ValueError(
                 f"{cfg.source_faces} source faces asked for, {len(outside)} Training faces are outside the subset"
             )
-        write_init_source(outside, cfg.source_faces, np.random.default_rng([cfg.seed, 1]), cfg.source_csv)
+        cfg.source_csv.parent.mkdir(parents=True, exist_ok=True)
+        write_split(init_source(outside, cfg.source_faces, np.random.default_rng([cfg.seed, 1])), cfg.source_csv)
     crowd = faces["ferplus_label"].to_numpy()
     written = []
     for name, kind, rate in cfg.settings():

@@ -60,14 +60,13 @@ def write_split(table: pd.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
-def write_init_source(outside: pd.DataFrame, faces: int | None, rng: np.random.Generator, path: Path) -> None:
-    """Write the ``--init-from`` source table of a suite to ``path``: ``faces`` rows of ``outside``
-    (Training rows the suite's subsets do not use) drawn stratified by their FER2013 label, or all of
-    them (``faces`` None or 0, or at least ``len(outside)``), with their FER2013 labels."""
+def init_source(outside: pd.DataFrame, faces: int | None, rng: np.random.Generator) -> pd.DataFrame:
+    """The ``--init-from`` source table of a suite: ``faces`` rows of ``outside`` (Training rows the
+    suite's subsets do not use) drawn stratified by their FER2013 label, or all of them (``faces``
+    None or 0, or at least ``len(outside)``); write it with :func:`write_split`."""
     if faces:
         outside = outside.iloc[stratified_sample(outside["fer2013_label"].to_numpy(), faces, rng)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_split(outside, path)
+    return outside
 
 
 def make_splits(

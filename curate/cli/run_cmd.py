@@ -53,13 +53,15 @@ def run(
     from curate.job_inputs import other_splits
     from curate.jobs import TrainingInterrupted, run_job
     from curate.report import top_flagged
-    from curate.run_config import override
+    from curate.run_config import check_fold_count, override
 
     table, cfg, out = table_and_config(dataset, kwargs)
     override(cfg, "score", mining_precision=mining_precision, tta=tta)
     if cross_fit is not None:
-        if cross_fit == 1:
-            raise click.BadParameter("give 0 (off) or at least 2 folds", param_hint="--cross-fit")
+        try:
+            check_fold_count(cross_fit)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--cross-fit") from None
         cfg.cross_fit = cross_fit
         cfg.set_explicitly("cross_fit")
     name = name or Path(out).resolve().name

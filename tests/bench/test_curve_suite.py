@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -33,6 +34,9 @@ def test_subsets_are_nested_and_the_source_is_disjoint(shared_data, tmp_path):
         assert pd.read_csv(folder / "eval.csv")["path"].str.contains("FER2013Valid").all()
     again, _ = write_subsets(cfg)  # written once: read back unchanged
     assert {n: set(pd.read_csv(f / "train.csv")["path"]) for n, f in again} == paths
+    shutil.rmtree(dict(subsets)[500])  # a resume after a crash between two subsets draws the same faces
+    resumed, _ = write_subsets(cfg)
+    assert {n: set(pd.read_csv(f / "train.csv")["path"]) for n, f in resumed} == paths
 
 
 def test_markdown_and_plot_show_every_curve(tmp_path):
