@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curate.rerank import CORRECT, RerankConfig, Reranker, read_decisions, rerank_scores, review_order
+from curate.rerank import CORRECT, RerankConfig, Reranker, noise_posterior, read_decisions, rerank_scores, review_order
 
 
 def table(n: int = 30, c: int = 3, seed: int = 0) -> pd.DataFrame:
@@ -143,3 +143,37 @@ def test_head_refit_waits_for_enough_decisions():
     assert np.array_equal(a["mislabel_score_rerank"], b["mislabel_score_rerank"])
     with pytest.raises(ValueError, match="embeddings for"):
         rerank_scores(df, decisions, cfg, emb[:-1])
+
+
+def test_noise_posterior_suspects_a_face_whose_other_class_is_often_mislabelled_as_its_label():
+    """Class 0 faces are often given label 1, class 2 faces never: of two faces given 1 with the same
+    p[1] = 0.4, the one whose other mass is on class 0 is the suspect one."""
+    onehot = np.eye(3)
+    true = np.r_[np.zeros(150, int), np.ones(100, int), np.full(100, 2)]
+    given = np.r_[np.zeros(100, int), np.ones(150, int), np.full(100, 2)]  # 50 class-0 faces given 1
+    p = np.vstack([onehot[true], [[0.6, 0.4, 0.0], [0.0, 0.4, 0.6]]])
+    given = np.r_[given, 1, 1]
+    post = noise_posterior(p, given, np.full(len(given), -1))
+    assert np.allclose(post.sum(axis=1), 1)
+    a, b = post[-2, 1], post[-1, 1]
+    assert 0.6 < a < 0.7 and b > 0.98  # A: 0.4 / (0.4 + 0.6 / 3); B: class 2 is almost never given 1
+    assert np.allclose(post[:-2], p[:-2])  # faces the head is sure of keep their class
+    # a trusted label counts as certain: the curator saying the 50 class-0 faces given 1 are class 2
+    # makes class 2 the one that gets given 1, and turns the suspicion around
+    trusted = np.full(len(given), -1)
+    trusted[100:150] = 2
+    post = noise_posterior(p, given, trusted)
+    assert post[-1, 1] < post[-2, 1]
+
+
+def test_the_noise_model_changes_only_the_head_refit():
+    df, emb, wrong = clustered()
+    decided = np.r_[wrong[:5], np.flatnonzero(df["given_label"] == 2)[:10]]
+    decisions = {f"f{i}": (0 if i in wrong else CORRECT) for i in decided}
+    cfg = RerankConfig(weight=0, class_strength=0, transition_strength=0, head_min_decided=10, head_anchor_share=0.4)
+    with_model = rerank_scores(df, decisions, cfg, emb)
+    plain = rerank_scores(df, decisions, RerankConfig(**{**cfg.__dict__, "head_noise_model": False}), emb)
+    assert not np.allclose(with_model["mislabel_score_rerank"], plain["mislabel_score_rerank"])
+    no_head = RerankConfig(**{**cfg.__dict__, "head_strength": 0.0, "head_mix": 0.0})
+    assert np.array_equal(rerank_scores(df, decisions, no_head, emb)["mislabel_score_rerank"],
+                          rerank_scores(df, decisions, RerankConfig(**{**no_head.__dict__, "head_noise_model": False}), emb)["mislabel_score_rerank"])  # fmt: skip

@@ -11,14 +11,18 @@ crowd plurality (``ferplus_label``; a face without plurality, -1, is decided wit
 * ``calibration oracle``: the static score recalibrated per class with the *true* error rate of each
   score (isotonic regression on every face's crowd label): the most any per-class calibration of
   the static score could find, a reference, not a method;
+* ``embedding oracle``: a static queue by ``1 - p[given]`` of a linear head (``curate.rerank_head``)
+  fitted on the crowd labels of half of the faces and applied to the other half (2 folds): what
+  the run's embeddings tell with about as many clean labels as half the dataset, a reference;
 * ``cleanlab``: ``cleanlab.rank.get_label_quality_scores(given, target_probs, method="self_confidence")``,
   lowest quality first, suggestion = argmax target_probs.
 
-Reported per checkpoint: real errors found (reviewed faces with ``label_disagrees == 1``) and the
+Reported per checkpoint: real errors found (reviewed faces whose given label the crowd overturns) and the
 accuracy of the suggestion on the true errors still undecided (``suggested == ferplus_label``), both
 for the argmax (which may be the given label) and for the best other class (what a curator who
 relabels would pick). The run is ``run_dir`` (any ``curate run`` on FERPlus faces with the FER2013
-labels), or one trained here on the Training split as stage ``OUT/dmue``. ``OUT/curator.md``,
+labels, or on a flip setting of the flips suite with its labels), or one trained here on the
+Training split as stage ``OUT/dmue``. ``OUT/curator.md``,
 ``OUT/curator.json`` and ``OUT/curator.png`` hold the results.
 """
 
@@ -39,16 +43,22 @@ from curate.benchmark.report import write_texts
 from curate.data.table import FER2013_CLASSES
 from curate.records import load_embeddings
 from curate.rerank import CORRECT, RerankConfig, Reranker
+from curate.rerank_head import fit_predict
 from curate.scoring.scores import best_other
 
 
 def load(run_dir: Path, labels: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Scores table, crowd label (N,) and disagrees flag (N,) aligned row by row. Raises ValueError
-    when the run is not one on ``labels``' faces with the FER2013 labels in FER2013's class order."""
+    """Scores table, crowd label (N,, -1: no plurality) and "the given label is wrong" (N,: a
+    plurality that differs from it) aligned row by row. ``labels`` is FERPlus's labels.csv (the
+    given labels: ``fer2013_label``) or a split the benchmark wrote, e.g. a flip setting's
+    ``train.csv`` (the given labels: ``label``, class names). Raises ValueError when the run is not
+    one on ``labels``' faces with its given labels and FER2013's classes (in any order: the crowd's
+    class indices, in FER2013's order, are mapped to the run's)."""
     scores = pd.read_parquet(run_dir / "scores.parquet")
     classes = json.loads((run_dir / "classes.json").read_text())
-    if classes != list(FER2013_CLASSES):
-        raise ValueError(f"{run_dir}: classes {classes} are not FER2013's in its order {list(FER2013_CLASSES)}")
+    if sorted(classes) != sorted(FER2013_CLASSES):
+        raise ValueError(f"{run_dir}: classes {classes} are not FER2013's {list(FER2013_CLASSES)}")
+    to_run = np.array([classes.index(c) for c in FER2013_CLASSES])  # FER2013 class index -> the run's
     table = pd.read_csv(labels)
     root = labels.resolve().parent
     key = {str((root / p).resolve()): i for i, p in enumerate(table["path"])}
@@ -56,11 +66,20 @@ def load(run_dir: Path, labels: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndar
     if (rows < 0).any():
         raise ValueError(f"{(rows < 0).sum()} faces of the run {run_dir} are not in {labels}")
     crowd = table["ferplus_label"].to_numpy()[rows]
-    wrong = table["label_disagrees"].to_numpy()[rows] == 1
-    given_csv = table["fer2013_label"].to_numpy()[rows]
-    if not (given_csv == scores["given_label"].to_numpy()).all():
-        raise ValueError(f"the given labels of {run_dir} are not the FER2013 labels of {labels}")
-    return scores, crowd, wrong
+    crowd = np.where(crowd >= 0, to_run[np.clip(crowd, 0, None)], -1)
+    if "label" in table:
+        given_csv = table["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()[rows]
+    else:
+        given_csv = to_run[table["fer2013_label"].to_numpy()[rows]]
+    given = scores["given_label"].to_numpy()
+    if not (given_csv == given).all():
+        raise ValueError(f"the given labels of {run_dir} are not the labels of {labels}")
+    return scores, crowd, (crowd >= 0) & (crowd != given)
+
+
+def _share(hits: np.ndarray) -> float:
+    """The share of True in ``hits``; NaN when there is none (every error decided)."""
+    return float(hits.mean()) if len(hits) else float("nan")
 
 
 def simulate(order_fn, n: int, batch: int, checkpoints, crowd, wrong, given) -> list[dict]:
@@ -87,8 +106,8 @@ def simulate(order_fn, n: int, batch: int, checkpoints, crowd, wrong, given) -> 
                 {
                     "reviewed": reviewed,
                     "errors_found": int((decided & wrong).sum()),
-                    "sugg_acc": float((dist[open_err].argmax(axis=1) == crowd[open_err]).mean()),
-                    "other_acc": float((best_other(given[open_err], dist[open_err]) == crowd[open_err]).mean()),
+                    "sugg_acc": _share(dist[open_err].argmax(axis=1) == crowd[open_err]),
+                    "other_acc": _share(best_other(given[open_err], dist[open_err]) == crowd[open_err]),
                     "curve": None,
                 }
             )
@@ -115,7 +134,23 @@ class CuratorSuiteConfig:
     progress: bool = True
 
 
-def queues(scores: pd.DataFrame, wrong: np.ndarray, rr: Reranker, weights: tuple[float, ...], log: Log) -> dict:
+def embedding_oracle(rr: Reranker, crowd: np.ndarray) -> np.ndarray:
+    """(N,) ``1 - p[given]`` of a linear head on the run's embeddings fitted on the crowd labels
+    (``crowd`` (N,), -1: no plurality, left out) of one half of the faces (a seeded split) and
+    applied to the other, both ways."""
+    assert rr.embeddings is not None
+    n = len(crowd)
+    half = np.random.default_rng(0).permutation(n) % 2
+    p = np.zeros((n, rr.num_classes))
+    for k in (0, 1):
+        fit = np.flatnonzero((half != k) & (crowd >= 0))
+        p[half == k] = fit_predict(rr.embeddings, fit, crowd[fit], np.ones(len(fit)), rr.num_classes)[half == k]
+    return 1.0 - p[np.arange(n), rr.given]
+
+
+def queues(
+    scores: pd.DataFrame, crowd: np.ndarray, wrong: np.ndarray, rr: Reranker, weights: tuple[float, ...], log: Log
+) -> dict:
     """{queue name: order_fn} for :func:`simulate`."""
     given = rr.given
 
@@ -132,6 +167,7 @@ def queues(scores: pd.DataFrame, wrong: np.ndarray, rr: Reranker, weights: tuple
     no_head = {"head_strength": 0.0, "head_mix": 0.0}
     methods |= {
         "rerank w=1, no head refit": reranked(RerankConfig(weight=1.0, **no_head)),
+        "rerank w=1, head without noise model": reranked(RerankConfig(weight=1.0, head_noise_model=False)),
         "rerank w=1, no class update": reranked(RerankConfig(weight=1.0, class_strength=0.0)),
         "rerank w=1, propagation only": reranked(
             RerankConfig(weight=1.0, class_strength=0.0, transition_strength=0.0, **no_head)
@@ -139,6 +175,9 @@ def queues(scores: pd.DataFrame, wrong: np.ndarray, rr: Reranker, weights: tuple
         "rerank w=0, class updates only": reranked(RerankConfig(weight=0.0, **no_head)),
         "rerank w=0, head refit only": reranked(RerankConfig(weight=0.0, class_strength=0.0, transition_strength=0.0)),
     }
+    if rr.embeddings is not None:
+        head_oracle = embedding_oracle(rr, crowd)
+        methods["embedding oracle"] = lambda d, dec: (head_oracle, rr.dist)
     try:
         from cleanlab.rank import get_label_quality_scores
         from sklearn.isotonic import IsotonicRegression
@@ -172,9 +211,11 @@ def run_curator_suite(cfg: CuratorSuiteConfig, log: Log = print) -> dict[str, An
     checkpoints = [c for c in cfg.checkpoints if c <= n]
     if not checkpoints:
         raise ValueError(f"every checkpoint {list(cfg.checkpoints)} exceeds the run's {n} faces")
-    log(f"[curator] {n} faces, {wrong.sum()} real errors (label_disagrees == 1), {(crowd < 0).sum()} without plurality")
+    log(
+        f"[curator] {n} faces, {wrong.sum()} real errors (given label != crowd plurality), {(crowd < 0).sum()} without plurality"
+    )
     rows, curves = [], {}
-    for name, fn in queues(scores, wrong, rr, cfg.weights, log).items():
+    for name, fn in queues(scores, crowd, wrong, rr, cfg.weights, log).items():
         t0 = time.perf_counter()
         res = simulate(fn, n, cfg.batch, checkpoints, crowd, wrong, given)
         curves[name] = [(r["reviewed"], r["errors_found"]) for r in res if r.get("curve")]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curate.benchmark.curator_suite import CuratorSuiteConfig, run_curator_suite, simulate
+from curate.benchmark.curator_suite import CuratorSuiteConfig, load, run_curator_suite, simulate
 from curate.data.table import FER2013_CLASSES
 
 
@@ -63,17 +63,48 @@ def test_curator_suite_writes_every_queue_and_counts_errors(tmp_path):
     static = rows[rows.method == "static"].set_index("reviewed")["errors_found"]
     top = np.argsort(-score, kind="stable")
     assert static[400] == wrong[top[:400]].sum()
-    assert {"rerank w=1", "rerank w=1, no head refit", "calibration oracle", "cleanlab self_confidence"} <= set(
-        rows.method
-    )
+    assert {"rerank w=1", "rerank w=1, no head refit", "rerank w=1, head without noise model", "calibration oracle",
+            "embedding oracle", "cleanlab self_confidence"} <= set(rows.method)  # fmt: skip
+    # the embeddings hold the crowd label (fake_run): a head fitted on half the crowd labels finds
+    # more errors than the stored score
+    found = rows[rows.reviewed == 200].set_index("method")["errors_found"]
+    assert found["embedding oracle"] > found["static"]
     assert (rows["errors_found"] <= rows["reviewed"]).all()
     md = (tmp_path / "out" / "curator.md").read_text()
     assert sum(line.startswith("| ") for line in md.splitlines()) == len(rows) + 1  # the header and a row each
     assert (tmp_path / "out" / "curator.png").stat().st_size > 0
 
 
-def test_a_run_on_other_classes_is_refused(tmp_path):
-    run, labels, _, _ = fake_run(tmp_path, n=50)
-    (run / "classes.json").write_text(json.dumps(list(reversed(FER2013_CLASSES))))
+def test_a_run_on_other_classes_is_refused_and_another_order_is_mapped(tmp_path):
+    run, labels, _, wrong = fake_run(tmp_path, n=50)
+    scores = pd.read_parquet(run / "scores.parquet")
+    order = sorted(FER2013_CLASSES)  # how a run on a CSV of class names orders them
+    to_run = np.array([order.index(c) for c in FER2013_CLASSES])
+    scores["given_label"] = to_run[scores["given_label"]].astype(np.int32)
+    scores.to_parquet(run / "scores.parquet")
+    (run / "classes.json").write_text(json.dumps(order))
+    _, crowd, judged = load(run, labels)
+    assert np.array_equal(crowd, to_run[pd.read_csv(labels)["ferplus_label"]]) and np.array_equal(judged, wrong)
+    (run / "classes.json").write_text(json.dumps([*order[:-1], "contempt"]))
     with pytest.raises(ValueError, match="not FER2013's"):
         run_curator_suite(CuratorSuiteConfig(labels_csv=labels, out=tmp_path / "o", run_dir=run), log=lambda _: None)
+
+
+def test_a_flip_setting_is_judged_by_its_own_labels(tmp_path):
+    """A flips-suite train.csv: the given labels are ``label`` (names); ``fer2013_label`` is FER2013's,
+    which the run was not given, and the truth is the crowd plurality."""
+    run, labels, _, wrong = fake_run(tmp_path, n=300)
+    table = pd.read_csv(labels)
+    given = pd.read_parquet(run / "scores.parquet")["given_label"].to_numpy()
+    table["label"] = [FER2013_CLASSES[g] for g in given]
+    table["fer2013_label"] = (given + 1) % len(FER2013_CLASSES)  # not what the run was given
+    table.loc[:9, "ferplus_label"] = -1  # no plurality: decided, never an error
+    flips = tmp_path / "train.csv"
+    table.drop(columns="label_disagrees").to_csv(flips, index=False)
+    cfg = CuratorSuiteConfig(labels_csv=flips, out=tmp_path / "out", run_dir=run, batch=100, checkpoints=(200,))
+    record = run_curator_suite(cfg, log=lambda _: None)
+    assert record["errors"] == int(wrong[10:].sum())
+    table["label"] = FER2013_CLASSES[0]
+    table.to_csv(flips, index=False)
+    with pytest.raises(ValueError, match="are not the labels of"):
+        run_curator_suite(cfg, log=lambda _: None)
