@@ -177,3 +177,11 @@ def test_the_noise_model_changes_only_the_head_refit():
     no_head = RerankConfig(**{**cfg.__dict__, "head_strength": 0.0, "head_mix": 0.0})
     assert np.array_equal(rerank_scores(df, decisions, no_head, emb)["mislabel_score_rerank"],
                           rerank_scores(df, decisions, RerankConfig(**{**no_head.__dict__, "head_noise_model": False}), emb)["mislabel_score_rerank"])  # fmt: skip
+
+
+def test_curate_rerank_defaults_are_the_rerank_config_defaults():
+    from curate.cli.rerank_cmd import rerank
+
+    defaults = {p.name: p.default for p in rerank.params if p.name.endswith(("weight", "strength"))}
+    cfg = RerankConfig()
+    assert defaults == {name: getattr(cfg, name) for name in defaults} and len(defaults) == 4

@@ -18,7 +18,13 @@ import click
     "--out", type=click.Path(path_type=Path), help="scores.parquet source: where to write the reranked table."
 )
 @click.option("--weight", type=click.FloatRange(0), default=1.0, show_default=True, help="Label propagation weight.")
-@click.option("--class-strength", type=click.FloatRange(0), default=1.0, show_default=True)
+@click.option(
+    "--class-strength",
+    type=click.FloatRange(0),
+    default=0.5,
+    show_default=True,
+    help="Exponent of the per-class odds update from the decided faces (0 = off).",
+)
 @click.option("--transition-strength", type=click.FloatRange(0), default=1.0, show_default=True)
 @click.option(
     "--head-strength",
