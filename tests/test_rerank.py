@@ -116,11 +116,18 @@ def clustered(n_per: int = 60, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray,
     return df, emb.astype(np.float32), wrong
 
 
-def test_head_refit_on_the_embeddings_finds_the_errors_the_scores_missed():
+def head_case() -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict, RerankConfig]:
+    """:func:`clustered` with 5 of its hidden errors and 10 correct faces decided, and a config
+    with the head refit alone."""
     df, emb, wrong = clustered()
     decided = np.r_[wrong[:5], np.flatnonzero(df["given_label"] == 2)[:10]]
     decisions = {f"f{i}": (0 if i in wrong else CORRECT) for i in decided}
     cfg = RerankConfig(weight=0, class_strength=0, transition_strength=0, head_min_decided=10, head_anchor_share=0.4)
+    return df, emb, wrong, decisions, cfg
+
+
+def test_head_refit_on_the_embeddings_finds_the_errors_the_scores_missed():
+    df, emb, wrong, decisions, cfg = head_case()
     with_head = rerank_scores(df, decisions, cfg, emb)
     without = rerank_scores(df, decisions, cfg)
     open_ = ~with_head["decided"]
@@ -167,10 +174,7 @@ def test_noise_posterior_suspects_a_face_whose_other_class_is_often_mislabelled_
 
 
 def test_the_noise_model_changes_only_the_head_refit():
-    df, emb, wrong = clustered()
-    decided = np.r_[wrong[:5], np.flatnonzero(df["given_label"] == 2)[:10]]
-    decisions = {f"f{i}": (0 if i in wrong else CORRECT) for i in decided}
-    cfg = RerankConfig(weight=0, class_strength=0, transition_strength=0, head_min_decided=10, head_anchor_share=0.4)
+    df, emb, _, decisions, cfg = head_case()
     with_model = rerank_scores(df, decisions, cfg, emb)
     plain = rerank_scores(df, decisions, RerankConfig(**{**cfg.__dict__, "head_noise_model": False}), emb)
     assert not np.allclose(with_model["mislabel_score_rerank"], plain["mislabel_score_rerank"])
