@@ -66,9 +66,10 @@ updates are O(N k) and vectorised: a rerank of 30,000 faces with k = 10 takes we
    which is the evidence a score needs and not what a relabel needs). On the FERPlus Training split
    (simulated curator, docs/review-loop.md) the head lifted the errors found after 5,000 reviewed
    faces from +6.2 % to +11.0 % over the static queue (+9.4 % without the noise model), and the
-   best-other-class suggestion on the undecided errors after 2,000 from 71.8 % to 79.1 %. The noise model matters where labels go
-   wrong in patterns (class-dependent flips: +2 to +8 points of errors found at 400-1,000 reviewed
-   faces); under uniform flips it is level or up to 1.2 points behind (docs/review-loop.md).
+   best-other-class suggestion on the undecided errors after 2,000 from 71.8 % to 79.1 %. The
+   noise model matters where labels go wrong in patterns (class-dependent flips: +2 to +8 points of
+   errors found at 400-1,000 reviewed faces); under uniform flips it is level or up to 1.2 points
+   behind (docs/review-loop.md).
 """
 
 from __future__ import annotations

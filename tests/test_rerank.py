@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -176,11 +178,13 @@ def test_noise_posterior_suspects_a_face_whose_other_class_is_often_mislabelled_
 def test_the_noise_model_changes_only_the_head_refit():
     df, emb, _, decisions, cfg = head_case()
     with_model = rerank_scores(df, decisions, cfg, emb)
-    plain = rerank_scores(df, decisions, RerankConfig(**{**cfg.__dict__, "head_noise_model": False}), emb)
+    plain = rerank_scores(df, decisions, replace(cfg, head_noise_model=False), emb)
     assert not np.allclose(with_model["mislabel_score_rerank"], plain["mislabel_score_rerank"])
-    no_head = RerankConfig(**{**cfg.__dict__, "head_strength": 0.0, "head_mix": 0.0})
-    assert np.array_equal(rerank_scores(df, decisions, no_head, emb)["mislabel_score_rerank"],
-                          rerank_scores(df, decisions, RerankConfig(**{**no_head.__dict__, "head_noise_model": False}), emb)["mislabel_score_rerank"])  # fmt: skip
+    no_head = replace(cfg, head_strength=0.0, head_mix=0.0)
+    assert np.array_equal(
+        rerank_scores(df, decisions, no_head, emb)["mislabel_score_rerank"],
+        rerank_scores(df, decisions, replace(no_head, head_noise_model=False), emb)["mislabel_score_rerank"],
+    )
 
 
 def test_curate_rerank_defaults_are_the_rerank_config_defaults():

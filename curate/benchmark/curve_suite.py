@@ -79,7 +79,6 @@ def write_subsets(cfg: CurveSuiteConfig) -> tuple[list[tuple[int, Path]], Path]:
     # drawn on every call, written once: the subsets below take the same draws on a resume
     outside = init_source(train.drop(index=rows).reset_index(drop=True), cfg.source_faces, rng)
     if not source.exists():
-        source.parent.mkdir(parents=True, exist_ok=True)
         write_split(outside, source)
     written = []
     for size in reversed(cfg.sizes):
@@ -87,7 +86,6 @@ def write_subsets(cfg: CurveSuiteConfig) -> tuple[list[tuple[int, Path]], Path]:
         folder = cfg.out / f"n{size}"
         written.append((size, folder))
         if not (folder / "train.csv").exists():
-            folder.mkdir(parents=True, exist_ok=True)
             write_split(evaluation, folder / "eval.csv")
             write_split(train.iloc[rows].reset_index(drop=True), folder / "train.csv")
     return sorted(written), source

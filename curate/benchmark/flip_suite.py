@@ -142,7 +142,6 @@ def write_settings(cfg: FlipSuiteConfig) -> list[tuple[str, Path]]:
             raise ValueError(
                 f"{cfg.source_faces} source faces asked for, {len(outside)} Training faces are outside the subset"
             )
-        cfg.source_csv.parent.mkdir(parents=True, exist_ok=True)
         write_split(init_source(outside, cfg.source_faces, np.random.default_rng([cfg.seed, 1])), cfg.source_csv)
     crowd = faces["ferplus_label"].to_numpy()
     written = []
@@ -159,7 +158,6 @@ def write_settings(cfg: FlipSuiteConfig) -> list[tuple[str, Path]]:
         else:
             noisy = flip_to_confused(crowd, rate, confused, setting_rng)
         table = faces.assign(label=np.asarray(FER2013_CLASSES)[noisy], label_disagrees=(noisy != crowd).astype(int))
-        folder.mkdir(parents=True, exist_ok=True)
         write_split(evaluation, folder / "eval.csv")
         write_split(table, folder / "train.csv")  # last: its presence marks the setting written
     return written

@@ -54,7 +54,9 @@ def training_and_public_test(labels_csv: Path) -> tuple[pd.DataFrame, pd.DataFra
 
 
 def write_split(table: pd.DataFrame, path: Path) -> None:
-    """Write ``table``'s split columns (path, label, fer2013_label and the truth) to ``path`` atomically."""
+    """Write ``table``'s split columns (path, label, fer2013_label and the truth) to ``path`` atomically,
+    its folder created if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     table[["path", "label", "fer2013_label", *TRUTH_COLUMNS]].to_csv(tmp, index=False)
     tmp.replace(path)
@@ -85,7 +87,6 @@ def make_splits(
         train = train.drop(index=held).reset_index(drop=True)
     if max_train:
         train = train.iloc[stratified_sample(train["fer2013_label"].to_numpy(), max_train, rng)]
-    out.mkdir(parents=True, exist_ok=True)
     paths = out / "train.csv", out / "eval.csv"
     for table, path in zip((train, evaluation), paths, strict=True):
         write_split(table, path)
