@@ -5,7 +5,8 @@ curvature, mouth openness, brow height, brow tilt, eye openness). Each class has
 prototype point (``PROTOTYPES``); a face of class ``c`` is drawn as ``prototype_c + N(0,
 SPREAD^2 I)`` and kept only if ``c`` is still its nearest prototype, so its true class is
 its Voronoi region and faces near a region border are genuinely ambiguous. Classes are
-balanced (``n // C`` faces each, the remainder to the first classes).
+balanced (``n // C`` faces each, the remainder to the first classes) unless ``class_shares`` asks
+for other proportions (e.g. a long tail, where a rare class is still easy to tell apart).
 
 Ground truth per face:
 
@@ -95,10 +96,30 @@ def normalized_entropy(p: np.ndarray) -> np.ndarray:
     return np.clip(-plogp.sum(axis=1) / np.log(p.shape[1]), 0.0, 1.0)
 
 
-def sample_parameters(n: int, protos: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Balanced Voronoi-truncated Gaussian samples: (n, P) params and (n,) int64 true labels."""
+def class_counts(n: int, shares: Sequence[float]) -> np.ndarray:
+    """(C,) int faces per class summing to ``n``, proportional to ``shares`` (>= 0, not all 0):
+    largest remainders get the faces rounding leaves over."""
+    w = np.asarray(shares, dtype=np.float64)
+    if w.ndim != 1 or (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
+        raise ValueError(f"class_shares must be finite numbers >= 0, not all 0, got {list(shares)}")
+    exact = w / w.sum() * n
+    counts = np.floor(exact).astype(np.int64)
+    counts[np.argsort(counts - exact, kind="stable")[: n - counts.sum()]] += 1
+    return counts
+
+
+def sample_parameters(
+    n: int, protos: np.ndarray, rng: np.random.Generator, shares: Sequence[float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Voronoi-truncated Gaussian samples: (n, P) params and (n,) int64 true labels; balanced
+    classes, or faces per class as ``class_counts(n, shares)`` in random order."""
     n_classes = len(protos)
-    labels = np.arange(n) % n_classes
+    if shares is None:
+        labels = np.arange(n) % n_classes
+    else:
+        if len(shares) != n_classes:
+            raise ValueError(f"{len(shares)} class shares for {n_classes} classes")
+        labels = rng.permutation(np.repeat(np.arange(n_classes), class_counts(n, shares)))
     params = np.empty((n, protos.shape[1]))
     todo = np.arange(n)
     while todo.size:
@@ -242,6 +263,7 @@ def generate(
     image_size: int = 48,
     splits: Mapping[str, float] | None = None,
     classes: Sequence[str] = FER2013_CLASSES,
+    class_shares: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """Write ``n`` synthetic faces to ``out_dir`` and return their LabelTable.
 
@@ -253,8 +275,9 @@ def generate(
 
     The returned table's ``label`` is the noisy given label (int64); extra columns
     true_label (int64), ambiguity, is_noisy, votes_<class> and expr_<parameter>.
-    ``splits`` defaults to {"train": 0.8, "val": 0.1, "test": 0.1}. Deterministic given
-    all arguments.
+    ``splits`` defaults to {"train": 0.8, "val": 0.1, "test": 0.1}. ``class_shares`` (C,):
+    the true classes' proportions in the order of ``classes`` (default: balanced). Deterministic
+    given all arguments.
     """
     splits = dict(splits) if splits is not None else {"train": 0.8, "val": 0.1, "test": 0.1}
     classes = [str(c) for c in classes]
@@ -268,12 +291,18 @@ def generate(
     if image_size < 16:
         raise ValueError(f"image_size must be >= 16 pixels, got {image_size}")
     _check_splits(splits)
+    if class_shares is not None:
+        if len(class_shares) != len(classes):
+            raise ValueError(f"{len(class_shares)} class shares for {len(classes)} classes {classes}")
+        class_counts(n, class_shares)  # raises on shares that are not proportions
 
     out_dir = Path(out_dir).resolve()
     manifest = {
         "version": GENERATOR_VERSION, "n": n, "seed": seed, "noise_rate": noise_rate, "noise": noise,
         "image_size": image_size, "splits": splits, "classes": classes,
     }  # fmt: skip
+    if class_shares is not None:  # absent when balanced, so earlier balanced datasets stay valid
+        manifest["class_shares"] = [float(w) for w in class_shares]
     manifest_path, csv_path = out_dir / MANIFEST, out_dir / LABELS_CSV
     if _read_manifest(manifest_path) == manifest and csv_path.exists():
         frame = pd.read_csv(csv_path)
@@ -283,7 +312,7 @@ def generate(
     manifest_path.unlink(missing_ok=True)  # an interrupted regeneration must not look valid
     (out_dir / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    params, true_label = sample_parameters(n, protos, rng)
+    params, true_label = sample_parameters(n, protos, rng, class_shares)
     posterior = class_posterior(params, protos)
     votes = rng.multinomial(N_ANNOTATORS, posterior)
     label = _noisy_labels(true_label, params, protos, noise_rate, noise, rng)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from curate.data.synthetic import (
     MANIFEST,
     PARAM_PREFIX,
     PARAMETERS,
+    class_counts,
     class_posterior,
     generate,
     normalized_entropy,
@@ -107,6 +109,18 @@ def test_ambiguity_matches_annotator_disagreement(faces: pd.DataFrame) -> None:
 def test_class_balance(faces: pd.DataFrame) -> None:
     counts = faces["true_label"].value_counts()
     assert len(counts) == 7 and counts.max() - counts.min() <= 1
+
+
+def test_class_shares_give_a_long_tail(tmp_path: Path) -> None:
+    assert class_counts(10, [1, 1, 2]).tolist() == [3, 2, 5]  # 2.5 / 2.5 / 5: one remainder to the first
+    df = generate(200, tmp_path, seed=2, classes=["happy", "sad", "neutral"], class_shares=[0.05, 0.25, 0.7])
+    assert df["true_label"].value_counts().sort_index().tolist() == [10, 50, 140]
+    assert json.loads((tmp_path / MANIFEST).read_text())["class_shares"] == [0.05, 0.25, 0.7]
+    with pytest.raises(ValueError, match="2 class shares for 3 classes"):
+        generate(20, tmp_path / "bad", classes=["happy", "sad", "neutral"], class_shares=[1, 1])
+    with pytest.raises(ValueError, match="not all 0"):
+        generate(20, tmp_path / "bad", classes=["happy", "sad"], class_shares=[0, 0])
+    assert not (tmp_path / "bad").exists()  # rejected before anything is written
 
 
 def test_reuse_and_regenerate(tmp_path: Path) -> None:

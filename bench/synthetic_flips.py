@@ -1,0 +1,210 @@
+"""The verdicts of `curate run`'s defaults on synthetic faces with known flips: a second kind of data
+for the flag count and the per-class behaviour that the flip suite measures on FERPlus faces.
+
+Usage: python bench/synthetic_flips.py --out OUT [--faces 4000] [--rates 0.1,0.2,0.4]
+       [--kinds uniform,confusable] [--shares longtail,balanced] [--jobs 2] [-- EXTRA curate run flags]
+
+Every setting is a synthetic set (``curate.data.synthetic``: 48 px cartoon faces whose true class,
+true ambiguity and flips are known) of ``--faces`` faces with one class mix and one kind and rate of
+flips, plus a clean set per mix. Mixes: ``balanced`` (equal classes) and ``longtail`` (the class
+shares of the flip suite's 5,000 FERPlus Training faces: disgust 0.7 %, fear 2.4 %, neutral 35 %),
+where a rare class is still easy to tell apart, unlike FER2013's disgust. Flips: ``uniform`` (any
+other class) or ``confusable`` (the nearest other prototype, a face's most confusable class). The
+same faces in every setting of a mix (seed 0); only the flips differ.
+
+Each set is scored by `curate run DATA --no-load` with its defaults (at 4,000 faces: 20 epochs,
+flag count from 3 cross-fitted fold models; docs/small-data.md), ``--jobs`` runs at a time with one
+thread each; a finished run is reused, an interrupted one resumes. The full model's own count comes
+from `curate score RUN/model.pt` (no folds). Written: ``OUT/synthetic_flips.md`` and ``.json``:
+AUROC / AP of ``mislabel_score``, the share flagged against the true rate with both counts, flag
+precision / recall, each class's share of its correctly labelled faces flagged, the lowest class
+mean target p[given], the suggestion's accuracy on the flipped faces, and the ambiguity score's
+Spearman correlation with the true ambiguity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from curate import metrics, records
+from curate.benchmark.report import write_texts
+from curate.data.synthetic import generate
+from curate.data.table import FER2013_CLASSES
+
+#: faces per class of the flip suite's 5,000 FERPlus Training faces (crowd plurality, seed 0;
+#: docs/robustness.md §7), in FER2013's class order
+LONGTAIL = (448, 33, 121, 1384, 635, 631, 1748)
+MIXES = {"balanced": None, "longtail": LONGTAIL}
+KINDS = ("uniform", "confusable")
+
+
+def settings(mixes: list[str], kinds: list[str], rates: list[float]) -> list[tuple[str, str, str, float]]:
+    """(name, mix, kind, rate) of every setting, each mix's clean set first."""
+    out = []
+    for mix in mixes:
+        out.append((f"{mix}-clean", mix, "uniform", 0.0))
+        out += [(f"{mix}-{kind}-{rate:g}", mix, kind, rate) for kind in kinds for rate in rates]
+    return out
+
+
+def _curate(args: list[str], log: Path) -> None:
+    """Run one `curate` command with one thread, its output in ``log``; raise if it fails."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with open(log, "a") as fh:
+        done = subprocess.run([sys.executable, "-m", "curate", *args], stdout=fh, stderr=subprocess.STDOUT, env=env)
+    if done.returncode:
+        raise RuntimeError(f"curate {args[0]} failed (exit {done.returncode}); see {log}")
+
+
+def run_setting(out: Path, name: str, mix: str, kind: str, rate: float, faces: int, extra: list[str]) -> None:
+    """Write the setting's faces, train and score them (resumable), then score with the full model alone."""
+    data, run = out / "data" / name, out / "runs" / name
+    generate(faces, data, seed=0, noise_rate=rate, noise=kind, splits={"train": 1.0},
+             class_shares=MIXES[mix], classes=FER2013_CLASSES)  # fmt: skip
+    run.parent.mkdir(parents=True, exist_ok=True)
+    log = run.parent / f"{name}.log"
+    if not (run / "scores.parquet").exists():
+        _curate(["run", str(data / "labels.csv"), "--no-load", "--out", str(run), *extra], log)
+    full = run / "full_model_scores.parquet"
+    if not full.exists():
+        _curate(["score", str(run / "model.pt"), str(data / "labels.csv"), "--out", str(full)], log)
+
+
+def _flags(flag: np.ndarray, wrong: np.ndarray, given: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Share flagged, precision, recall and each class's share of its correct faces flagged."""
+    per_class = {classes[c]: float(flag[~wrong & (given == c)].mean())
+                 for c in range(len(classes)) if (~wrong & (given == c)).any()}  # fmt: skip
+    return {
+        "share": float(flag.mean()),
+        "precision": float(wrong[flag].mean()) if flag.any() else None,
+        "recall": float(flag[wrong].mean()) if wrong.any() else None,
+        "correct_flagged_by_class": per_class,
+    }
+
+
+def judge(out: Path, name: str) -> dict[str, Any]:
+    """One setting's figures against the generator's truth."""
+    truth = pd.read_csv(out / "data" / name / "labels.csv")
+    run = out / "runs" / name
+    scores = records.read_scores(run / "scores.parquet")
+    full = records.read_scores(run / "full_model_scores.parquet")
+    classes = json.loads((run / "classes.json").read_text())  # the run's class order (CSV: sorted names)
+    if sorted(classes) != sorted(FER2013_CLASSES):
+        raise SystemExit(f"{run}: classes {classes} are not FER2013's {list(FER2013_CLASSES)}")
+    row = {str((out / "data" / name / p).resolve()): i for i, p in enumerate(truth["path"])}
+    order = np.array([row[str(Path(s).resolve())] for s in scores["filepath"]])
+    truth = truth.iloc[order].reset_index(drop=True)
+    if (full["sample_id"].to_numpy() != scores["sample_id"].to_numpy()).any():
+        raise SystemExit(f"{run}: the full model's scores are not in the run's order")
+    true_label = np.array([classes.index(c) for c in FER2013_CLASSES])[truth["true_label"].to_numpy()]
+    wrong = truth["is_noisy"].to_numpy(dtype=bool)
+    given = scores["given_label"].to_numpy()
+    p_given = records.vectors(scores, "target_probs")[np.arange(len(given)), given]
+    ranked = bool(wrong.any())
+    suggested = scores["suggested_label"].to_numpy()
+    return {
+        "true_rate": float(wrong.mean()),
+        "auroc": metrics.auroc(wrong, scores["mislabel_score"].to_numpy()) if ranked else None,
+        "ap": metrics.average_precision(wrong, scores["mislabel_score"].to_numpy()) if ranked else None,
+        "folds": read_cross_fit(run),
+        "flags": _flags(scores["verdict"].to_numpy() == "likely_mislabeled", wrong, given, classes),
+        "full_model_flags": _flags(full["verdict"].to_numpy() == "likely_mislabeled", wrong, given, classes),
+        "min_class_p_given": min(
+            (float(p_given[given == c].mean()), FER2013_CLASSES[c])
+            for c in range(len(FER2013_CLASSES))
+            if (given == c).any()
+        ),  # fmt: skip
+        "suggestion_right_on_flips": float((suggested[wrong] == true_label[wrong]).mean()) if ranked else None,
+        "ambiguity_spearman": float(spearmanr(scores["ambiguity_score"], truth["ambiguity"]).statistic),
+    }
+
+
+def read_cross_fit(run: Path) -> int:
+    """How many fold models set the run's flag count (0: the full model's own)."""
+    return int(records.read_metadata(run / "scores.parquet")["cross_fit"])
+
+
+def _cell(x: float | None, fmt: str = ".3f") -> str:
+    return "—" if x is None else format(x, fmt)
+
+
+def markdown(record: dict[str, Any]) -> str:
+    cfg = record["config"]
+    lines = [
+        f"Synthetic flips {record['date']}: {cfg['faces']} synthetic faces a setting, `curate run` defaults "
+        f"{' '.join(cfg['extra']) or ''}(`python bench/synthetic_flips.py`).",
+        "",
+        "| labels | true rate | AUROC / AP | flagged (x true): folds / full model | flag P / R: folds / full model | "
+        "worst class: correct faces flagged (folds / full) | min class p[given] | suggestion right on flips | "
+        "ambiguity Spearman |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in record["settings"].items():
+        cells = []
+        for f in (s["flags"], s["full_model_flags"]):
+            ratio = f" ({f['share'] / s['true_rate']:.2f}x)" if s["true_rate"] else ""
+            cells.append(f"{f['share']:.3f}{ratio}")
+        pr = [f"{_cell(f['precision'])} / {_cell(f['recall'])}" for f in (s["flags"], s["full_model_flags"])]
+        worst = []
+        for f in (s["flags"], s["full_model_flags"]):
+            by = f["correct_flagged_by_class"]
+            w = max(by, key=by.get)
+            worst.append(f"{by[w]:.2f} ({w})")
+        p, low = s["min_class_p_given"]
+        lines.append(
+            f"| {name} | {s['true_rate']:.2f} | {_cell(s['auroc'])} / {_cell(s['ap'])} | {' / '.join(cells)} | "
+            f"{', '.join(pr)} | {' / '.join(worst)} | {p:.3f} ({low}) | {_cell(s['suggestion_right_on_flips'])} | "
+            f"{s['ambiguity_spearman']:.3f} |"
+        )
+    lines += ["", "Each class's share of its correctly labelled faces flagged (folds' count):", "",
+              "| labels | " + " | ".join(FER2013_CLASSES) + " |", "|---|" + "---|" * len(FER2013_CLASSES)]  # fmt: skip
+    for name, s in record["settings"].items():
+        by = s["flags"]["correct_flagged_by_class"]
+        lines.append(f"| {name} | " + " | ".join(_cell(by.get(c), ".2f") for c in FER2013_CLASSES) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--faces", type=int, default=4000)
+    ap.add_argument("--rates", default="0.1,0.2,0.4")
+    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--shares", default="longtail,balanced", help="class mixes: longtail and/or balanced")
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
+    ap.add_argument("extra", nargs="*", help="more `curate run` flags, after --")
+    args = ap.parse_args()
+    mixes, kinds = args.shares.split(","), args.kinds.split(",")
+    if set(mixes) - set(MIXES) or set(kinds) - set(KINDS):
+        raise SystemExit(f"--shares from {list(MIXES)}, --kinds from {list(KINDS)}")
+    todo = settings(mixes, kinds, [float(r) for r in args.rates.split(",")])
+    out = args.out.resolve()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        done = [pool.submit(run_setting, out, *s, args.faces, args.extra) for s in todo]
+        for (name, *_), job in zip(todo, done):
+            job.result()
+            print(f"[synthetic flips] {name} done", flush=True)
+    record = {
+        "date": dt.date.today().isoformat(),
+        "config": {"faces": args.faces, "extra": args.extra},
+        "settings": {name: judge(out, name) for name, *_ in todo},
+    }
+    text = markdown(record)
+    write_texts(out, {"synthetic_flips.md": text, "synthetic_flips.json": json.dumps(record, indent=1)})
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""bench/synthetic_flips.py: the judge reads a run in its own class order (a CSV run sorts the
+names) against the generator's truth, which is in FER2013's order."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from curate import records
+from curate.data.synthetic import generate
+from curate.data.table import FER2013_CLASSES
+
+spec = importlib.util.spec_from_file_location(
+    "synthetic_flips", Path(__file__).resolve().parents[2] / "bench" / "synthetic_flips.py"
+)
+synthetic_flips = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(synthetic_flips)
+
+
+def _fake_run(run: Path, truth: pd.DataFrame, data: Path, classes: list[str], flagged: np.ndarray) -> None:
+    """A run whose model is right about every face: given = the noisy label, suggestion = the truth."""
+    to_run = np.array([classes.index(c) for c in FER2013_CLASSES])
+    given, true = to_run[truth["label"].map(FER2013_CLASSES.index)], to_run[truth["true_label"]]
+    probs = np.full((len(truth), len(classes)), 0.02)
+    probs[np.arange(len(truth)), given] = 0.88
+    n = len(truth)
+    frame = pd.DataFrame({
+        "sample_id": truth["path"], "filepath": [str(data / p) for p in truth["path"]], "split": "train",
+        "given_label": given, "target_probs": list(probs), "latent_distribution": list(probs),
+        "aux_consensus": list(probs), "label_distribution": list(probs), "uncertainty": np.zeros(n),
+        "mislabel_score": truth["is_noisy"].astype(float) * 0.9 + 0.05, "ambiguity_score": truth["ambiguity"],
+        "suggested_label": true, "knn_disagreement": np.zeros(n), "neighbors": [[] for _ in range(n)],
+        "verdict": np.where(flagged, "likely_mislabeled", "ok"), "reasons": "",
+    })  # fmt: skip
+    run.mkdir(parents=True)
+    (run / "classes.json").write_text(json.dumps(classes))
+    meta = {"classes": classes, "cross_fit": 3}
+    records.write_scores(run / "scores.parquet", frame, len(classes), meta)
+    records.write_scores(run / "full_model_scores.parquet", frame.assign(verdict="ok"), len(classes), meta)
+
+
+def test_judge_maps_the_runs_class_order_onto_the_truth(tmp_path: Path) -> None:
+    name = "balanced-uniform-0.3"
+    generate(70, tmp_path / "data" / name, seed=0, noise_rate=0.3, noise="uniform", splits={"train": 1.0})
+    truth = pd.read_csv(tmp_path / "data" / name / "labels.csv")  # labels as names, paths relative
+    wrong = truth["is_noisy"].to_numpy()
+    happy_correct = ((truth["label"] == "happy") & ~wrong).to_numpy()
+    flagged = wrong | happy_correct  # every flip, plus the correct happy faces
+    _fake_run(tmp_path / "runs" / name, truth, tmp_path / "data" / name, sorted(FER2013_CLASSES), flagged)
+
+    got = synthetic_flips.judge(tmp_path, name)
+
+    assert got["true_rate"] == pytest.approx(0.3)
+    assert got["auroc"] == pytest.approx(1.0) and got["ap"] == pytest.approx(1.0)
+    assert got["suggestion_right_on_flips"] == pytest.approx(1.0)  # wrong if the class orders were mixed up
+    assert got["flags"]["recall"] == pytest.approx(1.0)
+    assert got["flags"]["precision"] == pytest.approx(wrong.sum() / flagged.sum())
+    assert got["flags"]["correct_flagged_by_class"]["happy"] == pytest.approx(1.0)
+    assert max(v for c, v in got["flags"]["correct_flagged_by_class"].items() if c != "happy") == 0.0
+    assert got["full_model_flags"]["share"] == 0.0 and got["folds"] == 3
+    assert got["min_class_p_given"][0] == pytest.approx(0.88)
+    assert got["ambiguity_spearman"] == pytest.approx(1.0)
+    assert "| balanced-uniform-0.3 | 0.30 | 1.000 / 1.000 |" in synthetic_flips.markdown(
+        {"date": "d", "config": {"faces": 70, "extra": []}, "settings": {name: got}}
+    )
