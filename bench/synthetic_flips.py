@@ -14,12 +14,12 @@ same faces in every setting of a mix (seed 0); only the flips differ.
 
 Each set is scored by `curate run DATA --no-load` with its defaults (at 4,000 faces: 20 epochs,
 flag count from 3 cross-fitted fold models; docs/small-data.md), ``--jobs`` runs at a time with one
-thread each; a finished run is reused, an interrupted one resumes. The full model's own count comes
-from `curate score RUN/model.pt` (no folds). Written: ``OUT/synthetic_flips.md`` and ``.json``:
-AUROC / AP of ``mislabel_score``, the share flagged against the true rate with both counts, flag
-precision / recall, each class's share of its correctly labelled faces flagged, the lowest class
-mean target p[given], the suggestion's accuracy on the flipped faces, and the ambiguity score's
-Spearman correlation with the true ambiguity.
+thread each; a finished run is reused, an interrupted one resumes. Written: ``OUT/synthetic_flips.md``
+and ``.json``: AUROC / AP of ``mislabel_score``, the share flagged against the true rate and the two
+estimates it was chosen from (the full model's and the fold models'; scores metadata
+``flag_count``), flag precision / recall, each class's share of its correctly labelled faces
+flagged, the lowest class mean target p[given], the suggestion's accuracy on the flipped faces, and
+the ambiguity score's Spearman correlation with the true ambiguity (all faces / correct faces).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _curate(args: list[str], log: Path) -> None:
 
 
 def run_setting(out: Path, name: str, mix: str, kind: str, rate: float, faces: int, extra: list[str]) -> None:
-    """Write the setting's faces, train and score them (resumable), then score with the full model alone."""
+    """Write the setting's faces, then train and score them (resumable)."""
     data, run = out / "data" / name, out / "runs" / name
     generate(faces, data, seed=0, noise_rate=rate, noise=kind, splits={"train": 1.0},
              class_shares=MIXES[mix], classes=FER2013_CLASSES)  # fmt: skip
@@ -77,9 +77,6 @@ def run_setting(out: Path, name: str, mix: str, kind: str, rate: float, faces: i
     log = run.parent / f"{name}.log"
     if not (run / "scores.parquet").exists():
         _curate(["run", str(data / "labels.csv"), "--no-load", "--out", str(run), *extra], log)
-    full = run / "full_model_scores.parquet"
-    if not full.exists():
-        _curate(["score", str(run / "model.pt"), str(data / "labels.csv"), "--out", str(full)], log)
 
 
 def _flags(flag: np.ndarray, wrong: np.ndarray, given: np.ndarray, classes: list[str]) -> dict[str, Any]:
@@ -99,15 +96,12 @@ def judge(out: Path, name: str) -> dict[str, Any]:
     truth = pd.read_csv(out / "data" / name / "labels.csv")
     run = out / "runs" / name
     scores = records.read_scores(run / "scores.parquet")
-    full = records.read_scores(run / "full_model_scores.parquet")
     classes = json.loads((run / "classes.json").read_text())  # the run's class order (CSV: sorted names)
     if sorted(classes) != sorted(FER2013_CLASSES):
         raise SystemExit(f"{run}: classes {classes} are not FER2013's {list(FER2013_CLASSES)}")
     row = {str((out / "data" / name / p).resolve()): i for i, p in enumerate(truth["path"])}
     order = np.array([row[str(Path(s).resolve())] for s in scores["filepath"]])
     truth = truth.iloc[order].reset_index(drop=True)
-    if (full["sample_id"].to_numpy() != scores["sample_id"].to_numpy()).any():
-        raise SystemExit(f"{run}: the full model's scores are not in the run's order")
     true_label = np.array([classes.index(c) for c in FER2013_CLASSES])[truth["true_label"].to_numpy()]
     wrong = truth["is_noisy"].to_numpy(dtype=bool)
     given = scores["given_label"].to_numpy()
@@ -118,22 +112,19 @@ def judge(out: Path, name: str) -> dict[str, Any]:
         "true_rate": float(wrong.mean()),
         "auroc": metrics.auroc(wrong, scores["mislabel_score"].to_numpy()) if ranked else None,
         "ap": metrics.average_precision(wrong, scores["mislabel_score"].to_numpy()) if ranked else None,
-        "folds": read_cross_fit(run),
+        "flag_count": records.read_metadata(run / "scores.parquet")["flag_count"],
         "flags": _flags(scores["verdict"].to_numpy() == "likely_mislabeled", wrong, given, classes),
-        "full_model_flags": _flags(full["verdict"].to_numpy() == "likely_mislabeled", wrong, given, classes),
         "min_class_p_given": min(
             (float(p_given[given == c].mean()), FER2013_CLASSES[c])
             for c in range(len(FER2013_CLASSES))
             if (given == c).any()
         ),  # fmt: skip
         "suggestion_right_on_flips": float((suggested[wrong] == true_label[wrong]).mean()) if ranked else None,
-        "ambiguity_spearman": float(spearmanr(scores["ambiguity_score"], truth["ambiguity"]).statistic),
+        "ambiguity_spearman": [
+            float(spearmanr(scores["ambiguity_score"][m], truth["ambiguity"][m]).statistic)
+            for m in (np.ones_like(wrong), ~wrong)
+        ],  # fmt: skip
     }
-
-
-def read_cross_fit(run: Path) -> int:
-    """How many fold models set the run's flag count (0: the full model's own)."""
-    return int(records.read_metadata(run / "scores.parquet")["cross_fit"])
 
 
 def _cell(x: float | None, fmt: str = ".3f") -> str:
@@ -146,29 +137,25 @@ def markdown(record: dict[str, Any]) -> str:
         f"Synthetic flips {record['date']}: {cfg['faces']} synthetic faces a setting, `curate run` defaults "
         f"{' '.join(cfg['extra']) or ''}(`python bench/synthetic_flips.py`).",
         "",
-        "| labels | true rate | AUROC / AP | flagged (x true): folds / full model | flag P / R: folds / full model | "
-        "worst class: correct faces flagged (folds / full) | min class p[given] | suggestion right on flips | "
-        "ambiguity Spearman |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| labels | true rate | AUROC / AP | flagged (x true) | estimates: full model / folds | flag P / R | "
+        "worst class: correct faces flagged | min class p[given] | suggestion right on flips | "
+        "ambiguity Spearman: all / correct faces |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in record["settings"].items():
-        cells = []
-        for f in (s["flags"], s["full_model_flags"]):
-            ratio = f" ({f['share'] / s['true_rate']:.2f}x)" if s["true_rate"] else ""
-            cells.append(f"{f['share']:.3f}{ratio}")
-        pr = [f"{_cell(f['precision'])} / {_cell(f['recall'])}" for f in (s["flags"], s["full_model_flags"])]
-        worst = []
-        for f in (s["flags"], s["full_model_flags"]):
-            by = f["correct_flagged_by_class"]
-            w = max(by, key=by.get)
-            worst.append(f"{by[w]:.2f} ({w})")
+        f, count = s["flags"], s["flag_count"]
+        ratio = f" ({f['share'] / s['true_rate']:.2f}x)" if s["true_rate"] else ""
+        estimates = f"{count['model']:.3f} / {_cell(count.get('folds'))} ({count['from']})"
+        by = f["correct_flagged_by_class"]
+        worst = max(by, key=by.get)
         p, low = s["min_class_p_given"]
         lines.append(
-            f"| {name} | {s['true_rate']:.2f} | {_cell(s['auroc'])} / {_cell(s['ap'])} | {' / '.join(cells)} | "
-            f"{', '.join(pr)} | {' / '.join(worst)} | {p:.3f} ({low}) | {_cell(s['suggestion_right_on_flips'])} | "
-            f"{s['ambiguity_spearman']:.3f} |"
+            f"| {name} | {s['true_rate']:.2f} | {_cell(s['auroc'])} / {_cell(s['ap'])} | {f['share']:.3f}{ratio} | "
+            f"{estimates} | {_cell(f['precision'])} / {_cell(f['recall'])} | {by[worst]:.2f} ({worst}) | "
+            f"{p:.3f} ({low}) | {_cell(s['suggestion_right_on_flips'])} | "
+            f"{s['ambiguity_spearman'][0]:.3f} / {s['ambiguity_spearman'][1]:.3f} |"
         )
-    lines += ["", "Each class's share of its correctly labelled faces flagged (folds' count):", "",
+    lines += ["", "Each class's share of its correctly labelled faces flagged:", "",
               "| labels | " + " | ".join(FER2013_CLASSES) + " |", "|---|" + "---|" * len(FER2013_CLASSES)]  # fmt: skip
     for name, s in record["settings"].items():
         by = s["flags"]["correct_flagged_by_class"]

@@ -4,10 +4,13 @@ The faces are split into K folds, stratified by given label. Fold model i trains
 folds and gives the outputs (target probabilities, mined latent distribution, auxiliary consensus)
 of the faces in fold i. A model trained on every face leans each probability towards the face's
 given label the longer it trains, so the share of faces it finds confidently another class (the
-flag quota, ``curate.flags``) undercounts; the fold models' out-of-fold outputs do not. The scores
-themselves, the order of the queues, the embeddings and the exported ``model.pt`` stay the full
-model's: on 2,000 faces its ranking beat the fold models' (each sees a third fewer faces), and
-the pairing gave the best queue (docs/small-data.md).
+flag quota, ``curate.flags``) undercounts; the fold models' out-of-fold outputs do not. On data
+the models learn well the fold models' share falls short instead (synthetic faces: 0.5-0.8x the
+flips, the full model's 1.0-1.2x; docs/robustness.md §9), so scoring uses the larger of the two
+shares (the scores' metadata ``flag_count`` records both). The scores themselves, the order of
+the queues, the embeddings and the exported ``model.pt`` stay the full model's: on 2,000 faces its
+ranking beat the fold models' (each sees a third fewer faces), and the pairing gave the best queue
+(docs/small-data.md).
 
 Layout inside a run directory: ``folds/folds.json`` (``{"k": K, "seed": S, "fold": {sample_id: i}}``)
 and ``folds/fold<i>/``, each an ordinary run directory that trains and resumes on its own.

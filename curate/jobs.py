@@ -238,7 +238,8 @@ def score_job(
         if held_out:
             log(
                 f"these are the run's own {len(table):,} training faces: its {len(held_out)} fold models "
-                f"({held_out[0].run_dir.parent}) set how many to flag, as when it was trained"
+                f"({held_out[0].run_dir.parent}) estimate how many to flag beside the full model (the larger "
+                "count is used), as when it was trained"
             )
     run_cfg = cfg
     if run_cfg is None and Path(source).is_dir():

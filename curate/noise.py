@@ -33,6 +33,11 @@ def confident_other(given: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return np.where(conf, top, -1)
 
 
+def confident_rate(given: np.ndarray, probs: np.ndarray) -> float:
+    """Share of all faces that are confidently another class (0.0 for no face)."""
+    return float((confident_other(given, probs) >= 0).mean()) if len(given) else 0.0
+
+
 def class_share(given: np.ndarray, hit: np.ndarray, num_classes: int) -> np.ndarray:
     """(C,) share of the faces given class y where the bool ``hit`` (N,) holds; 0 for a class with
     no face."""

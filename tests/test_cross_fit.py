@@ -95,8 +95,8 @@ def test_cross_fitted_run_trains_folds_on_the_other_faces_and_keeps_the_full_mod
 
 def test_held_out_outputs_set_only_the_flag_count(tmp_path):
     """score_table with held-out models: the scores stay the full model's; the noise estimate (and so
-    the share flagged) comes from the held-out outputs, and equals the full model's own when the
-    held-out model is the full model itself."""
+    the share flagged) is the larger of the held-out outputs' and the full model's own, both
+    recorded, and equals the full model's own when the held-out model is the full model itself."""
     generate(80, tmp_path / "data", seed=5, noise_rate=0.3)
     table = load_table(str(tmp_path / "data" / "labels.csv"), path_column="path", label_column="label")
     classes = list(table.attrs["classes"])
@@ -111,4 +111,11 @@ def test_held_out_outputs_set_only_the_flag_count(tmp_path):
     a, b, c = (pd.read_parquet(tmp_path / f"{x}.parquet") for x in "abc")
     assert (a.verdict == b.verdict).all() and alone.rule.noise_rate == itself.rule.noise_rate
     np.testing.assert_allclose(a.mislabel_score, c.mislabel_score, atol=1e-6)
-    assert stranger.rule.noise_rate != alone.rule.noise_rate
+    counts = [read_metadata(tmp_path / f"{x}.parquet")["flag_count"] for x in "abc"]
+    assert counts[0] == {"from": "model", "model": alone.rule.noise_rate["overall"]}
+    assert counts[1]["folds"] == counts[1]["model"] and counts[1]["from"] == "folds"
+    assert counts[2]["folds"] != counts[2]["model"]  # an untrained stranger sees other classes
+    larger = max(counts[2]["folds"], counts[2]["model"])
+    assert stranger.rule.noise_rate["overall"] == pytest.approx(larger)
+    assert counts[2]["from"] == ("folds" if counts[2]["folds"] >= counts[2]["model"] else "model")
+    assert (c.verdict == "likely_mislabeled").mean() == pytest.approx(larger, abs=1 / len(c))

@@ -23,7 +23,8 @@ from curate.cli.train_options import train_options
     type=click.IntRange(min=0),
     metavar="K",
     help="Train K fold models besides the full one, so every face is scored by a model that did not "
-    "train on it: the share of faces to flag is estimated from them (K times the training cost; 0 = off) "
+    "train on it: the share of faces to flag is estimated from them and from the full model, and the larger "
+    "estimate is used (K times the training cost; 0 = off) "
     "[default: 3 below 10,000 faces, else 0; docs/small-data.md].",
 )
 @mining_precision_option

@@ -33,6 +33,7 @@ from curate import neighbors, records
 from curate.data.table import classes_of, unlabeled_rows
 from curate.data.torch_dataset import FaceDataset, eval_transform
 from curate.flags import FlagRule, decide
+from curate.noise import confident_rate
 from curate.scoring import shards
 from curate.scoring.forward import StageClock, Work, face_outputs
 from curate.scoring.infer import resolve_mining_precision
@@ -156,9 +157,10 @@ def score_table(
     ``reference`` rows (other splits of the dataset, not scored) are hashed too, for leakage;
     ``train_batch_size`` sets the class-balance threshold. ``held_out``: (fold model, rows) pairs
     of a cross-fitted run (``curate.cross_fit``): the share of faces to flag is estimated from the
-    fold models' outputs on the rows they did not train on, while every score, the order of the
-    queue and every embedding stay ``model``'s (docs/small-data.md: that pairing gave the best
-    queue on 2,000 faces).
+    fold models' outputs on the rows they did not train on as well as from ``model``'s, and the
+    larger estimate is used (metadata ``flag_count``: both and which), while every score, the order
+    of the queue and every embedding stay ``model``'s (docs/small-data.md: that pairing gave the
+    best queue on 2,000 faces).
 
     ``group``: this process's place among W scoring processes (``curate.scoring.launch``): it
     computes its shard's part, and rank 0 merges the parts, computes the rest and writes ``out``
@@ -205,12 +207,18 @@ def score_table(
             given, probs, latent, sigma, knn_indices, score_cfg, consensus if has_consensus else None
         )
         noise_probs = scores["mixed_distribution"]
+        flag_count = {"from": "model", "model": confident_rate(given, noise_probs)}
         if oof is not None:  # the flag count from outputs of models that did not train on the faces
             oof_probs = softmax(oof[0])
-            noise_probs = compute_scores(
+            oof_mixed = compute_scores(
                 given, oof_probs, oof[1] if has_aux else _latent_fallback(oof_probs, given), sigma, knn_indices,
                 score_cfg, oof[2] if has_consensus else None,
             )["mixed_distribution"]  # fmt: skip
+            # each count falls short in its own regime (a model that fit its faces; fold models on
+            # data they learn well: docs/robustness.md §9), so the larger one sets the quota
+            flag_count["folds"] = confident_rate(given, oof_mixed)
+            if flag_count["folds"] >= flag_count["model"]:
+                noise_probs, flag_count["from"] = oof_mixed, "folds"
         if not has_consensus:
             consensus = probs  # the record's column: the target's view stands in (not mixed in twice)
         verdict, reasons, rule = decide(
@@ -237,6 +245,7 @@ def score_table(
             "faces_without_embedding": int(no_embedding.sum()),
             "neighbour_recall": knn_recall,
             "cross_fit": len(held_out),
+            "flag_count": flag_count,
             "data_issues": issues.to_dict(),
             **(metadata or {}),
         }

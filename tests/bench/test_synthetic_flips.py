@@ -39,9 +39,8 @@ def _fake_run(run: Path, truth: pd.DataFrame, data: Path, classes: list[str], fl
     })  # fmt: skip
     run.mkdir(parents=True)
     (run / "classes.json").write_text(json.dumps(classes))
-    meta = {"classes": classes, "cross_fit": 3}
+    meta = {"classes": classes, "cross_fit": 3, "flag_count": {"from": "model", "model": 0.3, "folds": 0.2}}
     records.write_scores(run / "scores.parquet", frame, len(classes), meta)
-    records.write_scores(run / "full_model_scores.parquet", frame.assign(verdict="ok"), len(classes), meta)
 
 
 def test_judge_maps_the_runs_class_order_onto_the_truth(tmp_path: Path) -> None:
@@ -62,9 +61,9 @@ def test_judge_maps_the_runs_class_order_onto_the_truth(tmp_path: Path) -> None:
     assert got["flags"]["precision"] == pytest.approx(wrong.sum() / flagged.sum())
     assert got["flags"]["correct_flagged_by_class"]["happy"] == pytest.approx(1.0)
     assert max(v for c, v in got["flags"]["correct_flagged_by_class"].items() if c != "happy") == 0.0
-    assert got["full_model_flags"]["share"] == 0.0 and got["folds"] == 3
+    assert got["flag_count"]["from"] == "model"
     assert got["min_class_p_given"][0] == pytest.approx(0.88)
-    assert got["ambiguity_spearman"] == pytest.approx(1.0)
-    assert "| balanced-uniform-0.3 | 0.30 | 1.000 / 1.000 |" in synthetic_flips.markdown(
-        {"date": "d", "config": {"faces": 70, "extra": []}, "settings": {name: got}}
-    )
+    assert got["ambiguity_spearman"] == pytest.approx([1.0, 1.0])
+    table = synthetic_flips.markdown({"date": "d", "config": {"faces": 70, "extra": []}, "settings": {name: got}})
+    share = flagged.mean()
+    assert f"| {name} | 0.30 | 1.000 / 1.000 | {share:.3f} ({share / 0.3:.2f}x) | 0.300 / 0.200 (model) |" in table
