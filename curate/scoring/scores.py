@@ -27,19 +27,25 @@ up (docs/scores.md). Without auxiliary branches (a plain exported model) the ter
     mislabel_score  = 1 - label_distribution[given]
     suggested_label = argmax label_distribution; for a face in a review queue (verdict not ``ok``)
                       the most likely class other than its given label (``suggest``)
-    face_ambiguity  = ( entropy(label_distribution) / log(C) + (1 - sigma) ) / 2
+    face_ambiguity  = entropy(model view) / log(C), the model view = target_probs, averaged with
+                      consensus where there is one
     ambiguity_score = ( (1 - a) * face_ambiguity + a * mean over neighbours of face_ambiguity
-                        + w_c * mean mislabel_score of the faces given the same class ) / (1 + w_c)
+                        + w_c * contested ) / (1 + w_c)
+    contested       = mean of two class means of mislabel_score: over the faces given the face's
+                      class, and over the faces whose label_distribution puts it in the same class
 
-The face's own ambiguity is the mean of two views: how spread the believed distribution is, and how
-much the face's similarity profile disagrees with its label (PUE's 1 - sigma). Two pooled terms
-make it steadier: ambiguity is a property of a region of face space, so half of it comes from the
-face's neighbours (``ambiguity_neighbours`` = a = 0.5); and faces given a class whose labels the
-model overturns often are more ambiguous, so the class's mean ``mislabel_score`` over the scored
-faces is added with weight ``ambiguity_class`` = w_c = 1. On six FERPlus Training runs the
-Spearman correlation with the crowd's vote entropy rose from 0.475-0.565 (the face term alone) to
-0.492-0.579, and from 0.504-0.558 to 0.563-0.567 on three seeds of one configuration (docs/scores.md,
-"The scores"). Both weights 0 give the face term alone, e.g. for one face scored on its own.
+Ambiguity is a property of the face, so the face's own term never reads its given label: it is the
+spread of what the model predicts for it. Two pooled terms make it steadier: ambiguity belongs to a
+region of face space, so half comes from the face's neighbours (``ambiguity_neighbours`` = a =
+0.5); and classes whose labels the crowd contests are more ambiguous, so a class term is added with
+weight ``ambiguity_class`` = w_c = 1. The class term reads the class two ways because each fails
+alone: pooled by given label it ranks the classes that random flips land in first (on synthetic
+faces with 20 % uniform flips the score's Spearman with the true ambiguity fell to -0.06); pooled
+by the believed class it misses FER2013's contested labels. Until 2026-12-05 the face term was the
+mean of entropy(label_distribution) and 1 - sigma, and the class term by given label only: both
+read the label, so flipped faces looked ambiguous (docs/robustness.md section 10 has the
+comparison on six kinds of data). Both weights 0 give the face term alone, e.g. for one face
+scored on its own.
 
 All three scores lie in [0, 1]. The weights are a ``ScoreConfig``; the defaults and their measured
 quality on the FERPlus benchmark are documented in docs/scores.md.
@@ -187,11 +193,16 @@ def apply_class_prior(
     return out
 
 
-def face_ambiguity(dist: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """(N,) in [0, 1]: the mean of the normalised entropy of ``dist`` (N, C) and 1 - ``sigma`` (N,)."""
-    spread = np.clip(normalised_entropy(dist), 0.0, 1.0)
-    doubt = np.clip(1.0 - np.asarray(sigma, dtype=np.float64), 0.0, 1.0)
-    return (spread + doubt) / 2
+def model_view(target_probs: np.ndarray, consensus: np.ndarray | None) -> np.ndarray:
+    """(N, C) what the model predicts for each face, its given label unread: ``target_probs``
+    (N, C), averaged with the auxiliary ``consensus`` (N, C) where there is one."""
+    probs = np.asarray(target_probs, dtype=np.float64)
+    return probs if consensus is None else (probs + np.asarray(consensus, dtype=np.float64)) / 2
+
+
+def face_ambiguity(view: np.ndarray) -> np.ndarray:
+    """(N,) in [0, 1]: the normalised entropy of the model view (N, C) (:func:`model_view`)."""
+    return np.clip(normalised_entropy(view), 0.0, 1.0)
 
 
 def neighbour_mean(values: np.ndarray, knn_indices: np.ndarray) -> np.ndarray:
@@ -203,22 +214,25 @@ def neighbour_mean(values: np.ndarray, knn_indices: np.ndarray) -> np.ndarray:
     return np.where(n > 0, picked.sum(axis=1) / np.maximum(n, 1), values)
 
 
-def class_mean(values: np.ndarray, given: np.ndarray, num_classes: int) -> np.ndarray:
-    """(N,) the mean of ``values`` (N,) over the faces given the same class as each face."""
-    sums = np.bincount(given, weights=values, minlength=num_classes)
-    counts = np.bincount(given, minlength=num_classes)
-    return (sums / np.maximum(counts, 1))[given]
+def class_mean(values: np.ndarray, classes: np.ndarray, num_classes: int) -> np.ndarray:
+    """(N,) the mean of ``values`` (N,) over the faces of the same entry of ``classes`` (N,) int."""
+    sums = np.bincount(classes, weights=values, minlength=num_classes)
+    counts = np.bincount(classes, minlength=num_classes)
+    return (sums / np.maximum(counts, 1))[classes]
 
 
 def ambiguity_score(
-    given: np.ndarray, dist: np.ndarray, sigma: np.ndarray, knn_indices: np.ndarray, cfg: ScoreConfig
+    given: np.ndarray, dist: np.ndarray, view: np.ndarray, knn_indices: np.ndarray, cfg: ScoreConfig
 ) -> np.ndarray:
-    """(N,) float32 in [0, 1]: the face term pooled with its neighbours' and its class's mean
-    ``mislabel_score`` (``1 - dist[given]``), as the module docstring says."""
-    own = face_ambiguity(dist, sigma)
+    """(N,) float32 in [0, 1]: the face term of the model ``view`` (N, C) pooled with its
+    neighbours' and the class term of ``mislabel_score`` (``1 - dist[given]``, ``dist`` (N, C)),
+    as the module docstring says."""
+    own = face_ambiguity(view)
     a = cfg.ambiguity_neighbours
     local = (1 - a) * own + a * neighbour_mean(own, knn_indices) if a else own
-    contested = class_mean(1.0 - dist[np.arange(len(given)), given], given, dist.shape[1])
+    C = dist.shape[1]
+    overturned = 1.0 - dist[np.arange(len(given)), given]
+    contested = (class_mean(overturned, given, C) + class_mean(overturned, dist.argmax(axis=1), C)) / 2
     score = (local + cfg.ambiguity_class * contested) / (1 + cfg.ambiguity_class)
     return np.clip(score, 0.0, 1.0).astype(np.float32)
 
@@ -250,7 +264,7 @@ def compute_scores(
         "label_distribution": dist.astype(np.float32),
         "mixed_distribution": mixed.astype(np.float32),
         "mislabel_score": np.clip(1.0 - dist[rows, given], 0.0, 1.0).astype(np.float32),
-        "ambiguity_score": ambiguity_score(given, dist, sigma, knn_indices, cfg),
+        "ambiguity_score": ambiguity_score(given, dist, model_view(target_probs, consensus), knn_indices, cfg),
         "knn_disagreement": knn_disagreement(given, knn_indices).astype(np.float32),
     }
 
