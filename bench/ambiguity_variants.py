@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from curate import metrics, records
-from curate.scoring.scores import class_mean, model_view, neighbour_mean, normalised_entropy
+from curate.scoring.scores import ScoreConfig, ambiguity_score, class_mean, face_ambiguity, model_view, neighbour_mean
 
 
 def truth_for(scores: pd.DataFrame, labels_csv: Path) -> np.ndarray:
@@ -35,7 +35,8 @@ def truth_for(scores: pd.DataFrame, labels_csv: Path) -> np.ndarray:
 
 
 def variants(scores: pd.DataFrame) -> dict[str, np.ndarray]:
-    """name -> (N,) ambiguity variant, from one run's stored outputs."""
+    """name -> (N,) ambiguity variant, from one run's stored outputs; the shipped one is
+    :func:`curate.scoring.scores.ambiguity_score` with the default weights."""
     dist = records.vectors(scores, "label_distribution").astype(np.float64)
     target = records.vectors(scores, "target_probs").astype(np.float64)
     aux = records.vectors(scores, "aux_consensus").astype(np.float64)
@@ -47,18 +48,16 @@ def variants(scores: pd.DataFrame) -> dict[str, np.ndarray]:
     believed = dist.argmax(axis=1)
     overturned = 1.0 - dist[np.arange(len(given)), given]
 
-    def spread(d: np.ndarray) -> np.ndarray:
-        return np.clip(normalised_entropy(d), 0.0, 1.0)
-
     def pool(x: np.ndarray) -> np.ndarray:
         return 0.5 * x + 0.5 * neighbour_mean(x, knn)
 
     by_given, by_belief = class_mean(overturned, given, C), class_mean(overturned, believed, C)
     both = (by_given + by_belief) / 2
-    old_face = pool((spread(dist) + 1 - sigma) / 2)
-    new_face = pool(spread(view))
-    with_doubt = pool((spread(view) + 1 - sigma) / 2)
-    three = pool((spread(dist) + spread(view) + 1 - sigma) / 3)
+    old_face = pool((face_ambiguity(dist) + 1 - sigma) / 2)
+    new_face = pool(face_ambiguity(view))
+    shipped = ambiguity_score(given, dist, view, knn, ScoreConfig()).astype(np.float64)
+    with_doubt = pool((face_ambiguity(view) + 1 - sigma) / 2)
+    three = pool((face_ambiguity(dist) + face_ambiguity(view) + 1 - sigma) / 3)
     return {
         "before 2026-12-05: spread(dist), 1-sigma + class by given": (old_face + by_given) / 2,
         "spread(dist), 1-sigma + class by given and belief": (old_face + both) / 2,
@@ -66,7 +65,7 @@ def variants(scores: pd.DataFrame) -> dict[str, np.ndarray]:
         "spread(view) alone": new_face,
         "spread(view) + class by given": (new_face + by_given) / 2,
         "spread(view) + class by belief": (new_face + by_belief) / 2,
-        "shipped: spread(view) + class by given and belief": (new_face + both) / 2,
+        "shipped: spread(view) + class by given and belief": shipped,
         "spread(view), 1-sigma + class by belief": (with_doubt + by_belief) / 2,
         "spread(dist), spread(view), 1-sigma + class by belief": (three + by_belief) / 2,
     }
