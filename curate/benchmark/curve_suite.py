@@ -8,7 +8,9 @@ kNN), every model on the same backbone and epochs, plus
 
 * ``dmue_init``: DMUE started with ``--init-from`` a run trained on the Training faces outside the
   largest subset (stage ``OUT/source/``, trained once), the case of a team that trained on a large
-  set and now cleans a new small batch.
+  set and now cleans a new small batch;
+* ``dmue_warm`` (with ``pretrain_epochs`` > 0): DMUE started from the self-supervised stage
+  (``curate run --pretrain-epochs``) on the subset's own images, labels unused.
 
 Cross-fitting is not a curve: it changes only how many faces are flagged, not the ranking these
 curves measure (docs/small-data.md).
@@ -40,14 +42,16 @@ from curate.benchmark.report import (
 from curate.benchmark.splits import init_source, stratified_sample, training_and_public_test, write_split
 
 CURVES = {"dmue": "DMUE from scratch", "dmue_init": "DMUE, --init-from",
-          "cleanlab": "cleanlab (K-fold CE)", "mistakenness": "FiftyOne mistakenness (K-fold CE)"}  # fmt: skip
+          "dmue_warm": "DMUE, self-supervised start", "cleanlab": "cleanlab (K-fold CE)", "mistakenness": "FiftyOne mistakenness (K-fold CE)"}  # fmt: skip
 
 
 @dataclass
 class CurveSuiteConfig:
     """``sizes``: the subset sizes (faces); every model trains ``epochs`` epochs on ``backbone``;
     ``folds``: the K-fold CE behind cleanlab and FiftyOne; ``source_faces``: a stratified share of
-    the faces outside the largest subset for the ``--init-from`` source (None: all of them)."""
+    the faces outside the largest subset for the ``--init-from`` source (None: all of them);
+    ``pretrain_epochs``: epochs of the self-supervised start of the ``dmue_warm`` curve (0: no such
+    curve)."""
 
     labels_csv: Path
     out: Path
@@ -55,6 +59,7 @@ class CurveSuiteConfig:
     epochs: int = 12
     folds: int = 3
     source_faces: int | None = None
+    pretrain_epochs: int = 0
     backbone: str = "fer_cnn"
     seed: int = 0
     progress: bool = True
@@ -62,6 +67,8 @@ class CurveSuiteConfig:
     def __post_init__(self) -> None:
         if not self.sizes or min(self.sizes) < 100:
             raise ValueError(f"curve sizes must be at least 100 faces, not {list(self.sizes)}")
+        if self.pretrain_epochs < 0:
+            raise ValueError(f"curve pretrain epochs must be >= 0, not {self.pretrain_epochs}")
         self.sizes = tuple(sorted(self.sizes))
 
 
@@ -178,6 +185,10 @@ def run_curve_suite(cfg: CurveSuiteConfig, log: Log = print) -> dict[str, Any]:
                 "dmue_init", lambda b=bench: b.curate_run("dmue_init", f"--init-from={source}")
             )
         }
+        if cfg.pretrain_epochs:
+            extra["dmue_warm"] = bench.store.get(
+                "dmue_warm", lambda b=bench: b.curate_run("dmue_warm", f"--pretrain-epochs={cfg.pretrain_epochs}")
+            )
         summaries[str(size)] = size_summary(results, extra)
     record = {"date": dt.date.today().isoformat(),
               "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},

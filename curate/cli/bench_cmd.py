@@ -22,7 +22,8 @@ import click
     show_default=True,
     help="main: the FER2013 labels against the crowd, accuracy, speed. flips: crowd labels with known "
     "synthetic flips of two kinds and several rates, plus clean labels (OUT/flips.md). curve: detection "
-    "against the number of faces, from scratch, cross-fitted, with --init-from, and K-fold cleanlab (OUT/curve.md). "
+    "against the number of faces, from scratch, with --init-from, optionally a self-supervised start, and K-fold "
+    "cleanlab (OUT/curve.md). "
     "curator: a simulated curator works through the queue in batches, static against re-ranked (OUT/curator.md).",
 )
 @click.option("--quick", is_flag=True, help="The quick preset (meant for ferplus-mini: minutes on 2 cores).")
@@ -72,6 +73,12 @@ import click
     help="curve suite: faces of the --init-from source run [default: every Training face outside the subsets].",
 )
 @click.option(
+    "--curve-pretrain-epochs",
+    type=click.IntRange(min=0),
+    help="curve suite: also run DMUE from a self-supervised start of this many epochs on each subset's "
+    "own images (`curate run --pretrain-epochs`) [default: 0, off].",
+)
+@click.option(
     "--curator-run",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="curator suite: the run whose queue is reviewed [default: DMUE trained on the Training split as OUT/dmue].",
@@ -91,6 +98,7 @@ def bench(
     flip_cross_fit: int | None,
     curve_sizes: str | None,
     curve_source_faces: int | None,
+    curve_pretrain_epochs: int | None,
     curator_run: Path | None,
     curator_checkpoints: str | None,
     **overrides,
@@ -109,6 +117,7 @@ def bench(
       curate bench ../shared/data/ferplus/labels.csv --suite flips --flip-rates 0.2 --flip-source-faces 8000 --out runs/warm
       curate bench ../shared/data/ferplus/labels.csv --suite flips --flip-rates 0.2 --flip-cross-fit 3 --out runs/u20
       curate bench ../shared/data/ferplus/labels.csv --suite curve --out runs/curve --plots docs/bench
+      curate bench ../shared/data/ferplus/labels.csv --suite curve --curve-sizes 1000,2000 --curve-pretrain-epochs 120 --out runs/warm
       curate bench ../shared/data/ferplus/labels.csv --suite curator --out runs/curator
       curate bench ../shared/data/ferplus/labels.csv --suite curator --curator-run runs/bench/dmue/run --out runs/curator
     """
@@ -118,7 +127,7 @@ def bench(
         _flip_suite(labels_csv, out, flip_faces, flip_rates, flip_kinds, flip_source_faces, flip_cross_fit, overrides)
         return
     if suite == "curve":
-        _curve_suite(labels_csv, out, curve_sizes, curve_source_faces, plots_dir, overrides)
+        _curve_suite(labels_csv, out, curve_sizes, curve_source_faces, curve_pretrain_epochs, plots_dir, overrides)
         return
     if suite == "curator":
         _curator_suite(labels_csv, out, curator_run, curator_checkpoints, plots_dir, overrides)
@@ -181,7 +190,13 @@ def _publish(out: Path, plots_dir: Path | None, stem: str) -> None:
 
 
 def _curve_suite(
-    labels_csv: Path, out: Path, sizes: str | None, source_faces: int | None, plots_dir: Path | None, overrides: dict
+    labels_csv: Path,
+    out: Path,
+    sizes: str | None,
+    source_faces: int | None,
+    pretrain_epochs: int | None,
+    plots_dir: Path | None,
+    overrides: dict,
 ) -> None:
     from curate.benchmark.curve_suite import CurveSuiteConfig, run_curve_suite
 
@@ -191,6 +206,8 @@ def _curve_suite(
             settings["sizes"] = tuple(int(n) for n in sizes.split(","))
         if source_faces:
             settings["source_faces"] = source_faces
+        if pretrain_epochs:
+            settings["pretrain_epochs"] = pretrain_epochs
         run_curve_suite(CurveSuiteConfig(labels_csv=labels_csv, out=out, **settings), click.echo)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -14,6 +14,8 @@ from curate.benchmark.curve_suite import CurveSuiteConfig, markdown, plot, run_c
 def test_bad_sizes_are_refused(tmp_path):
     with pytest.raises(ValueError, match="at least 100 faces"):
         CurveSuiteConfig(labels_csv=tmp_path / "x.csv", out=tmp_path, sizes=(50, 1000))
+    with pytest.raises(ValueError, match="pretrain epochs must be >= 0"):
+        CurveSuiteConfig(labels_csv=tmp_path / "x.csv", out=tmp_path, pretrain_epochs=-1)
     assert CurveSuiteConfig(labels_csv=tmp_path / "x.csv", out=tmp_path, sizes=(2000, 1000)).sizes == (1000, 2000)
 
 
@@ -59,15 +61,17 @@ def test_markdown_and_plot_show_every_curve(tmp_path):
 @pytest.mark.slow
 def test_tiny_curve_suite_runs_every_curve_and_resumes(shared_data, tmp_path):
     cfg = CurveSuiteConfig(labels_csv=shared_data / "ferplus" / "labels.csv", out=tmp_path / "curve",
-                           sizes=(150, 300), epochs=1, folds=2, source_faces=300,
+                           sizes=(150, 300), epochs=1, folds=2, source_faces=300, pretrain_epochs=1,
                            progress=False)  # fmt: skip
     record = run_curve_suite(cfg, print)
     assert list(record["sizes"]) == ["150", "300"]
     small, large = record["sizes"]["150"], record["sizes"]["300"]
-    assert {"dmue", "cleanlab", "mistakenness", "dmue_init"} == set(small["auroc"]) == set(large["auroc"])
+    assert {"dmue", "cleanlab", "mistakenness", "dmue_init", "dmue_warm"} == set(small["auroc"]) == set(large["auroc"])
+    warm = json.loads((cfg.out / "n150" / "dmue_warm" / "run" / "pretrain" / "pretrain.json").read_text())
+    assert warm["epochs"] == 1  # the warm curve's run did start from its own self-supervised stage
     assert all(0 <= v <= 1 for s in (small, large) for v in s["auroc"].values())
     assert json.loads((cfg.out / "curve.json").read_text())["sizes"].keys() == record["sizes"].keys()
     assert (cfg.out / "curve.png").exists() and "| 300 |" in (cfg.out / "curve.md").read_text()
     lines: list[str] = []
     assert run_curve_suite(cfg, lines.append)["sizes"] == record["sizes"]
-    assert sum("cached" in line for line in lines) == 2 * 6  # every stage of both sizes read back
+    assert sum("cached" in line for line in lines) == 2 * 7  # every stage of both sizes read back
