@@ -38,7 +38,14 @@ from curate.scoring import shards
 from curate.scoring.forward import StageClock, Work, face_outputs
 from curate.scoring.infer import resolve_mining_precision
 from curate.scoring.issues import NEAR_DUPLICATE_COSINE, DataIssues, class_distance, find_issues
-from curate.scoring.scores import ScoreConfig, compute_scores, softmax, suggest
+from curate.scoring.scores import (
+    ScoreConfig,
+    compute_scores,
+    label_distribution,
+    neighbour_labels,
+    softmax,
+    suggest,
+)
 from dmue_core.distributed import DistContext
 
 WRITE_CHUNK = 50_000
@@ -210,10 +217,10 @@ def score_table(
         flag_count = {"from": "model", "model": confident_rate(given, noise_probs)}
         if oof is not None:  # the flag count from outputs of models that did not train on the faces
             oof_probs = softmax(oof[0])
-            oof_mixed = compute_scores(
-                given, oof_probs, oof[1] if has_aux else _latent_fallback(oof_probs, given), sigma, knn_indices,
-                score_cfg, oof[2] if has_consensus else None,
-            )["mixed_distribution"]  # fmt: skip
+            oof_mixed = label_distribution(
+                given, oof_probs, oof[1] if has_aux else _latent_fallback(oof_probs, given), sigma,
+                neighbour_labels(given, knn_indices), score_cfg, oof[2] if has_consensus else None,
+            ).astype(np.float32)  # fmt: skip
             # each count falls short in its own regime (a model that fit its faces; fold models on
             # data they learn well: docs/robustness.md §9), so the larger one sets the quota
             flag_count["folds"] = confident_rate(given, oof_mixed)

@@ -148,6 +148,13 @@ def normalised_entropy(dist: np.ndarray) -> np.ndarray:
     return -(p * np.log(p)).sum(axis=1) / np.log(dist.shape[1])
 
 
+def neighbour_labels(given: np.ndarray, knn_indices: np.ndarray) -> np.ndarray:
+    """(N, k) int the given label of each neighbour in ``knn_indices`` (N, k) int; -1 where none."""
+    given = np.asarray(given, dtype=np.int64)
+    knn_indices = np.asarray(knn_indices, dtype=np.int64)
+    return np.where(knn_indices >= 0, given[np.clip(knn_indices, 0, None)], -1)
+
+
 def label_distribution(
     given: np.ndarray,
     target_probs: np.ndarray,
@@ -253,8 +260,7 @@ def compute_scores(
     cfg = cfg or ScoreConfig()
     given = np.asarray(given, dtype=np.int64)
     knn_indices = np.asarray(knn_indices, dtype=np.int64)
-    knn_labels = np.where(knn_indices >= 0, given[np.clip(knn_indices, 0, None)], -1)
-    mixed = label_distribution(given, target_probs, latent, sigma, knn_labels, cfg, consensus)
+    mixed = label_distribution(given, target_probs, latent, sigma, neighbour_labels(given, knn_indices), cfg, consensus)
     dist = mixed
     if cfg.class_prior:
         noise, overall = class_noise_prior(given, target_probs, target_probs.shape[1])
