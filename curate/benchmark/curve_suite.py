@@ -141,8 +141,8 @@ def markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(record: dict[str, Any], path: Path) -> None:
-    """AUROC and AP against faces (log scale), one line per curve."""
+def plot(record: dict[str, Any], path: Path, title: str | None = None) -> None:
+    """AUROC and AP against faces (log scale), one line per curve; ``title`` replaces the suite's."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,7 +160,7 @@ def plot(record: dict[str, Any], path: Path) -> None:
         ax.set_ylabel(metric.upper())
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"Label-error detection against dataset size (curve suite, {record['date']})")
+    fig.suptitle(title or f"Label-error detection against dataset size (curve suite, {record['date']})")
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)

@@ -1,0 +1,97 @@
+"""One learning curve from several suite runs: AUROC / AP against the number of faces, every
+curve the runs hold (docs/small-data.md, "Learning curve").
+
+Usage: python bench/learning_curve.py CURVE_JSON [CURVE_JSON ...] [--whole RESULTS_JSON]
+       [--out-md FILE] [--out-png FILE]
+
+CURVE_JSON: a ``curate bench --suite curve`` record (``OUT/curve.json``). Where two runs measured
+the same size, each keeps its own row (their subsets are drawn on their own), and the plot joins
+the points of one curve in size order. ``--whole``: a main-suite record (``curate bench``'s
+``results.json``) for the point of the whole Training split (DMUE from scratch, cleanlab and
+FiftyOne mistakenness; its own epochs). Every row names the run it came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from curate.benchmark.curve_suite import CURVES, plot
+from curate.benchmark.report import CLEANLAB_METHOD, DMUE_METHOD, FIFTYONE_METHOD
+
+WHOLE = {"dmue": DMUE_METHOD, "cleanlab": CLEANLAB_METHOD, "mistakenness": FIFTYONE_METHOD}
+
+
+def rows_of_curve(path: Path) -> list[dict[str, Any]]:
+    """One row per size of a curve-suite record, each naming the run (its date and epochs)."""
+    record = json.loads(path.read_text())
+    run = f"curve suite {record['date']}, {record['config']['epochs']} epochs"
+    return [{**s, "size": int(n), "run": run} for n, s in record["sizes"].items()]
+
+
+def row_of_whole(path: Path) -> dict[str, Any]:
+    """The whole-Training row of a main-suite record."""
+    record = json.loads(path.read_text())
+    found = {d["method"]: d for d in record["detection"]}
+    missing = [m for m in WHOLE.values() if m not in found]
+    if missing:
+        raise SystemExit(f"{path}: no detection row for {missing}")
+    return {
+        "size": int(record["faces"]),
+        "run": f"main suite {record['date']}, {record['config']['epochs']} epochs",
+        "true_rate": None,
+        "auroc": {c: found[m]["auroc"] for c, m in WHOLE.items()},
+        "ap": {c: found[m]["ap"] for c, m in WHOLE.items()},
+    }
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    curves = [c for c in CURVES if any(c in r["auroc"] for r in rows)]
+    lines = [
+        "| faces | run | " + " | ".join(f"{CURVES[c]} AUROC / AP" for c in curves) + " |",
+        "|---|---|" + "---|" * len(curves),
+    ]
+    for r in rows:
+        cells = [f"{r['auroc'][c]:.3f} / {r['ap'][c]:.3f}" if c in r["auroc"] else "—" for c in curves]
+        lines.append(f"| {r['size']:,} | {r['run']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def merged_points(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rows as one record for ``curve_suite.plot``: per size, every curve's mean over the rows
+    of that size that hold it (one row per size in practice, two where runs overlap)."""
+    sizes: dict[str, Any] = {}
+    for size in sorted({r["size"] for r in rows}):
+        at = [r for r in rows if r["size"] == size]
+        sizes[str(size)] = {
+            metric: {c: sum(r[metric][c] for r in at if c in r[metric]) / sum(c in r[metric] for r in at)
+                     for c in CURVES if any(c in r[metric] for r in at)}
+            for metric in ("auroc", "ap")
+        }  # fmt: skip
+    return {"sizes": sizes}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("curves", nargs="+", type=Path, help="curve-suite records (OUT/curve.json)")
+    ap.add_argument("--whole", type=Path, help="a main-suite results.json: the whole-Training point")
+    ap.add_argument("--out-md", type=Path, help="write the table here (default: print it)")
+    ap.add_argument("--out-png", type=Path, help="write the plot here")
+    args = ap.parse_args()
+    rows = [row for path in args.curves for row in rows_of_curve(path)]
+    if args.whole:
+        rows.append(row_of_whole(args.whole))
+    rows.sort(key=lambda r: (r["size"], r["run"]))
+    text = markdown(rows)
+    if args.out_md:
+        args.out_md.write_text(text)
+    print(text)
+    if args.out_png:
+        runs = sorted({r["run"] for r in rows})
+        plot(merged_points(rows), args.out_png, "Label-error detection against dataset size\n(" + "; ".join(runs) + ")")
+
+
+if __name__ == "__main__":
+    main()
