@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from curate import metrics, records
+from curate.benchmark.matching import rows_by_path
 from curate.scoring.scores import ScoreConfig, ambiguity_score, class_mean, face_ambiguity, model_view, neighbour_mean
 
 
@@ -27,10 +28,9 @@ def truth_for(scores: pd.DataFrame, labels_csv: Path) -> np.ndarray:
     """(N,) the true ambiguity of each scored face (NaN where unknown), matched by resolved path."""
     table = pd.read_csv(labels_csv)
     column = "ambiguity" if "ambiguity" in table else "vote_entropy"
-    where = {str((labels_csv.parent / p).resolve()): i for i, p in enumerate(table["path"])}
-    rows = [where.get(str(Path(f).resolve()), -1) for f in scores["filepath"]]
-    if min(rows) < 0:
-        raise SystemExit(f"{labels_csv}: {rows.count(-1)} scored faces are not in this table")
+    rows = rows_by_path(scores["filepath"], table["path"], labels_csv.parent)
+    if (rows < 0).any():
+        raise SystemExit(f"{labels_csv}: {(rows < 0).sum()} scored faces are not in this table")
     return table[column].to_numpy(dtype=float)[rows]
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curate.benchmark.matching import rows_by_path
 from curate.neighbors import knn
 from curate.records import load_embeddings, read_scores
 
@@ -40,8 +41,8 @@ def main() -> None:
     df = read_scores(args.scores, columns=["sample_id", "filepath"])
     emb = np.asarray(load_embeddings(args.scores), dtype=np.float32)
     truth = pd.read_csv(args.labels, usecols=["path", "dup_group"])
-    by_path = dict(zip((str((args.labels.parent / p).resolve()) for p in truth["path"]), truth["dup_group"]))
-    group = np.array([by_path.get(str(Path(p).resolve()), -1) for p in df["filepath"]])
+    rows = rows_by_path(df["filepath"], truth["path"], args.labels.parent)
+    group = np.where(rows >= 0, truth["dup_group"].to_numpy()[rows], -1)
     res = knn(emb, k=args.k, index="flat")
     n = len(df)
     i = np.repeat(np.arange(n), args.k)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from curate.benchmark.matching import rows_by_path
 from curate.neighbors import knn
 from curate.records import load_embeddings, read_scores
 from curate.scoring.issues import OUTLIER_FLAG, class_distance, embedding_outlier_score
@@ -34,8 +35,10 @@ def main() -> None:
     args = ap.parse_args()
     df = read_scores(args.scores, columns=["sample_id", "filepath", "outlier_score", "duplicate_group", "given_label"])
     planted = pd.read_csv(args.labels, keep_default_na=False)
-    kind_by_path = {str((args.labels.parent / p).resolve()): k for p, k in zip(planted["path"], planted["planted"])}
-    kind = np.array([kind_by_path[str(Path(p).resolve())] for p in df["filepath"]], dtype=object)
+    rows = rows_by_path(df["filepath"], planted["path"], args.labels.parent)
+    if (rows < 0).any():
+        raise SystemExit(f"{args.labels}: {(rows < 0).sum()} scored faces are not in this table")
+    kind = planted["planted"].to_numpy(dtype=object)[rows]
     k = int(df.attrs.get("score_config", {}).get("k", 10))
     emb = np.asarray(load_embeddings(args.scores), dtype=np.float32)
     given = df["given_label"].to_numpy().astype(np.int64)

@@ -39,6 +39,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from curate import metrics, records
+from curate.benchmark.matching import rows_by_path
 from curate.benchmark.report import write_texts
 from curate.data.synthetic import generate
 from curate.data.table import FER2013_CLASSES
@@ -99,8 +100,9 @@ def judge(out: Path, name: str) -> dict[str, Any]:
     classes = json.loads((run / "classes.json").read_text())  # the run's class order (CSV: sorted names)
     if sorted(classes) != sorted(FER2013_CLASSES):
         raise SystemExit(f"{run}: classes {classes} are not FER2013's {list(FER2013_CLASSES)}")
-    row = {str((out / "data" / name / p).resolve()): i for i, p in enumerate(truth["path"])}
-    order = np.array([row[str(Path(s).resolve())] for s in scores["filepath"]])
+    order = rows_by_path(scores["filepath"], truth["path"], out / "data" / name)
+    if (order < 0).any():
+        raise SystemExit(f"{run}: {(order < 0).sum()} scored faces are not in {out / 'data' / name / 'labels.csv'}")
     truth = truth.iloc[order].reset_index(drop=True)
     true_label = np.array([classes.index(c) for c in FER2013_CLASSES])[truth["true_label"].to_numpy()]
     wrong = truth["is_noisy"].to_numpy(dtype=bool)

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from curate.benchmark.matching import rows_by_path
 from curate.benchmark.protocol import BenchConfig, Benchmark, Log
 from curate.benchmark.report import write_texts
 from curate.data.table import FER2013_CLASSES
@@ -60,9 +61,7 @@ def load(run_dir: Path, labels: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndar
         raise ValueError(f"{run_dir}: classes {classes} are not FER2013's {list(FER2013_CLASSES)}")
     to_run = np.array([classes.index(c) for c in FER2013_CLASSES])  # FER2013 class index -> the run's
     table = pd.read_csv(labels)
-    root = labels.resolve().parent
-    key = {str((root / p).resolve()): i for i, p in enumerate(table["path"])}
-    rows = np.array([key.get(str(Path(f).resolve()), -1) for f in scores["filepath"]])
+    rows = rows_by_path(scores["filepath"], table["path"], labels.resolve().parent)
     if (rows < 0).any():
         raise ValueError(f"{(rows < 0).sum()} faces of the run {run_dir} are not in {labels}")
     crowd = table["ferplus_label"].to_numpy()[rows]
