@@ -5,8 +5,9 @@ Usage: python bench/learning_curve.py CURVE_JSON [CURVE_JSON ...] [--whole RESUL
        [--out-md FILE] [--out-png FILE]
 
 CURVE_JSON: a ``curate bench --suite curve`` record (``OUT/curve.json``). Where two runs measured
-the same size, each keeps its own row (their subsets are drawn on their own), and the plot joins
-the points of one curve in size order. ``--whole``: a main-suite record (``curate bench``'s
+the same size, each keeps its own row in the table (their subsets are drawn on their own) and the
+plot shows the latest run's points for that size, so that the curves at one size always compare
+models trained on the same faces. ``--whole``: a main-suite record (``curate bench``'s
 ``results.json``) for the point of the whole Training split (DMUE from scratch, cleanlab and
 FiftyOne mistakenness; its own epochs). Every row names the run it came from.
 """
@@ -28,7 +29,7 @@ def rows_of_curve(path: Path) -> list[dict[str, Any]]:
     """One row per size of a curve-suite record, each naming the run (its date and epochs)."""
     record = json.loads(path.read_text())
     run = f"curve suite {record['date']}, {record['config']['epochs']} epochs"
-    return [{**s, "size": int(n), "run": run} for n, s in record["sizes"].items()]
+    return [{**s, "size": int(n), "run": run, "date": record["date"]} for n, s in record["sizes"].items()]
 
 
 def row_of_whole(path: Path) -> dict[str, Any]:
@@ -41,6 +42,7 @@ def row_of_whole(path: Path) -> dict[str, Any]:
     return {
         "size": int(record["faces"]),
         "run": f"main suite {record['date']}, {record['config']['epochs']} epochs",
+        "date": record["date"],
         "true_rate": None,
         "auroc": {c: found[m]["auroc"] for c, m in WHOLE.items()},
         "ap": {c: found[m]["ap"] for c, m in WHOLE.items()},
@@ -59,18 +61,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def merged_points(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The rows as one record for ``curve_suite.plot``: per size, every curve's mean over the rows
-    of that size that hold it (one row per size in practice, two where runs overlap)."""
-    sizes: dict[str, Any] = {}
-    for size in sorted({r["size"] for r in rows}):
-        at = [r for r in rows if r["size"] == size]
-        sizes[str(size)] = {
-            metric: {c: sum(r[metric][c] for r in at if c in r[metric]) / sum(c in r[metric] for r in at)
-                     for c in CURVES if any(c in r[metric] for r in at)}
-            for metric in ("auroc", "ap")
-        }  # fmt: skip
-    return {"sizes": sizes}
+def plotted_points(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rows as one record for ``curve_suite.plot``: per size, the latest run's row."""
+    latest = {}
+    for r in sorted(rows, key=lambda r: r["date"]):
+        latest[r["size"]] = r
+    return {"sizes": {str(n): {"auroc": latest[n]["auroc"], "ap": latest[n]["ap"]} for n in sorted(latest)}}
 
 
 def main() -> None:
@@ -90,7 +86,9 @@ def main() -> None:
     print(text)
     if args.out_png:
         runs = sorted({r["run"] for r in rows})
-        plot(merged_points(rows), args.out_png, "Label-error detection against dataset size\n(" + "; ".join(runs) + ")")
+        plot(
+            plotted_points(rows), args.out_png, "Label-error detection against dataset size\n(" + "; ".join(runs) + ")"
+        )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """bench/learning_curve.py: rows from several suite runs keep their run's name, the whole-Training
-point comes from a main-suite record, and the plot averages only runs that measured a size."""
+point comes from a main-suite record, and where two runs measured a size the plot shows the latest one's points."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _curve(path: Path, date: str, sizes: dict[int, dict[str, float]]) -> Path:
     return path
 
 
-def test_rows_name_their_run_and_sizes_measured_twice_are_averaged(tmp_path):
+def test_rows_name_their_run_and_the_plot_takes_the_latest_run_of_a_size(tmp_path):
     first = _curve(tmp_path / "a.json", "2026-12-04", {1000: {"dmue": 0.70, "cleanlab": 0.66}, 5000: {"dmue": 0.84}})
     second = _curve(tmp_path / "b.json", "2026-12-05", {1000: {"dmue": 0.74, "dmue_warm": 0.72}})
     main = {"date": "2026-11-29", "config": {"epochs": 14}, "faces": 28558,
@@ -35,8 +35,9 @@ def test_rows_name_their_run_and_sizes_measured_twice_are_averaged(tmp_path):
     text = learning_curve.markdown(sorted(rows, key=lambda r: (r["size"], r["run"])))
     assert "| 1,000 | curve suite 2026-12-05, 12 epochs | 0.740 / 0.640 | 0.720 / 0.620 | — | — |" in text
     assert "| 28,558 | main suite 2026-11-29, 14 epochs | 0.900 / 0.800 | — | 0.900 / 0.800 | 0.900 / 0.800 |" in text
-    points = learning_curve.merged_points(rows)["sizes"]
-    assert points["1000"]["auroc"] == pytest.approx({"dmue": 0.72, "cleanlab": 0.66, "dmue_warm": 0.72})
+    points = learning_curve.plotted_points(rows[::-1])["sizes"]
+    assert list(points) == ["1000", "5000", "28558"]
+    assert points["1000"]["auroc"] == pytest.approx({"dmue": 0.74, "dmue_warm": 0.72})  # 2026-12-05's run
     assert points["5000"]["auroc"] == pytest.approx({"dmue": 0.84})
 
 
