@@ -82,7 +82,8 @@ def main() -> None:
     rows.sort(key=lambda r: (r["size"], r["run"]))
     text = markdown(rows)
     if args.out_md:
-        args.out_md.write_text(text)
+        head = "# Learning curve: every run\n\nAUROC / AP against the crowd, by `python bench/learning_curve.py`.\n\n"
+        args.out_md.write_text(head + text)
     print(text)
     if args.out_png:
         runs = sorted({r["run"] for r in rows})
