@@ -67,3 +67,15 @@ def test_judge_maps_the_runs_class_order_onto_the_truth(tmp_path: Path) -> None:
     table = synthetic_flips.markdown({"date": "d", "config": {"faces": 70, "extra": []}, "settings": {name: got}})
     share = flagged.mean()
     assert f"| {name} | 0.30 | 1.000 / 1.000 | {share:.3f} ({share / 0.3:.2f}x) | 0.300 / 0.200 (model) |" in table
+
+
+def test_judge_names_the_command_that_re_scores_a_run_from_before_the_flag_count_record(tmp_path: Path) -> None:
+    name = "balanced-clean"
+    generate(30, tmp_path / "data" / name, seed=0, noise_rate=0.0, noise="uniform", splits={"train": 1.0})
+    truth = pd.read_csv(tmp_path / "data" / name / "labels.csv")
+    run = tmp_path / "runs" / name
+    _fake_run(run, truth, tmp_path / "data" / name, sorted(FER2013_CLASSES), np.zeros(len(truth), dtype=bool))
+    frame = records.read_scores(run / "scores.parquet")
+    records.write_scores(run / "scores.parquet", frame, len(FER2013_CLASSES), {"classes": sorted(FER2013_CLASSES)})
+    with pytest.raises(SystemExit, match=r"predate the flag-count record.*curate score .* --force"):
+        synthetic_flips.judge(tmp_path, name)
