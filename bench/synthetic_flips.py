@@ -97,8 +97,7 @@ def judge(out: Path, name: str) -> dict[str, Any]:
     truth = pd.read_csv(out / "data" / name / "labels.csv")
     run = out / "runs" / name
     scores = records.read_scores(run / "scores.parquet")
-    meta = records.read_metadata(run / "scores.parquet")
-    if "flag_count" not in meta:  # scored before 2026-12-05: no record of the two flag counts
+    if "flag_count" not in scores.attrs:  # scored before 2026-12-05: no record of the two flag counts
         raise SystemExit(f"{run}: its scores predate the flag-count record; re-score it with "
                          f"`curate score {run} {out / 'data' / name / 'labels.csv'} --out {run / 'scores.parquet'} --force`")  # fmt: skip
     classes = json.loads((run / "classes.json").read_text())  # the run's class order (CSV: sorted names)
@@ -118,7 +117,7 @@ def judge(out: Path, name: str) -> dict[str, Any]:
         "true_rate": float(wrong.mean()),
         "auroc": metrics.auroc(wrong, scores["mislabel_score"].to_numpy()) if ranked else None,
         "ap": metrics.average_precision(wrong, scores["mislabel_score"].to_numpy()) if ranked else None,
-        "flag_count": meta["flag_count"],
+        "flag_count": scores.attrs["flag_count"],
         "flags": _flags(scores["verdict"].to_numpy() == "likely_mislabeled", wrong, given, classes),
         "min_class_p_given": min(
             (float(p_given[given == c].mean()), FER2013_CLASSES[c])
