@@ -68,6 +68,13 @@ class FlagRule:
         return asdict(self)
 
 
+def top_two_close(dist: np.ndarray, ratio: float) -> np.ndarray:
+    """(N,) bool: the second most likely class of each row of ``dist`` (N, C) has at least ``ratio``
+    times the probability of the first (the ``top2`` reason)."""
+    order = np.sort(dist, axis=1)
+    return order[:, -2] >= ratio * order[:, -1]
+
+
 def decide(
     given: np.ndarray,
     label_distribution: np.ndarray,
@@ -117,8 +124,7 @@ def decide(
     rule.flag_share = {**{classes[y]: float(quota[y]) for y in range(C)}, "overall": overall}
 
     mis = mislabel_score >= thresholds[given]
-    order = np.sort(dist, axis=1)
-    top2 = order[:, -2] >= rule.top2_ratio * order[:, -1]
+    top2 = top_two_close(dist, rule.top2_ratio)
     amb = ~mis & ((ambiguity_score >= rule.ambiguity_threshold) | top2)
 
     verdict = np.where(mis, "likely_mislabeled", np.where(amb, "ambiguous", "ok")).astype(object)
