@@ -34,16 +34,22 @@ def truth_for(scores: pd.DataFrame, labels_csv: Path) -> np.ndarray:
     return table[column].to_numpy(dtype=float)[rows]
 
 
-def variants(scores: pd.DataFrame) -> dict[str, np.ndarray]:
-    """name -> (N,) ambiguity variant, from one run's stored outputs; the shipped one is
-    :func:`curate.scoring.scores.ambiguity_score` with the default weights."""
+def stored_outputs(scores: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(label_distribution (N, C), the model's view (N, C): target + consensus where stored,
+    given (N,) int, neighbour rows (N, k) int) of one run's scores, in float64."""
     dist = records.vectors(scores, "label_distribution").astype(np.float64)
     target = records.vectors(scores, "target_probs").astype(np.float64)
     aux = records.vectors(scores, "aux_consensus").astype(np.float64)
     view = model_view(target, aux if np.isfinite(aux).all() else None)
-    sigma = scores["uncertainty"].to_numpy(dtype=np.float64)
     given = scores["given_label"].to_numpy(dtype=np.int64)
-    knn = records.neighbour_rows(scores["sample_id"], scores["neighbors"])
+    return dist, view, given, records.neighbour_rows(scores["sample_id"], scores["neighbors"])
+
+
+def variants(scores: pd.DataFrame) -> dict[str, np.ndarray]:
+    """name -> (N,) ambiguity variant, from one run's stored outputs; the shipped one is
+    :func:`curate.scoring.scores.ambiguity_score` with the default weights."""
+    dist, view, given, knn = stored_outputs(scores)
+    sigma = scores["uncertainty"].to_numpy(dtype=np.float64)
     C = dist.shape[1]
     believed = dist.argmax(axis=1)
     overturned = 1.0 - dist[np.arange(len(given)), given]

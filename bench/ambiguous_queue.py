@@ -19,41 +19,30 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from ambiguity_variants import truth_for
+from ambiguity_variants import stored_outputs, truth_for
 
 from curate import records
-from curate.flags import FlagRule
-from curate.scoring.scores import ScoreConfig, ambiguity_score, model_view
+from curate.flags import FlagRule, top_two_close
+from curate.scoring.scores import ScoreConfig, ambiguity_score
 
 SHIPPED = FlagRule()
 
 
-def _top2(p: np.ndarray) -> np.ndarray:
-    """(N,) second-largest over largest probability of each row."""
-    s = np.sort(p, axis=1)
-    return s[:, -2] / np.maximum(s[:, -1], 1e-12)
-
-
 def rules(scores: pd.DataFrame) -> dict[str, np.ndarray]:
     """rule name -> (N,) bool, before the ``likely_mislabeled`` faces are taken out."""
-    dist = records.vectors(scores, "label_distribution").astype(np.float64)
-    target = records.vectors(scores, "target_probs").astype(np.float64)
-    aux = records.vectors(scores, "aux_consensus").astype(np.float64)
-    view = model_view(target, aux if np.isfinite(aux).all() else None)
-    given = scores["given_label"].to_numpy(dtype=np.int64)
-    knn = records.neighbour_rows(scores["sample_id"], scores["neighbors"])
+    dist, view, given, knn = stored_outputs(scores)
     amb = ambiguity_score(given, dist, view, knn, ScoreConfig()).astype(np.float64)
     high, r = amb >= SHIPPED.ambiguity_threshold, SHIPPED.top2_ratio
-    top_dist, top_view = _top2(dist), _top2(view)
+    close_dist, close_view = top_two_close(dist, r), top_two_close(view, r)
     return {
         f"shipped: score >= {SHIPPED.ambiguity_threshold:g} or top two close (>= {r:g}) in the belief": high
-        | (top_dist >= r),
+        | close_dist,
         "score alone": high,
         "score >= 0.65 alone": amb >= 0.65,
-        "top two close in the belief at 0.8": high | (top_dist >= 0.8),
-        "top two close in the model's view": high | (top_view >= r),
-        "top two close in both": high | ((top_dist >= r) & (top_view >= r)),
-        "top two close in the belief and score >= 0.6": high | ((top_dist >= r) & (amb >= 0.6)),
+        "top two close in the belief at 0.8": high | top_two_close(dist, 0.8),
+        "top two close in the model's view": high | close_view,
+        "top two close in both": high | (close_dist & close_view),
+        "top two close in the belief and score >= 0.6": high | (close_dist & (amb >= 0.6)),
     }
 
 
