@@ -32,7 +32,7 @@ def balanced(probs: np.ndarray, given: np.ndarray, tau: float) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def truth_of(scores: pd.DataFrame, labels_csv: Path, classes: list[str]) -> np.ndarray:
+def truth_of(scores: pd.DataFrame, labels_csv: Path) -> np.ndarray:
     """(N,) 1 wrong, 0 right, -1 unknown, in the order of ``scores``."""
     t = pd.read_csv(labels_csv)
     if not scores["filepath"].isin(t["path"]).all():
@@ -52,7 +52,7 @@ def main() -> None:
     args = ap.parse_args()
     s = records.read_scores(args.run_dir / "scores.parquet")
     classes = json.loads((args.run_dir / "classes.json").read_text())
-    wrong = truth_of(s, args.labels, classes)
+    wrong = truth_of(s, args.labels)
     known = wrong >= 0
     given = s["given_label"].to_numpy(np.int64)
     knn = records.neighbour_rows(s["sample_id"], s["neighbors"])

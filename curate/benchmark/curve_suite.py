@@ -190,9 +190,11 @@ def run_curve_suite(cfg: CurveSuiteConfig, log: Log = print) -> dict[str, Any]:
                 "dmue_warm", lambda b=bench: b.curate_run("dmue_warm", f"--pretrain-epochs={cfg.pretrain_epochs}")
             )
         summaries[str(size)] = size_summary(results, extra)
+    with open(source_csv) as fh:
+        source_faces = sum(1 for _ in fh) - 1  # rows below the header
     record = {"date": dt.date.today().isoformat(),
               "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-              "source_faces": sum(1 for _ in open(source_csv)) - 1, "sizes": summaries}  # fmt: skip
+              "source_faces": source_faces, "sizes": summaries}  # fmt: skip
     write_texts(cfg.out, {"curve.md": markdown(record), "curve.json": json.dumps(record, indent=1, default=float)})
     plot(record, cfg.out / "curve.png")
     return record

@@ -218,7 +218,7 @@ def score_table(
         if oof is not None:  # the flag count from outputs of models that did not train on the faces
             oof_probs = softmax(oof[0])
             oof_mixed = label_distribution(
-                given, oof_probs, oof[1] if has_aux else _latent_fallback(oof_probs, given), sigma,
+                oof_probs, oof[1] if has_aux else _latent_fallback(oof_probs, given), sigma,
                 neighbour_labels(given, knn_indices), score_cfg, oof[2] if has_consensus else None,
             ).astype(np.float32)  # fmt: skip
             # each count falls short in its own regime (a model that fit its faces; fold models on

@@ -156,7 +156,6 @@ def neighbour_labels(given: np.ndarray, knn_indices: np.ndarray) -> np.ndarray:
 
 
 def label_distribution(
-    given: np.ndarray,
     target_probs: np.ndarray,
     latent: np.ndarray,
     sigma: np.ndarray,
@@ -260,7 +259,7 @@ def compute_scores(
     cfg = cfg or ScoreConfig()
     given = np.asarray(given, dtype=np.int64)
     knn_indices = np.asarray(knn_indices, dtype=np.int64)
-    mixed = label_distribution(given, target_probs, latent, sigma, neighbour_labels(given, knn_indices), cfg, consensus)
+    mixed = label_distribution(target_probs, latent, sigma, neighbour_labels(given, knn_indices), cfg, consensus)
     dist = mixed
     if cfg.class_prior:
         noise, overall = class_noise_prior(given, target_probs, target_probs.shape[1])
