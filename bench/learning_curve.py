@@ -2,14 +2,18 @@
 curve the runs hold (docs/small-data.md, "Learning curve").
 
 Usage: python bench/learning_curve.py CURVE_JSON [CURVE_JSON ...] [--whole RESULTS_JSON]
-       [--out-md FILE] [--out-png FILE]
+       [--run CURVE=RUN_DIR ...] [--labels CSV] [--out-md FILE] [--out-png FILE]
 
 CURVE_JSON: a ``curate bench --suite curve`` record (``OUT/curve.json``). Where two runs measured
 the same size, each keeps its own row in the table (their subsets are drawn on their own) and the
 plot shows the latest run's points for that size, so that the curves at one size always compare
-models trained on the same faces. ``--whole``: a main-suite record (``curate bench``'s
-``results.json``) for the point of the whole Training split (DMUE from scratch, cleanlab and
-FiftyOne mistakenness; its own epochs). Every row names the run it came from.
+models trained on the same faces; a curve the latest run lacks is taken from the latest earlier
+run of that size that has it (only the whole split, where every run has the same faces, has such
+a mix). ``--whole``: a main-suite record (``curate bench``'s ``results.json``) for the point of the
+whole Training split (DMUE from scratch, cleanlab and FiftyOne mistakenness; its own epochs).
+``--run``: ``curate run`` folders that scored the same faces, one per curve (e.g.
+``--run dmue=RUN --run dmue_warm=WARM_RUN``), judged against ``--labels`` (the FERPlus crowd) as
+one row. Every row names the run it came from.
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import yaml
+
+from curate import metrics, records
 from curate.benchmark.curve_suite import CURVES, plot
-from curate.benchmark.report import CLEANLAB_METHOD, DMUE_METHOD, FIFTYONE_METHOD
+from curate.benchmark.report import CLEANLAB_METHOD, DMUE_METHOD, FIFTYONE_METHOD, mislabel_truth, truth_of_faces
 
 WHOLE = {"dmue": DMUE_METHOD, "cleanlab": CLEANLAB_METHOD, "mistakenness": FIFTYONE_METHOD}
 
@@ -49,6 +57,32 @@ def row_of_whole(path: Path) -> dict[str, Any]:
     }
 
 
+def row_of_runs(runs: dict[str, Path], labels_csv: Path) -> dict[str, Any]:
+    """One row from ``curate run`` folders ({curve: RUN_DIR}) that scored the same faces: AUROC / AP
+    of each run's ``mislabel_score`` against the crowd in ``labels_csv``; named by the latest scoring
+    date and the runs' epochs."""
+    unknown = sorted(set(runs) - set(CURVES))
+    if unknown:
+        raise SystemExit(f"--run: unknown curve {unknown}; one of {list(CURVES)}")
+    ids, auroc, ap, dates, epochs = None, {}, {}, [], set()
+    for curve, run_dir in runs.items():
+        scores = records.read_scores(run_dir / "scores.parquet", columns=["sample_id", "mislabel_score"])
+        if ids is None:
+            ids = scores["sample_id"]
+            known, wrong = mislabel_truth(truth_of_faces(ids, labels_csv))
+        elif not scores["sample_id"].equals(ids):
+            raise SystemExit(
+                f"--run {curve}={run_dir} scored other faces than the first --run: one row is one set of faces"
+            )
+        score = scores["mislabel_score"].to_numpy()[known]
+        auroc[curve], ap[curve] = metrics.auroc(wrong, score), metrics.average_precision(wrong, score)
+        dates.append(records.read_metadata(run_dir / "scores.parquet")["created"][:10])
+        epochs.add(yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["epochs"])
+    date = max(dates)
+    run = f"curate run {date}, {'/'.join(str(e) for e in sorted(epochs))} epochs"
+    return {"size": len(ids), "run": run, "date": date, "true_rate": float(np.mean(wrong)), "auroc": auroc, "ap": ap}
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     curves = [c for c in CURVES if any(c in r["auroc"] for r in rows)]
     lines = [
@@ -62,23 +96,36 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def plotted_points(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The rows as one record for ``curve_suite.plot``: per size, the latest run's row."""
-    latest = {}
-    for r in sorted(rows, key=lambda r: r["date"]):
-        latest[r["size"]] = r
-    return {"sizes": {str(n): {"auroc": latest[n]["auroc"], "ap": latest[n]["ap"]} for n in sorted(latest)}}
+    """The rows as one record for ``curve_suite.plot``: per size and curve, the latest run's point."""
+    points: dict[int, dict[str, dict[str, float]]] = {}
+    for r in sorted(rows, key=lambda r: r["date"], reverse=True):
+        point = points.setdefault(r["size"], {"auroc": {}, "ap": {}})
+        for curve in r["auroc"]:
+            if curve not in point["auroc"]:
+                point["auroc"][curve], point["ap"][curve] = r["auroc"][curve], r["ap"][curve]
+    return {"sizes": {str(n): points[n] for n in sorted(points)}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("curves", nargs="+", type=Path, help="curve-suite records (OUT/curve.json)")
     ap.add_argument("--whole", type=Path, help="a main-suite results.json: the whole-Training point")
+    ap.add_argument("--run", action="append", default=[], metavar="CURVE=RUN_DIR",
+                    help="a curate run folder as one curve's point (repeat: one row)")  # fmt: skip
+    ap.add_argument(
+        "--labels", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ferplus/labels.csv"
+    )
     ap.add_argument("--out-md", type=Path, help="write the table here (default: print it)")
     ap.add_argument("--out-png", type=Path, help="write the plot here")
     args = ap.parse_args()
     rows = [row for path in args.curves for row in rows_of_curve(path)]
     if args.whole:
         rows.append(row_of_whole(args.whole))
+    if args.run:
+        pairs = [r.split("=", 1) for r in args.run]
+        if any(len(p) != 2 for p in pairs):
+            raise SystemExit(f"--run takes CURVE=RUN_DIR, not {args.run}")
+        rows.append(row_of_runs({c: Path(d) for c, d in pairs}, args.labels))
     rows.sort(key=lambda r: (r["size"], r["run"]))
     text = markdown(rows)
     if args.out_md:

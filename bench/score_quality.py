@@ -22,7 +22,14 @@ import pandas as pd
 
 from curate import records
 from curate.benchmark.flip_suite import flag_summary
-from curate.benchmark.report import ambiguity_rows, ambiguity_table, cell, detection_rows, detection_table
+from curate.benchmark.report import (
+    ambiguity_rows,
+    ambiguity_table,
+    cell,
+    detection_rows,
+    detection_table,
+    truth_of_faces,
+)
 from curate.benchmark.signals import run_signals
 from curate.data.table import FER2013_CLASSES
 
@@ -40,16 +47,7 @@ def main() -> None:
             "(for a `curate bench --out OUT` run: OUT/dmue/run)"
         )
     ids = records.read_scores(args.run_dir / "scores.parquet")["sample_id"]
-    labels = pd.read_csv(args.labels)
-    if not ids.isin(labels["path"]).all():  # ids are the paths as written (FERPlus reader) or resolved (CSV list)
-        labels["path"] = [str((args.labels.parent / p).resolve()) for p in labels["path"]]
-    missing = ids[~ids.isin(labels["path"])]
-    if len(missing):
-        raise SystemExit(
-            f"{len(missing)} scored faces are not rows of {args.labels} (first: {missing.iloc[0]}); "
-            "pass the labels file the run was made from with --labels"
-        )
-    truth = labels.set_index("path").loc[ids].reset_index()
+    truth = truth_of_faces(ids, args.labels)
     # ferplus_label counts in FER2013's class order; the run's suggested labels in its own
     run_classes = json.loads((args.run_dir / "classes.json").read_text())
     if sorted(run_classes) != sorted(FER2013_CLASSES):

@@ -87,6 +87,22 @@ def methods(stages: dict[str, Any]) -> list[Method]:
     return out
 
 
+def truth_of_faces(ids: pd.Series, labels_csv: Path) -> pd.DataFrame:
+    """The rows of ``labels_csv`` (FERPlus columns, or a suite's CSV with ``label_disagrees``) for
+    the scored faces ``ids`` (a run's ``sample_id``: the paths as written, or resolved against the
+    CSV's folder), in their order; a face with no row is an error naming the file to pass."""
+    labels = pd.read_csv(labels_csv)
+    if not ids.isin(labels["path"]).all():
+        labels["path"] = [str((labels_csv.parent / p).resolve()) for p in labels["path"]]
+    missing = ids[~ids.isin(labels["path"])]
+    if len(missing):
+        raise SystemExit(
+            f"{len(missing)} scored faces are not rows of {labels_csv} (first: {missing.iloc[0]}); "
+            "pass the labels file the run was made from with --labels"
+        )
+    return labels.set_index("path").loc[ids].reset_index()
+
+
 def mislabel_truth(truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(known (N,) bool: the face has a crowd plurality, wrong (known.sum(),) bool: mislabeled)."""
     disagrees = truth["label_disagrees"].to_numpy()
