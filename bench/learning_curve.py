@@ -76,7 +76,7 @@ def row_of_runs(runs: dict[str, Path], labels_csv: Path) -> dict[str, Any]:
             )
         score = scores["mislabel_score"].to_numpy()[known]
         auroc[curve], ap[curve] = metrics.auroc(wrong, score), metrics.average_precision(wrong, score)
-        dates.append(records.read_metadata(run_dir / "scores.parquet")["created"][:10])
+        dates.append(scores.attrs["created"][:10])  # read_scores keeps the file's metadata in attrs
         epochs.add(yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["epochs"])
     date = max(dates)
     run = f"curate run {date}, {'/'.join(str(e) for e in sorted(epochs))} epochs"
