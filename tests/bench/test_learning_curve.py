@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import score_records
 import yaml
 
 from curate import records
@@ -53,14 +54,7 @@ def test_rows_name_their_run_and_the_plot_takes_the_latest_run_of_a_size(tmp_pat
 def _run(run: Path, ids: list[str], score: np.ndarray, created: str, epochs: int) -> Path:
     """A ``curate run`` folder as ``row_of_runs`` reads it: scores.parquet (the columns every scores
     file has; only ``mislabel_score`` matters here) and config.yaml."""
-    n, probs = len(ids), list(np.full((len(ids), 2), 0.5))
-    frame = pd.DataFrame({
-        "sample_id": ids, "filepath": ids, "split": "train", "given_label": np.zeros(n, int),
-        "target_probs": probs, "latent_distribution": probs, "aux_consensus": probs, "label_distribution": probs,
-        "uncertainty": np.zeros(n), "mislabel_score": score, "ambiguity_score": np.zeros(n),
-        "suggested_label": np.zeros(n, int), "knn_disagreement": np.zeros(n), "neighbors": [[] for _ in range(n)],
-        "verdict": "ok", "reasons": "",
-    })  # fmt: skip
+    frame = score_records.scores_frame(ids, np.zeros(len(ids), int), np.full((len(ids), 2), 0.5), mislabel_score=score)
     run.mkdir(parents=True)
     records.write_scores(run / "scores.parquet", frame, 2, {"classes": ["a", "b"], "created": created})
     (run / "config.yaml").write_text(yaml.safe_dump({"train": {"epochs": epochs}}))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import score_records
 
 from curate import records
 from curate.data.synthetic import generate
@@ -28,15 +29,11 @@ def _fake_run(run: Path, truth: pd.DataFrame, data: Path, classes: list[str], fl
     given, true = to_run[truth["label"].map(FER2013_CLASSES.index)], to_run[truth["true_label"]]
     probs = np.full((len(truth), len(classes)), 0.02)
     probs[np.arange(len(truth)), given] = 0.88
-    n = len(truth)
-    frame = pd.DataFrame({
-        "sample_id": truth["path"], "filepath": [str(data / p) for p in truth["path"]], "split": "train",
-        "given_label": given, "target_probs": list(probs), "latent_distribution": list(probs),
-        "aux_consensus": list(probs), "label_distribution": list(probs), "uncertainty": np.zeros(n),
-        "mislabel_score": truth["is_noisy"].astype(float) * 0.9 + 0.05, "ambiguity_score": truth["ambiguity"],
-        "suggested_label": true, "knn_disagreement": np.zeros(n), "neighbors": [[] for _ in range(n)],
-        "verdict": np.where(flagged, "likely_mislabeled", "ok"), "reasons": "",
-    })  # fmt: skip
+    frame = score_records.scores_frame(
+        truth["path"], given, probs, filepath=[str(data / p) for p in truth["path"]],
+        mislabel_score=truth["is_noisy"].astype(float) * 0.9 + 0.05, ambiguity_score=truth["ambiguity"],
+        suggested_label=true, verdict=np.where(flagged, "likely_mislabeled", "ok"),
+    )  # fmt: skip
     run.mkdir(parents=True)
     (run / "classes.json").write_text(json.dumps(classes))
     meta = {"classes": classes, "cross_fit": 3, "flag_count": {"from": "model", "model": 0.3, "folds": 0.2}}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import score_records
 from PIL import Image
 
 from curate.records import write_scores
@@ -50,18 +51,11 @@ def scores_frame(
     split: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Score records from hand-made arrays (suggested = argmax, mislabel = 1 - p[given])."""
-    n, c = dist.shape
-    given = np.asarray(given, dtype=np.int32)
-    return pd.DataFrame({
-        "sample_id": list(ids), "filepath": [str(p) for p in filepaths],
-        "split": list(split) if split is not None else ["train"] * n, "given_label": given,
-        "target_probs": list(dist), "latent_distribution": list(dist), "aux_consensus": list(dist), "label_distribution": list(dist),
-        "uncertainty": np.full(n, 0.5, np.float32),
-        "mislabel_score": (1 - dist[np.arange(n), given]).astype(np.float32),
-        "ambiguity_score": np.full(n, 0.3, np.float32), "suggested_label": dist.argmax(1).astype(np.int32),
-        "knn_disagreement": np.zeros(n, np.float32), "neighbors": [[] for _ in range(n)],
-        "verdict": list(verdict), "reasons": [""] * n,
-    })  # fmt: skip
+    n = len(ids)
+    return score_records.scores_frame(
+        ids, given, dist, filepath=[str(p) for p in filepaths], split=list(split) if split is not None else "train",
+        uncertainty=np.full(n, 0.5, np.float32), ambiguity_score=np.full(n, 0.3, np.float32), verdict=list(verdict),
+    )  # fmt: skip
 
 
 def save_scores(path: Path, frame: pd.DataFrame, classes: Sequence[str], **meta: object) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import score_records
 from PIL import Image
 
 from curate.records import save_embeddings, write_scores
@@ -32,16 +33,14 @@ def scores_frame(
         path = image_dir / f"{prefix}{i}.png"
         Image.new("L", (8, 8), int(rng.integers(0, 255))).save(path)
         paths.append(str(path))
-    return pd.DataFrame({
-        "sample_id": [f"{prefix}{i}" for i in range(n)], "filepath": paths, "split": ["train"] * n,
-        "given_label": given, "target_probs": list(probs), "latent_distribution": list(probs),
-        "aux_consensus": list(consensus), "label_distribution": list(probs), "uncertainty": rng.random(n).astype(np.float32),
-        "mislabel_score": rng.random(n).astype(np.float32), "ambiguity_score": rng.random(n).astype(np.float32),
-        "suggested_label": probs.argmax(1).astype(np.int32), "knn_disagreement": rng.random(n).astype(np.float32),
-        "neighbors": [[f"{prefix}{(i + 1) % n}"] for i in range(n)],
-        "verdict": [("ok", "ambiguous", "likely_mislabeled")[i % 3] for i in range(n)],
-        "reasons": ["" if i % 3 == 0 else "mislabel_score>=0.5" for i in range(n)],
-    })  # fmt: skip
+    return score_records.scores_frame(
+        [f"{prefix}{i}" for i in range(n)], given, probs, filepath=paths, aux_consensus=list(consensus),
+        uncertainty=rng.random(n).astype(np.float32), mislabel_score=rng.random(n).astype(np.float32),
+        ambiguity_score=rng.random(n).astype(np.float32), knn_disagreement=rng.random(n).astype(np.float32),
+        neighbors=[[f"{prefix}{(i + 1) % n}"] for i in range(n)],
+        verdict=[("ok", "ambiguous", "likely_mislabeled")[i % 3] for i in range(n)],
+        reasons=["" if i % 3 == 0 else "mislabel_score>=0.5" for i in range(n)],
+    )  # fmt: skip
 
 
 def write(path: Path, frame: pd.DataFrame, *, classes: list[str] = CLASSES, dim: int = 8, seed: int = 0) -> Path:
