@@ -32,7 +32,7 @@ def main() -> None:
     table = read_dataset(str(args.labels), format="ferplus")
     truth = pd.read_csv(args.labels, usecols=["path", "dup_group"])
     t0 = time.perf_counter()
-    report, _ = table_duplicates(table, workers=args.workers)
+    report = table_duplicates(table, workers=args.workers)
     wall = time.perf_counter() - t0
     # join on the absolute image path
     truth_group = dict(zip((str((args.labels.parent / p).resolve()) for p in truth["path"]), truth["dup_group"]))

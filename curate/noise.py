@@ -45,11 +45,6 @@ def class_share(given: np.ndarray, hit: np.ndarray, num_classes: int) -> np.ndar
     return np.bincount(given, weights=hit.astype(np.float64), minlength=num_classes) / np.maximum(counts, 1)
 
 
-def confident_share(given: np.ndarray, probs: np.ndarray, num_classes: int) -> np.ndarray:
-    """(C,) share of the faces given class y that are confidently another class."""
-    return class_share(given, confident_other(given, probs) >= 0, num_classes)
-
-
 def class_noise_prior(
     given: np.ndarray, probs: np.ndarray, num_classes: int, *, pseudo_count: float = 20.0
 ) -> tuple[np.ndarray, float]:

@@ -330,12 +330,6 @@ def rerank_scores(
     return out
 
 
-def review_order(scores: pd.DataFrame, score_column: str = "mislabel_score_rerank") -> pd.DataFrame:
-    """The undecided rows of a reranked table, highest ``score_column`` first (ties: table order)."""
-    undecided = scores[~scores["decided"]]
-    return undecided.sort_values(score_column, ascending=False, kind="stable")
-
-
 def read_decisions(path, classes: list[str] | None = None) -> dict[str, int | str | None]:
     """Decisions from a CSV with columns ``sample_id`` and ``label``: a class index, a class name
     (needs ``classes``), ``correct``, or empty (decided, no label: e.g. excluded)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curate.rerank import CORRECT, RerankConfig, Reranker, noise_posterior, read_decisions, rerank_scores, review_order
+from curate.rerank import CORRECT, RerankConfig, Reranker, noise_posterior, read_decisions, rerank_scores
 
 
 def table(n: int = 30, c: int = 3, seed: int = 0) -> pd.DataFrame:
@@ -24,12 +24,19 @@ def table(n: int = 30, c: int = 3, seed: int = 0) -> pd.DataFrame:
     })  # fmt: skip
 
 
+def undecided_by_score(out: pd.DataFrame) -> pd.DataFrame:
+    """The undecided rows of a reranked table, highest re-ranked score first (ties: table order)."""
+    return out[~out["decided"]].sort_values("mislabel_score_rerank", ascending=False, kind="stable")
+
+
 def test_no_decisions_keeps_the_order_and_scores():
     df = table()
     out = rerank_scores(df, {})
     assert np.allclose(out["mislabel_score_rerank"], df["mislabel_score"], atol=1e-6)
     assert (out["suggested_rerank"] == df["suggested_label"]).all()
-    assert list(review_order(out).index) == list(df.sort_values("mislabel_score", ascending=False, kind="stable").index)
+    assert list(undecided_by_score(out).index) == list(
+        df.sort_values("mislabel_score", ascending=False, kind="stable").index
+    )
 
 
 def test_no_decisions_keeps_a_score_that_is_not_one_minus_the_distribution():
@@ -47,7 +54,7 @@ def test_decided_faces_never_change():
     assert np.array_equal(out.loc[decided, "mislabel_score_rerank"], df.loc[decided, "mislabel_score"])
     for a, b in zip(out.loc[decided, "label_distribution_rerank"], df.loc[decided, "label_distribution"]):
         assert np.array_equal(a, b)
-    assert set(review_order(out)["sample_id"]).isdisjoint(decisions)
+    assert set(undecided_by_score(out)["sample_id"]).isdisjoint(decisions)
     for column in df.columns:  # original columns untouched
         assert out[column].equals(df[column])
 

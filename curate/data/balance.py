@@ -61,15 +61,12 @@ class ClassBalance:
         return lines
 
 
-def class_balance(
-    labels: np.ndarray, classes: list[str], *, batch_size: int = DEFAULT_BATCH_SIZE, min_faces: int | None = None
-) -> ClassBalance:
+def class_balance(labels: np.ndarray, classes: list[str], *, batch_size: int = DEFAULT_BATCH_SIZE) -> ClassBalance:
     """Balance of the labelled faces (``labels`` >= 0, indexes into ``classes``)."""
     labels = np.asarray(labels, dtype=np.int64)
     labelled = labels[(labels >= 0) & (labels < len(classes))]
     counts = np.bincount(labelled, minlength=len(classes))
-    if min_faces is None:
-        min_faces = max(MIN_CLASS_FACES, math.ceil(len(labelled) / max(batch_size, 1)))
+    min_faces = max(MIN_CLASS_FACES, math.ceil(len(labelled) / max(batch_size, 1)))
     if len(classes) == 0:
         ratio = float("nan")
     elif counts.min() == 0:

@@ -263,15 +263,11 @@ def find_duplicates(
     )
 
 
-def table_duplicates(
-    df: pd.DataFrame, facts: Sequence[PixelFacts] | None = None, *, workers: int = 4, progress: bool = True
-) -> tuple[DuplicateReport, list[PixelFacts]]:
-    """Exact duplicates of a LabelTable (decoding every image unless ``facts`` are given)."""
+def table_duplicates(df: pd.DataFrame, *, workers: int = 4, progress: bool = True) -> DuplicateReport:
+    """Exact duplicates of a LabelTable, decoding every image."""
     from curate.data.table import classes_of
 
-    if facts is None:
-        facts = pixel_facts(df["filepath"].tolist(), workers=workers, progress=progress)
-    report = find_duplicates(
+    facts = pixel_facts(df["filepath"].tolist(), workers=workers, progress=progress)
+    return find_duplicates(
         [f.digest for f in facts], df["label"].to_numpy(), df["split"].astype(str), df["sample_id"], classes_of(df)
     )
-    return report, list(facts)

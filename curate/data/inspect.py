@@ -89,7 +89,7 @@ def inspect_table(
         problems += _image_problems(df["filepath"].tolist(), workers=workers)
     duplicates = None
     if check_images if check_duplicates is None else check_duplicates:
-        duplicates, _ = table_duplicates(df, workers=workers)
+        duplicates = table_duplicates(df, workers=workers)
         problems += _pixel_duplicate_problems(duplicates)
     return InspectResult(
         source=str(df.attrs.get("source", "")),

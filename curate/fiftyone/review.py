@@ -42,8 +42,6 @@ REVIEWED = "reviewed"
 EXCLUDED = "excluded"
 GIVEN = "ground_truth"
 SUGGESTED = "suggested_label"
-ACTIONS = ("relabel", "accept_suggestion", "keep", "exclude", "include")
-DECISION_FIELDS = (DECISIONS, CLEAN_LABEL, REVIEWED, EXCLUDED)
 DUPLICATE_GROUP = "duplicate_group"
 MISLABEL = "mislabel_score"
 ID_BATCH = 100_000  # ids per selecting view (MongoDB commands are limited to 16 MB)
@@ -242,21 +240,6 @@ def _id_batches(ids: list[str]) -> Iterator[list[str]]:
     size = ID_BATCH
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
-
-
-def decisions_table(dataset: fo.Dataset) -> pd.DataFrame:
-    """One row per decision, oldest first per sample: sample_key, filepath, given_label, step
-    (0-based), action, from, to, when, by."""
-    ensure_decision_fields(dataset)
-    reviewed = dataset.match(fo.ViewField(REVIEWED) == True)  # noqa: E712
-    keys, paths, given, histories = reviewed.values(["sample_key", "filepath", f"{GIVEN}.label", DECISIONS])
-    rows = [
-        {"sample_key": k, "filepath": p, "given_label": g, "step": i, **d}
-        for k, p, g, h in zip(keys, paths, given, histories)
-        for i, d in enumerate(h)
-    ]
-    columns = ["sample_key", "filepath", "given_label", "step", "action", "from", "to", "when", "by"]
-    return pd.DataFrame(rows, columns=columns)
 
 
 def similar_view(

@@ -55,7 +55,6 @@ class Work:
     table: pd.DataFrame
     dataset: FaceDataset
     held_out: Sequence[tuple[nn.Module, np.ndarray]]
-    model_classes: list[str] | None
     reference: pd.DataFrame | None
     batch_size: int
     device: str

@@ -72,7 +72,6 @@ def iterate_outputs(
     *,
     batch_size: int = 256,
     device: str | torch.device = "cpu",
-    num_workers: int = 0,
     order: Sequence[int] | None = None,
     mining_precision: str = "fp32",
     tta: str = "none",
@@ -94,7 +93,7 @@ def iterate_outputs(
     if not is_dmue:
         hook = _final_linear(model).register_forward_pre_hook(lambda m, inp: captured.append(inp[0]))
     sampler = None if order is None else [int(i) for i in order]
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler)
     try:
         for x, y, idx in tqdm(loader, desc="scoring", unit="batch", disable=not progress):
             x = x.to(device, memory_format=torch.channels_last, non_blocking=True)

@@ -187,7 +187,7 @@ def score_table(
 
     for fold_model, _ in held_out:
         check_compatible(fold_model, table, model_classes)
-    work = Work(table, dataset, held_out, model_classes, reference, batch_size, device, precision, score_cfg)
+    work = Work(table, dataset, held_out, reference, batch_size, device, precision, score_cfg)
     with tempfile.TemporaryDirectory(prefix=".curate-score-", dir=out.parent) as tmp:
         reused_parts = 0
         if group is None or not group.enabled:

@@ -102,7 +102,7 @@ SPEC = [  # (name, pixel seed, label, split)
 
 def test_groups_conflicts_and_leakage(tmp_path):
     table = _write_dataset(tmp_path, SPEC)
-    report, facts = table_duplicates(table, workers=2)
+    report = table_duplicates(table, workers=2)
     seeds = np.array([s[1] for s in SPEC])
     # expected groups from the spec, independently of the code: rows sharing a seed
     shared = {s for s in seeds if (seeds == s).sum() > 1}
@@ -171,7 +171,7 @@ def test_ferplus_mini_duplicates_match_the_truth_column(shared_data):
 
     labels = shared_data / "ferplus-mini" / "labels.csv"
     table = read_dataset(str(labels), format="ferplus")
-    report, _ = table_duplicates(table, workers=2, progress=False)
+    report = table_duplicates(table, workers=2, progress=False)
     truth = pd.read_csv(labels)["dup_group"].to_numpy()
     # dup_group ids refer to the full set: within the mini set a group is a truth id shared by 2+ rows
     ids, counts = np.unique(truth[truth >= 0], return_counts=True)
