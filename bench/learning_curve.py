@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -134,9 +135,8 @@ def main() -> None:
     print(text)
     if args.out_png:
         runs = sorted({r["run"] for r in rows})
-        plot(
-            plotted_points(rows), args.out_png, "Label-error detection against dataset size\n(" + "; ".join(runs) + ")"
-        )
+        sources = textwrap.fill("; ".join(runs), width=120)  # one line per 120 characters: the figure is 10 in wide
+        plot(plotted_points(rows), args.out_png, f"Label-error detection against dataset size\n({sources})")
 
 
 if __name__ == "__main__":
