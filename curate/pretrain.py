@@ -5,7 +5,7 @@ Used by ``curate pretrain DATASET --out DIR`` and by ``curate train/run --pretra
 (into ``RUN_DIR/pretrain/``). Layout of the stage's folder, besides ``dmue_core.selfsup``'s
 (``weights.pt``, ``checkpoints/``, ``pretrain_log.jsonl``)::
 
-    pretrain.json   the cost: faces, epochs, views (faces x epochs x 2), steps, the seconds per
+    pretrain.json   the cost: faces, epochs, views (faces x epochs x 2) and their side, steps, the seconds per
                     step timed on a few steps and the estimate from them; once run, the seconds
                     it took (all calls) and the last epoch's loss
     config.yaml     (``curate pretrain`` only) the dataset and reader options, image size,
@@ -39,14 +39,15 @@ class PretrainInterrupted(RuntimeError):
     """The pretraining was stopped (Ctrl-C, SIGTERM) after saving a resumable checkpoint."""
 
 
-def cost(n_faces: int, cfg: SelfSupConfig, step_seconds: float) -> dict[str, Any]:
-    """The cost record of pretraining ``n_faces`` faces: views, steps and the time estimated from
-    ``step_seconds`` (seconds of one full-batch step)."""
+def cost(n_faces: int, cfg: SelfSupConfig, step_seconds: float, view_side: int) -> dict[str, Any]:
+    """The cost record of pretraining ``n_faces`` faces: views (of ``view_side`` pixels), steps and
+    the time estimated from ``step_seconds`` (seconds of one full-batch step)."""
     steps = steps_per_epoch(n_faces, cfg.batch_size) * cfg.epochs
     return {
         "faces": n_faces,
         "epochs": cfg.epochs,
         "views": n_faces * cfg.epochs * 2,
+        "view_side": view_side,
         "batch_size": min(cfg.batch_size, n_faces),
         "steps": steps,
         "seconds_per_step": round(step_seconds, 4),
@@ -58,7 +59,7 @@ def describe(record: dict[str, Any]) -> str:
     est = record["estimated_seconds"]
     return (
         f"self-supervised pretraining: {record['faces']:,} faces x {record['epochs']} epochs x 2 views = "
-        f"{record['views']:,} images in {record['steps']:,} steps of {record['batch_size']}; "
+        f"{record['views']:,} views of {record['view_side']} px in {record['steps']:,} steps of {record['batch_size']}; "
         f"{record['seconds_per_step']:.2f} s per step (median of 3 timed steps) -> about {est / 60:.1f} min"
     )
 
@@ -91,7 +92,8 @@ def pretrain_stage(
         return weights
     path = out_dir / RECORD
     earlier = json.loads(path.read_text()) if path.exists() else {}
-    record = {**cost(len(images), cfg, seconds_per_step(images, cfg, backbone)), "backbone": backbone.to_dict()}
+    step_seconds = seconds_per_step(images, cfg, backbone)
+    record = {**cost(len(images), cfg, step_seconds, cfg.view_side(images.shape[-1])), "backbone": backbone.to_dict()}
     record["selfsup"] = cfg.to_dict()
     log(describe(record))
     out_dir.mkdir(parents=True, exist_ok=True)

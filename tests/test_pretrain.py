@@ -34,7 +34,7 @@ def test_pretrain_prints_its_cost_first_and_records_it_with_the_config(data, tmp
     res = invoke("pretrain", data, *READ, "--epochs", "2", "--batch-size", "16", "--image-size", "32",
                  "--temperature", "0.3", "--amp", "off", "--out", out)  # fmt: skip
     assert res.exit_code == 0, res.output
-    cost_line = "self-supervised pretraining: 40 faces x 2 epochs x 2 views = 160 images in 6 steps of 16"
+    cost_line = "self-supervised pretraining: 40 faces x 2 epochs x 2 views = 160 views of 21 px in 6 steps of 16"
     assert cost_line in res.output
     assert res.output.index(cost_line) < res.output.index("pretrain epoch 1/2")
     config = yaml.safe_load((out / "config.yaml").read_text())
@@ -43,6 +43,7 @@ def test_pretrain_prints_its_cost_first_and_records_it_with_the_config(data, tmp
     assert config["pretrain"]["epochs"] == 2 and config["pretrain"]["temperature"] == 0.3
     record = json.loads((out / "pretrain.json").read_text())
     assert record["views"] == 160 and record["steps"] == 6 and record["completed"]
+    assert record["view_side"] == 21 and config["pretrain"]["view_size"] == 0  # two thirds of 32 px, by default
     assert record["estimated_seconds"] > 0 and record["seconds"] > 0 and record["selfsup"] == config["pretrain"]
     again = invoke("pretrain", data, *READ, "--epochs", "2", "--batch-size", "16", "--image-size", "32",
                    "--temperature", "0.3", "--amp", "off", "--out", out)  # fmt: skip

@@ -38,9 +38,23 @@ def test_views_are_seeded_random_and_normalised():
     cfg = SelfSupConfig(epochs=1)
     view = lambda seed: augment(faces, cfg, torch.Generator().manual_seed(seed))  # noqa: E731
     a, b = view(1), view(2)
-    assert a.shape == (4, 3, 32, 32) and a.min() >= -1 and a.max() <= 1
+    assert a.shape == (4, 3, 21, 21) and a.min() >= -1 and a.max() <= 1  # two thirds of the 32-pixel faces
     torch.testing.assert_close(a, view(1))
     assert not torch.allclose(a, b)
+
+
+def test_smaller_views_resample_the_same_crop():
+    faces = _faces(4)
+    view = lambda side, seed: augment(  # noqa: E731
+        faces, SelfSupConfig(epochs=1, view_size=side), torch.Generator().manual_seed(seed)
+    )
+    small, full, other = view(16, 1), view(32, 1), view(32, 2)
+    assert small.shape == (4, 3, 16, 16) and small.min() >= -1 and small.max() <= 1
+    up = torch.nn.functional.interpolate(small, size=32, mode="bilinear", align_corners=False)
+    # the 16-pixel view is the same crop, flip and jitter as the 32-pixel one at half the resolution
+    assert (up - full).abs().mean() < 0.5 * (other - full).abs().mean()
+    with pytest.raises(ValueError, match="view_size"):
+        SelfSupConfig(epochs=1, view_size=4)
 
 
 def test_loss_falls_and_the_weights_load_through_weights(tmp_path):
