@@ -247,7 +247,8 @@ def resolve_config(
             balanced_sampler=balanced_sampler,
         )
         cfg.validate()  # the combination of the file and the flags
-        cfg.set_explicitly(*(name for name, value in (("train.epochs", epochs), ("model.ramp_a", ramp_a)) if value))
+        given = (("train.epochs", epochs), ("model.ramp_a", ramp_a), ("pretrain.epochs", pretrain_epochs is not None))
+        cfg.set_explicitly(*(name for name, value in given if value))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     return cfg

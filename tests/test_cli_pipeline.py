@@ -377,6 +377,8 @@ def test_run_on_ferplus_mini(shared_data, tmp_path):
         shared_data / "ferplus-mini" / "labels.csv",
         "--out",
         tmp_path / "mini",
+        "--pretrain-epochs",
+        "0",
         "--epochs",
         "2",
         "--ramp-a",

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from curate.cli import main
 from curate.data.synthetic import generate
 from curate.run_config import RunConfig, resolve_config
-from curate.sizing import SIZE_AWARE, TABLE, apply, row_for
+from curate.sizing import MAX_PRETRAIN_EPOCHS, SIZE_AWARE, TABLE, apply, row_for
 
 RESOLVE_ARGS = ("config_file", "backbone", "weights", "init_from", "epochs", "batch_size", "image_size",
                 "small_input", "ramp_a", "aux_fraction", "balanced_sampler", "device", "amp", "num_workers",
@@ -41,12 +41,35 @@ def test_apply_fills_only_the_unset_settings_once():
     assert "size-aware defaults for 500 faces" in lines[0]
     assert apply(cfg, 50_000, lines.append) == {} and cfg.train.epochs == row.epochs  # chosen once
     explicit = resolved(epochs=7)
-    assert explicit.size_aware == ["model.ramp_a", "cross_fit"]
+    assert explicit.size_aware == ["pretrain.epochs", "model.ramp_a", "cross_fit"]
     apply(explicit, 500, lines.append)
     assert (explicit.train.epochs, explicit.model.ramp_a) == (7, round(7 / 3, 2))
     both = resolved(epochs=7, ramp_a=1.5)
     apply(both, 500, lines.append)
     assert (both.train.epochs, both.model.ramp_a) == (7, 1.5)
+
+
+def test_the_self_supervised_start_is_chosen_where_its_row_has_one_and_no_other_start_is_given():
+    row = row_for(2000)
+    assert row.pretrain_steps and row.warm_epochs and not row_for(999).pretrain_steps
+    cfg = resolved()
+    chosen = apply(cfg, 2000, lambda _: None)  # 8 steps of 256 faces an epoch
+    epochs = min(MAX_PRETRAIN_EPOCHS, -(-row.pretrain_steps // 8))
+    assert chosen["pretrain.epochs"] == cfg.pretrain.epochs == epochs
+    assert chosen["train.epochs"] == cfg.train.epochs == row.warm_epochs
+    assert cfg.model.ramp_a == round(row.warm_epochs / 3, 2)
+    big = resolved()
+    apply(big, row_for(2000).below - 1, lambda _: None)  # 12 steps an epoch: fewer epochs for the same steps
+    assert big.pretrain.epochs == -(-row.pretrain_steps // 12) < epochs
+    for flags in ({"weights": "start.pt"}, {"pretrain_epochs": 0}):  # another start, or the start turned off
+        other = resolved(**flags)
+        assert "pretrain.epochs" not in apply(other, 2000, lambda _: None)
+        assert (other.pretrain.epochs, other.train.epochs) == (0, row.epochs)
+    mine = resolved(pretrain_epochs=120)  # the user's own start still gets the row's epochs after a start
+    apply(mine, 2000, lambda _: None)
+    assert (mine.pretrain.epochs, mine.train.epochs) == (120, row.warm_epochs)
+    small = resolved()
+    assert "pretrain.epochs" not in apply(small, 500, lambda _: None) and small.pretrain.epochs == 0
 
 
 def test_config_files_keep_their_values(tmp_path):

@@ -197,6 +197,7 @@ class Benchmark:
             "--no-load",
             f"--out={run_dir}",
             *([] if any(f.startswith("--cross-fit") for f in flags) else ["--cross-fit=0"]),  # same budget
+            *([] if any(f.startswith("--pretrain-epochs") for f in flags) else ["--pretrain-epochs=0"]),  # and start
             *flags,
         ]
         self.log("[bench] curate " + " ".join(args))
