@@ -15,8 +15,8 @@ count comes from cross-fitted fold models (``curate.cross_fit``; for 42 % noise 
     >= 10,000          12         0         -
 
 Between 1,000 and 3,000 faces the run first trains its backbone self-supervised on the same faces
-(``curate.pretrain``, labels unused; on 2 cores about 9 min at 48 px) and then DMUE for 12 epochs
-from it: on ferplus-mini AUROC 0.756 -> 0.78 and suggestions right on 32 -> 39 % of the true errors
+(``curate.pretrain``, labels unused; about 13 min for 2,000 faces on 2 cores) and then DMUE for 12 epochs
+from it: on ferplus-mini AUROC 0.756 -> 0.78 and suggestions right on 32 -> 36-39 % of the true errors
 (docs/small-data.md, where the same is measured on other data). No start is chosen where the run
 has one (``--weights``, ``--init-from``). A self-supervised start chosen by ``--pretrain-epochs``
 also gets the row's 12 epochs where the row has a start (more overfit the labels).
