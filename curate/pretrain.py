@@ -60,7 +60,7 @@ def describe(record: dict[str, Any]) -> str:
     return (
         f"self-supervised pretraining: {record['faces']:,} faces x {record['epochs']} epochs x 2 views = "
         f"{record['views']:,} views of {record['view_side']} px in {record['steps']:,} steps of {record['batch_size']}; "
-        f"{record['seconds_per_step']:.2f} s per step (median of 3 timed steps) -> about {est / 60:.1f} min"
+        f"{record['seconds_per_step']:.2f} s per step (median of 5 timed steps) -> about {est / 60:.1f} min"
     )
 
 

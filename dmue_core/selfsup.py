@@ -10,7 +10,7 @@ Input: ``images`` uint8 [N, C, S, S] (C = 1 or 3; faces read as three equal chan
 like ``curate.data.torch_dataset`` (x / 255, mean = std = 0.5). Output layout under ``out_dir``::
 
     checkpoints/last.pt   backbone, head, optimizer, epoch and step in epoch, configs; rewritten
-                          atomically every ``ckpt_every`` steps, at each epoch end and when stopped
+                          atomically every ``ckpt_every`` steps and when done or stopped
     pretrain_log.jsonl    one JSON object per finished epoch (loss, seconds, images/s)
     weights.pt            {"model": the plain backbone's state dict without its classifier,
                           "selfsup": config, "backbone": name and stem, "epochs": E}, written when
@@ -57,7 +57,7 @@ class SelfSupConfig(_JsonRecord):
     [1 - jitter, 1 + jitter]. view_size: side of each view in pixels, the crop resampled to it
     (0: two thirds of the faces' side, ``view_side``); a step's time goes with view_size².
     seed, device ("auto", "cpu", "cuda", ...), amp ("auto", True,
-    False; ``precision.training_autocast``), ckpt_every (steps; 0: only at epoch ends)."""
+    False; ``precision.training_autocast``), ckpt_every (steps; 0: at every epoch end)."""
 
     epochs: int = 0
     batch_size: int = 256
@@ -239,19 +239,22 @@ class _Stepper:
         return float(loss.detach())
 
 
-def seconds_per_step(images: Tensor, cfg: SelfSupConfig, backbone: Backbone = Backbone(), steps: int = 3) -> float:
-    """Wall seconds of one full-batch step: the median of ``steps`` steps timed after one warm-up
-    step, on a throw-away encoder (nothing written; the global RNG state is restored)."""
+def seconds_per_step(
+    images: Tensor, cfg: SelfSupConfig, backbone: Backbone = Backbone(), steps: int = 5, warmup: int = 4
+) -> float:
+    """Wall seconds of one full-batch step: the median of ``steps`` steps timed after ``warmup``
+    untimed ones (the first steps of a process run up to 2.5x slower while the allocator and the
+    kernels warm up), on a throw-away encoder (nothing written; the global RNG state is restored)."""
     with torch.random.fork_rng(devices=[]):
         stepper = _Stepper(images, cfg, backbone)
         start, stop = stepper.bounds[0]
         batch = images[start:stop]
         times = []
-        for s in range(steps + 1):
+        for s in range(warmup + steps):
             tick = time.perf_counter()
             stepper.step(batch, (0, s), cfg.lr)
             times.append(time.perf_counter() - tick)
-        return statistics.median(times[1:])
+        return statistics.median(times[warmup:])
 
 
 def steps_per_epoch(n_faces: int, batch_size: int) -> int:
@@ -308,7 +311,7 @@ class _Run:
         bar = tqdm(total=cfg.epochs * n_steps, initial=min(self.epoch * n_steps + self.step, cfg.epochs * n_steps),
                    desc="self-supervised pretraining", disable=not progress, dynamic_ncols=True)  # fmt: skip
         s.model.train()
-        stopped = False
+        stopped, unsaved = False, 0
         with _stop_signals(self.log) as stop_requested:
             while self.epoch < cfg.epochs and not stopped:
                 order = s.order(self.epoch)
@@ -323,11 +326,15 @@ class _Run:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
                     stopped = stop_requested() or (max_steps is not None and global_step + 1 >= max_steps)
-                    if cfg.ckpt_every and self.steps_now % cfg.ckpt_every == 0 and self.step < n_steps:
+                    unsaved += 1
+                    if cfg.ckpt_every and unsaved >= cfg.ckpt_every and self.step < n_steps:
                         self._save()
+                        unsaved = 0
                 if self.step == n_steps:
                     self._finish_epoch(n_steps)
-                self._save()
+                if stopped or self.epoch >= cfg.epochs or unsaved >= cfg.ckpt_every:
+                    self._save()  # not at every epoch end: small sets have epochs of a few steps
+                    unsaved = 0
         bar.close()
 
     def _finish_epoch(self, n_steps: int) -> None:

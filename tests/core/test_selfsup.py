@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dmue_core import DMUE, DMUEConfig
+from dmue_core import DMUE, DMUEConfig, selfsup
 from dmue_core.selfsup import SelfSupConfig, augment, nt_xent, pretrain
 
 FAST = {"batch_size": 16, "amp": False, "device": "cpu", "ckpt_every": 0}
@@ -57,6 +57,20 @@ def test_smaller_views_resample_the_same_crop():
         SelfSupConfig(epochs=1, view_size=4)
 
 
+def test_step_time_leaves_out_the_warm_up_steps(monkeypatch):
+    # fake steps: the first four slow (a cold process), then 0.1 s; only the later ones may count
+    durations = iter([9.0, 9.0, 9.0, 9.0, 0.1, 0.1, 0.2, 0.1, 0.1])
+    clock = {"now": 0.0}
+    monkeypatch.setattr(
+        selfsup._Stepper, "step", lambda self, *a: clock.__setitem__("now", clock["now"] + next(durations))
+    )
+    monkeypatch.setattr(selfsup.time, "perf_counter", lambda: clock["now"])
+    cfg = SelfSupConfig(epochs=1, **FAST)
+    assert selfsup.seconds_per_step(_faces(16), cfg) == pytest.approx(0.1)
+    with pytest.raises(StopIteration):  # every step taken: 4 untimed, 5 timed
+        next(durations)
+
+
 def test_loss_falls_and_the_weights_load_through_weights(tmp_path):
     cfg = SelfSupConfig(epochs=12, **FAST)
     result = pretrain(_faces(), cfg, tmp_path, progress=False, log=lambda _: None)
@@ -86,3 +100,14 @@ def test_a_stopped_pretraining_resumes_as_if_uninterrupted(tmp_path):
     assert resumed.losses == whole.losses
     with pytest.raises(ValueError, match="another number of faces"):
         pretrain(faces[:20], cfg, tmp_path / "split", progress=False, log=lambda _: None)
+
+
+@pytest.mark.parametrize(("ckpt_every", "saves"), [(5, [5, 10, 12]), (0, list(range(1, 13)))])
+def test_checkpoints_follow_the_step_cadence_not_every_epoch(tmp_path, monkeypatch, ckpt_every, saves):
+    # 16 faces in batches of 16: one step an epoch, so an epoch-end checkpoint would be one a step
+    written = []
+    save = selfsup._Run._save
+    monkeypatch.setattr(selfsup._Run, "_save", lambda run: (written.append(run.epoch), save(run)))
+    cfg = SelfSupConfig(epochs=12, **{**FAST, "ckpt_every": ckpt_every})
+    assert pretrain(_faces(16), cfg, tmp_path, progress=False, log=lambda _: None).completed
+    assert written == saves
