@@ -28,7 +28,15 @@ import yaml
 from curate.data.torch_dataset import FaceDataset
 from curate.files import temp_beside
 from curate.runs import write_json
-from dmue_core.selfsup import WEIGHTS, Backbone, SelfSupConfig, pretrain, seconds_per_step, steps_per_epoch
+from dmue_core.selfsup import (
+    TIMED_STEPS,
+    WEIGHTS,
+    Backbone,
+    SelfSupConfig,
+    pretrain,
+    seconds_per_step,
+    steps_per_epoch,
+)
 
 Log = Callable[[str], Any]
 RECORD = "pretrain.json"
@@ -60,7 +68,7 @@ def describe(record: dict[str, Any]) -> str:
     return (
         f"self-supervised pretraining: {record['faces']:,} faces x {record['epochs']} epochs x 2 views = "
         f"{record['views']:,} views of {record['view_side']} px in {record['steps']:,} steps of {record['batch_size']}; "
-        f"{record['seconds_per_step']:.2f} s per step (median of 5 timed steps) -> about {est / 60:.1f} min"
+        f"{record['seconds_per_step']:.2f} s per step (median of {TIMED_STEPS} timed steps) -> about {est / 60:.1f} min"
     )
 
 

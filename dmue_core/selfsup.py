@@ -45,6 +45,8 @@ from dmue_core.trainer import _atomic_write, _stop_signals, batch_bounds, derive
 Log = Callable[[str], Any]
 WEIGHTS = "weights.pt"
 CHECKPOINT_FORMAT = 1
+#: steps ``seconds_per_step`` times, after ``WARMUP_STEPS`` untimed ones
+TIMED_STEPS, WARMUP_STEPS = 5, 4
 
 
 @dataclass
@@ -240,7 +242,11 @@ class _Stepper:
 
 
 def seconds_per_step(
-    images: Tensor, cfg: SelfSupConfig, backbone: Backbone = Backbone(), steps: int = 5, warmup: int = 4
+    images: Tensor,
+    cfg: SelfSupConfig,
+    backbone: Backbone = Backbone(),
+    steps: int = TIMED_STEPS,
+    warmup: int = WARMUP_STEPS,
 ) -> float:
     """Wall seconds of one full-batch step: the median of ``steps`` steps timed after ``warmup``
     untimed ones (the first steps of a process run up to 2.5x slower while the allocator and the

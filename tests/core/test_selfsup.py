@@ -1,6 +1,7 @@
 """The self-supervised (SimCLR) warm start: its loss, its views, its weights file and its resume."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -64,7 +65,7 @@ def test_step_time_leaves_out_the_warm_up_steps(monkeypatch):
     monkeypatch.setattr(
         selfsup._Stepper, "step", lambda self, *a: clock.__setitem__("now", clock["now"] + next(durations))
     )
-    monkeypatch.setattr(selfsup.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(selfsup, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))  # selfsup's clock only
     cfg = SelfSupConfig(epochs=1, **FAST)
     assert selfsup.seconds_per_step(_faces(16), cfg) == pytest.approx(0.1)
     with pytest.raises(StopIteration):  # every step taken: 4 untimed, 5 timed
