@@ -34,6 +34,20 @@ from curate.benchmark.signals import run_signals
 from curate.data.table import FER2013_CLASSES
 
 
+def suggestion_line(signals: dict[str, np.ndarray], crowd: np.ndarray, errors: np.ndarray) -> str:
+    """How often the suggested label is the crowd's (``crowd``, in the run's class order) on the true
+    errors (``errors``, (N,) bool, at least one): over all of them, and over those in the review queue
+    (verdict not ``ok``; a face left ``ok`` is suggested its given label)."""
+    right = signals["suggested_label"] == crowd
+    queued = errors & signals["in_queue"]
+    in_queue = f"{right[queued].mean():.3f}" if queued.any() else "-"
+    return (
+        f"suggested label = the crowd's on {right[errors].mean():.3f} of the {errors.sum()} true errors "
+        f"(all of them, flagged or not); {queued.sum() / errors.sum():.3f} of them are in the queue "
+        f"(verdict not ok), the suggestion right on {in_queue} of those"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path)
@@ -63,10 +77,7 @@ def main() -> None:
     errors = wrong == 1
     if errors.any():
         print("\n".join(detection_table(detection_rows(results))))
-        right = float(np.mean(signals["suggested_label"][errors] == truth["ferplus_label"].to_numpy()[errors]))
-        print(
-            f"\nsuggested label = the crowd's on {right:.3f} of the {errors.sum()} true errors (all of them, flagged or not)"
-        )
+        print("\n" + suggestion_line(signals, truth["ferplus_label"].to_numpy(), errors))
     else:  # e.g. a flip suite's clean setting
         print("No face is mislabeled by this truth: no AUROC, AP or suggestion figures; flags and classes below.")
     print("\nAmbiguity, Spearman with the vote entropy:\n")

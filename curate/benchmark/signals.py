@@ -2,8 +2,9 @@
 
 ``run_signals(run_dir, sample_ids)`` reads ``RUN_DIR/scores.parquet`` and the training dynamics
 and returns (N,) arrays in the order of ``sample_ids``: the shipped scores and each signal alone
-(ablations). Higher = more likely mislabeled / more ambiguous, except ``flag`` (bool) and
-``suggested_label`` (int class index).
+(ablations). Higher = more likely mislabeled / more ambiguous, except ``flag`` (bool: the verdict
+``likely_mislabeled``), ``in_queue`` (bool: any verdict other than ``ok``) and ``suggested_label``
+(int class index).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def run_signals(run_dir: str | Path, sample_ids: Sequence[str]) -> dict[str, np.
         "dynamics": 1 - np.nan_to_num(p_dyn, nan=0.5),
         "target_entropy": normalised_entropy(probs),
         "flag": (df["verdict"] == "likely_mislabeled").to_numpy(),
+        "in_queue": (df["verdict"] != "ok").to_numpy(),
         "given_label": given,
         "suggested_label": df["suggested_label"].to_numpy(),
     }

@@ -40,3 +40,19 @@ def test_class_table_on_clean_labels_names_no_rate_ratio_or_recall():
 
     assert "0.333 of the faces, precision 0.000, recall —" in lines[0]
     assert "| a | 3 | 0.00 | 0.500 | 0.67 |" in lines
+
+
+def test_suggestion_line_counts_the_queued_errors_apart() -> None:
+    signals = {
+        "suggested_label": np.array([1, 0, 2, 1, 0]),
+        "in_queue": np.array([True, True, False, False, True]),
+    }
+    crowd = np.array([1, 2, 1, 1, 0])
+    errors = np.array([True, True, True, True, False])  # face 4 is labelled right
+    line = score_quality.suggestion_line(signals, crowd, errors)
+    # right on faces 0 and 3 of the 4 errors; faces 0 and 1 are queued, the suggestion right on face 0 of them
+    assert "the crowd's on 0.500 of the 4 true errors" in line
+    assert "0.500 of them are in the queue" in line
+    assert "the suggestion right on 0.500 of those" in line
+    signals["in_queue"][:] = False
+    assert "0.000 of them are in the queue" in score_quality.suggestion_line(signals, crowd, errors)
