@@ -1,0 +1,92 @@
+"""How closely a cross-fitted run fits its given labels in sample, and how well its fold models
+predict them out of fold (docs/small-data.md, "Warm epochs from the data").
+
+Usage: python bench/fold_agreement.py RUN_DIR DATASET [RUN_DIR DATASET ...]
+
+RUN_DIR: a ``curate run`` directory with fold models (``folds/``, the default below 10,000 faces);
+DATASET: the file it was trained on (read as ``curate run`` reads it, every split). For each run:
+accuracy and Cohen's kappa of the argmax against the given labels, of the full model on every face
+(in sample) and of each fold model on the faces it did not train on (out of fold), and the gap
+between the two accuracies; with a ``label_disagrees`` column (0/1, the FERPlus truth) also the
+AUROC of ``1 - p[given]`` from each. No TTA: plain target probabilities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from curate.cross_fit import saved_folds
+from curate.data import read_dataset
+from curate.data.table import classes_of
+from curate.data.torch_dataset import FaceDataset, eval_transform
+from curate.runs import load_model
+from curate.scoring.infer import iterate_outputs
+
+
+def agreement(pred: np.ndarray, given: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Accuracy and Cohen's kappa of (N,) predicted against (N,) given class ids in [0, num_classes):
+    kappa = (accuracy - chance) / (1 - chance), chance from the two label shares (1 - chance > 0)."""
+    accuracy = float((pred == given).mean())
+    chance = float(np.dot(np.bincount(pred, minlength=num_classes), np.bincount(given, minlength=num_classes)))
+    chance /= len(given) ** 2
+    return {"accuracy": accuracy, "kappa": (accuracy - chance) / (1 - chance)}
+
+
+def probabilities(model: nn.Module, dataset: FaceDataset, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), C) softmax of ``model``'s target logits on ``rows`` of ``dataset``, in ``rows`` order."""
+    out: dict[int, np.ndarray] = {}
+    for chunk in iterate_outputs(model, dataset, order=rows, progress=False):
+        for i, p in zip(chunk.idx, torch.softmax(torch.from_numpy(chunk.logits), 1).numpy()):
+            out[int(i)] = p
+    return np.stack([out[int(r)] for r in rows])
+
+
+def measure(run_dir: Path, dataset_path: Path) -> dict[str, float]:
+    """The figures of one run (module docstring); ValueError for a run without fold models."""
+    table = read_dataset(dataset_path)
+    folds = saved_folds(run_dir, table)
+    if not folds:
+        raise ValueError(f"{run_dir} has no fold models for the faces of {dataset_path} (run it with --cross-fit K)")
+    loaded = load_model(run_dir)
+    dataset = FaceDataset(
+        table, image_size=loaded.image_size, transform=eval_transform(loaded.image_size), preload=True
+    )
+    given = table["label"].to_numpy()
+    num_classes = len(classes_of(table))
+    every = np.arange(len(table))
+    in_sample = probabilities(loaded.model, dataset, every)
+    out_of_fold = np.empty_like(in_sample)
+    for fold in folds:
+        out_of_fold[fold.rows] = probabilities(load_model(fold.run_dir).model, dataset, fold.rows)
+    row: dict[str, float] = {"faces": len(table)}
+    for name, probs in (("in_sample", in_sample), ("out_of_fold", out_of_fold)):
+        for key, value in agreement(probs.argmax(1), given, num_classes).items():
+            row[f"{name}_{key}"] = round(value, 4)
+    row["fit_gap"] = round(row["in_sample_accuracy"] - row["out_of_fold_accuracy"], 4)
+    if "label_disagrees" in table:
+        truth = table["label_disagrees"].to_numpy(dtype=float)
+        known = np.isin(truth, (0, 1))
+        for name, probs in (("in_sample", in_sample), ("out_of_fold", out_of_fold)):
+            row[f"{name}_auroc"] = round(float(roc_auc_score(truth[known], 1 - probs[every, given][known])), 4)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pairs", nargs="+", metavar="RUN_DIR DATASET")
+    args = parser.parse_args()
+    if len(args.pairs) % 2:
+        parser.error("give a DATASET after every RUN_DIR")
+    for run_dir, dataset_path in zip(args.pairs[::2], args.pairs[1::2]):
+        print(json.dumps({"run": run_dir, **measure(Path(run_dir), Path(dataset_path))}))
+
+
+if __name__ == "__main__":
+    main()
