@@ -1,5 +1,5 @@
 """How closely a cross-fitted run fits its given labels in sample, and how well its fold models
-predict them out of fold (docs/small-data.md, "Warm epochs from the data").
+predict them out of fold (docs/small-data.md, "Warm epochs after the start").
 
 Usage: python bench/fold_agreement.py RUN_DIR DATASET [RUN_DIR DATASET ...]
 
