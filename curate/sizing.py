@@ -16,8 +16,9 @@ count comes from cross-fitted fold models (``curate.cross_fit``; for 42 % noise 
 
 Between 1,000 and 3,000 faces the run first trains its backbone self-supervised on the same faces
 (``curate.pretrain``, labels unused; about 13 min for 2,000 faces on 2 cores) and then DMUE for 20 epochs
-from it: on ferplus-mini AUROC 0.756 -> 0.78, and on four kinds of 2,000 faces 20 epochs after the
-start ranked level with or better than 12 and 30 (docs/small-data.md, "Warm epochs after the start").
+from it: on ferplus-mini AUROC 0.756 -> 0.78 with 12 epochs after it, and on four kinds of 2,000 faces
+20 epochs ranked level with 12 or better (mini level, +0.010 to +0.020 on the others) with a shorter
+queue (docs/small-data.md, "Warm epochs after the start").
 No start is chosen where the run has one (``--weights``, ``--init-from``). A self-supervised start
 chosen by ``--pretrain-epochs`` also gets the row's 20 epochs where the row has a start.
 
