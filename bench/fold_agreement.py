@@ -18,34 +18,27 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import cohen_kappa_score, roc_auc_score
 from torch import nn
 
 from curate.cross_fit import saved_folds
 from curate.data import read_dataset
-from curate.data.table import classes_of
 from curate.data.torch_dataset import FaceDataset, eval_transform
 from curate.runs import load_model
 from curate.scoring.infer import iterate_outputs
+from curate.scoring.scores import softmax
 
 
-def agreement(pred: np.ndarray, given: np.ndarray, num_classes: int) -> dict[str, float]:
-    """Accuracy and Cohen's kappa of (N,) predicted against (N,) given class ids in [0, num_classes):
-    kappa = (accuracy - chance) / (1 - chance), chance from the two label shares (1 - chance > 0)."""
-    accuracy = float((pred == given).mean())
-    chance = float(np.dot(np.bincount(pred, minlength=num_classes), np.bincount(given, minlength=num_classes)))
-    chance /= len(given) ** 2
-    return {"accuracy": accuracy, "kappa": (accuracy - chance) / (1 - chance)}
+def agreement(pred: np.ndarray, given: np.ndarray) -> dict[str, float]:
+    """Accuracy and Cohen's kappa (agreement beyond the chance of the two label shares) of (N,)
+    predicted against (N,) given class ids."""
+    return {"accuracy": float((pred == given).mean()), "kappa": float(cohen_kappa_score(pred, given))}
 
 
 def probabilities(model: nn.Module, dataset: FaceDataset, rows: np.ndarray) -> np.ndarray:
-    """(len(rows), C) softmax of ``model``'s target logits on ``rows`` of ``dataset``, in ``rows`` order."""
-    out: dict[int, np.ndarray] = {}
-    for chunk in iterate_outputs(model, dataset, order=rows, progress=False):
-        for i, p in zip(chunk.idx, torch.softmax(torch.from_numpy(chunk.logits), 1).numpy()):
-            out[int(i)] = p
-    return np.stack([out[int(r)] for r in rows])
+    """(len(rows), C) softmax of ``model``'s target logits on ``rows`` of ``dataset``, in ``rows`` order
+    (``iterate_outputs`` visits them in the order given)."""
+    return softmax(np.concatenate([c.logits for c in iterate_outputs(model, dataset, order=rows, progress=False)]))
 
 
 def measure(run_dir: Path, dataset_path: Path) -> dict[str, float]:
@@ -59,7 +52,6 @@ def measure(run_dir: Path, dataset_path: Path) -> dict[str, float]:
         table, image_size=loaded.image_size, transform=eval_transform(loaded.image_size), preload=True
     )
     given = table["label"].to_numpy()
-    num_classes = len(classes_of(table))
     every = np.arange(len(table))
     in_sample = probabilities(loaded.model, dataset, every)
     out_of_fold = np.empty_like(in_sample)
@@ -67,7 +59,7 @@ def measure(run_dir: Path, dataset_path: Path) -> dict[str, float]:
         out_of_fold[fold.rows] = probabilities(load_model(fold.run_dir).model, dataset, fold.rows)
     row: dict[str, float] = {"faces": len(table)}
     for name, probs in (("in_sample", in_sample), ("out_of_fold", out_of_fold)):
-        for key, value in agreement(probs.argmax(1), given, num_classes).items():
+        for key, value in agreement(probs.argmax(1), given).items():
             row[f"{name}_{key}"] = round(value, 4)
     row["fit_gap"] = round(row["in_sample_accuracy"] - row["out_of_fold_accuracy"], 4)
     if "label_disagrees" in table:

@@ -16,8 +16,8 @@ spec.loader.exec_module(fold_agreement)
 
 def test_kappa_is_one_for_the_labels_and_zero_for_the_majority_class() -> None:
     given = np.array([0, 0, 0, 1, 1, 2])
-    assert fold_agreement.agreement(given, given, 3) == pytest.approx({"accuracy": 1.0, "kappa": 1.0})
-    majority = fold_agreement.agreement(np.zeros(6, dtype=np.int64), given, 3)
+    assert fold_agreement.agreement(given, given) == pytest.approx({"accuracy": 1.0, "kappa": 1.0})
+    majority = fold_agreement.agreement(np.zeros(6, dtype=np.int64), given)
     assert majority == pytest.approx({"accuracy": 0.5, "kappa": 0.0})
 
 
@@ -25,8 +25,8 @@ def test_kappa_takes_out_the_agreement_of_chance() -> None:
     rng = np.random.default_rng(0)
     given = rng.integers(0, 4, 20_000)
     unrelated = rng.integers(0, 4, 20_000)
-    assert fold_agreement.agreement(unrelated, given, 4)["kappa"] == pytest.approx(0.0, abs=0.02)
+    assert fold_agreement.agreement(unrelated, given)["kappa"] == pytest.approx(0.0, abs=0.02)
     half = np.where(rng.random(20_000) < 0.5, given, unrelated)  # right on half, a chance guess on the rest
-    row = fold_agreement.agreement(half, given, 4)
+    row = fold_agreement.agreement(half, given)
     assert row["accuracy"] == pytest.approx(0.625, abs=0.02)
     assert row["kappa"] == pytest.approx(0.5, abs=0.02)
