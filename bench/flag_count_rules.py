@@ -1,0 +1,143 @@
+"""The flag count of cross-fitted runs under other rules, re-decided from each run's own outputs.
+
+Usage: python bench/flag_count_rules.py RUN LABELS [RUN LABELS ...]
+
+The shipped count (``curate.scoring.pipeline``) is the larger of two confident shares
+(``curate.noise.confident_rate``): the full model's believed distribution, and the one built from
+the fold models' outputs on the faces they did not train on. Each RUN (a ``curate run`` folder with
+``folds/``) is re-scored with ``curate score`` into a temporary folder, keeping the two
+distributions the count reads, and every rule below gives a share; the top that share of the faces
+by ``mislabel_score`` is what would be flagged. Rules: ``model``, ``folds``, ``larger`` (shipped),
+``geometric`` (the geometric mean of the two), and ``folds, margin r``: a face counts only when its
+given class has less than r times the probability of the class it is confidently in (r = 0.6 is
+the ``ambiguous`` verdict's top-two ratio: a near tie is ambiguous, not mislabelled).
+
+Printed per run: the true rate, then per rule the share flagged (x the true rate), flag precision
+and recall, and the worst class's share of its correctly labelled faces flagged. Truth: the
+``label_disagrees`` column (FERPlus CSVs, a flip suite's ``train.csv``; -1 rows left out) or
+``is_noisy`` (``curate.data.synthetic``'s ``labels.csv``), matched by the image file name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MARGINS = (0.6, 0.5, 0.4)
+
+
+def confident_share(given: np.ndarray, probs: np.ndarray, margin: float | None = None) -> float:
+    """Share of the faces confidently another class (``curate.noise.confident_other``); with
+    ``margin`` r only those whose given class has < r x the probability of that class."""
+    from curate.noise import confident_other
+
+    hit = confident_other(given, probs) >= 0
+    if margin is not None:
+        rows = np.arange(len(given))
+        hit &= probs[rows, given] < margin * probs.max(axis=1)
+    return float(hit.mean()) if len(given) else 0.0
+
+
+def rule_shares(
+    given: np.ndarray, model: np.ndarray, folds: np.ndarray, margins: Sequence[float] = MARGINS
+) -> dict[str, float]:
+    """{rule: share of faces to flag}: given (N,) int, model and folds (N, C) rows summing to 1."""
+    m, f = confident_share(given, model), confident_share(given, folds)
+    shares = {"model": m, "folds": f, "larger": max(m, f), "geometric": float(np.sqrt(m * f))}
+    shares.update({f"folds, margin {r:g}": confident_share(given, folds, r) for r in margins})
+    return shares
+
+
+def flag_figures(
+    share: float, score: np.ndarray, wrong: np.ndarray, known: np.ndarray, given: np.ndarray
+) -> dict[str, float]:
+    """Flag the top ``share`` of the faces by ``score`` (N,); against ``wrong`` (N,) bool on the
+    ``known`` faces: precision, recall and the largest share of a class's correct faces flagged."""
+    flag = np.zeros(len(score), dtype=bool)
+    flag[np.argsort(-score, kind="stable")[: int(round(share * len(score)))]] = True
+    flag, wrong, given = flag[known], wrong[known], given[known]
+    correct = [flag[~wrong & (given == c)].mean() for c in np.unique(given) if (~wrong & (given == c)).any()]
+    return {
+        "precision": float(wrong[flag].mean()) if flag.any() else float("nan"),
+        "recall": float(flag[wrong].mean()) if wrong.any() else float("nan"),
+        "worst_class": float(max(correct, default=0.0)),
+    }
+
+
+def truth_by_name(labels_csv: Path, sample_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(known, wrong) (N,) bool for the scored faces, matched to ``labels_csv`` rows by file name."""
+    labels = pd.read_csv(labels_csv)
+    truth = labels["is_noisy"].astype(int) if "is_noisy" in labels else labels["label_disagrees"]
+    by_name = pd.Series(truth.to_numpy(), index=labels["path"].astype(str).map(lambda p: Path(p).name))
+    names = sample_ids.astype(str).map(lambda p: Path(p).name)
+    missing = names[~names.isin(by_name.index)]
+    if len(missing):
+        raise SystemExit(f"{len(missing)} scored faces have no row in {labels_csv} (first: {missing.iloc[0]})")
+    t = by_name.loc[names].to_numpy()
+    return t >= 0, t == 1
+
+
+def rescore(run: Path, labels_csv: Path) -> dict[str, Any]:
+    """Score ``run`` on ``labels_csv`` again (``curate score``, into a temporary folder) and return
+    the two distributions the flag count read, the given labels, mislabel scores and sample ids."""
+    import curate.scoring.pipeline as pipeline
+    from curate import records
+    from curate.cli import main as cli
+
+    read: list[tuple[np.ndarray, np.ndarray]] = []
+    shipped = pipeline.confident_rate
+
+    def spy(given: np.ndarray, probs: np.ndarray) -> float:
+        read.append((np.array(given), np.array(probs)))
+        return shipped(given, probs)
+
+    pipeline.confident_rate = spy
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "scores.parquet"
+            cli.main(["score", str(run), str(labels_csv), "--out", str(out)], standalone_mode=False)
+            scores = records.read_scores(out, columns=["sample_id", "mislabel_score"])
+    finally:
+        pipeline.confident_rate = shipped
+    if len(read) != 2:
+        raise SystemExit(f"{run}: no fold models' outputs were scored; pass a cross-fitted run (with folds/)")
+    (given, model), (_, folds) = read
+    return {"given": given, "model": model, "folds": folds, "score": scores["mislabel_score"].to_numpy(),
+            "ids": scores["sample_id"]}  # fmt: skip
+
+
+def run_rows(run: Path, labels_csv: Path) -> list[dict[str, Any]]:
+    r = rescore(run, labels_csv)
+    known, wrong = truth_by_name(labels_csv, r["ids"])
+    true = float(wrong[known].mean())
+    rows = []
+    for rule, share in rule_shares(r["given"], r["model"], r["folds"]).items():
+        row = {"run": run.name, "rule": rule, "share": share, "x_true": share / true if true else float("nan")}
+        rows.append({**row, **flag_figures(share, r["score"], wrong, known, r["given"]), "true_rate": true})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("pairs", nargs="+", help="RUN LABELS [RUN LABELS ...]")
+    args = ap.parse_args()
+    if len(args.pairs) % 2:
+        raise SystemExit("pass RUN LABELS pairs")
+    rows = [row for run, csv in zip(args.pairs[::2], args.pairs[1::2]) for row in run_rows(Path(run), Path(csv))]
+    table = pd.DataFrame(rows)
+    cells = table.apply(
+        lambda r: f"{r.share:.3f} ({r.x_true:.2f}x) P {r.precision:.2f} R {r.recall:.2f} w {r.worst_class:.2f}", axis=1
+    )
+    grid = table.assign(cell=cells).pivot(index="rule", columns="run", values="cell")
+    print(grid.reindex(index=table["rule"].unique(), columns=table["run"].unique()).to_string())
+    print("\ntrue rates: " + ", ".join(f"{k} {v:.3f}" for k, v in table.groupby("run")["true_rate"].first().items()))
+
+
+if __name__ == "__main__":
+    main()

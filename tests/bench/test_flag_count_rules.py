@@ -1,0 +1,60 @@
+"""bench/flag_count_rules.py: flag shares under other count rules, and what flagging that share gives."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+spec = importlib.util.spec_from_file_location("flag_count_rules", BENCH / "flag_count_rules.py")
+flag_count_rules = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(flag_count_rules)
+
+
+def _faces() -> tuple[np.ndarray, np.ndarray]:
+    """8 faces given class 0, 2 given class 1. In the fold models' view faces 6 and 7 are
+    confidently class 1 (its threshold: 0.5, the mean over its own faces): face 6 clearly (0.1 / 0.9),
+    face 7 a near tie (0.45 / 0.55)."""
+    given = np.array([0] * 8 + [1] * 2)
+    folds = np.array([[0.9, 0.1]] * 6 + [[0.1, 0.9], [0.45, 0.55]] + [[0.5, 0.5]] * 2)
+    return given, folds
+
+
+def test_the_margin_leaves_out_a_near_tie_and_the_combinations_follow_the_two_counts() -> None:
+    given, folds = _faces()
+    model = folds.copy()
+    model[7] = [0.9, 0.1]  # the full model keeps face 7 in its label
+    shares = flag_count_rules.rule_shares(given, model, folds, margins=(0.6, 0.05))
+    assert shares["folds"] == pytest.approx(0.2) and shares["model"] == pytest.approx(0.1)
+    assert shares["larger"] == pytest.approx(0.2)
+    assert shares["geometric"] == pytest.approx(np.sqrt(0.02))
+    assert shares["folds, margin 0.6"] == pytest.approx(0.1)  # 0.45 >= 0.6 x 0.55: a near tie, not counted
+    assert shares["folds, margin 0.05"] == 0.0  # 0.1 >= 0.05 x 0.9 too
+
+
+def test_flag_figures_take_the_top_share_by_score_and_the_worst_class() -> None:
+    given = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    wrong = np.array([1, 0, 0, 0, 1, 0, 0, 0], dtype=bool)
+    score = np.array([0.9, 0.1, 0.2, 0.3, 0.8, 0.7, 0.0, 0.1])
+    known = np.ones(8, dtype=bool)
+    got = flag_count_rules.flag_figures(3 / 8, score, wrong, known, given)  # faces 0, 4, 5
+    assert got == pytest.approx({"precision": 2 / 3, "recall": 1.0, "worst_class": 1 / 3})
+    known[5] = False  # a face without truth is left out of every figure
+    assert flag_count_rules.flag_figures(3 / 8, score, wrong, known, given)["worst_class"] == 0.0
+
+
+def test_truth_by_name_reads_either_truth_column_and_names_a_missing_face(tmp_path: Path) -> None:
+    crowd = tmp_path / "crowd.csv"
+    pd.DataFrame({"path": ["images/a.png", "images/b.png"], "label_disagrees": [1, -1]}).to_csv(crowd, index=False)
+    known, wrong = flag_count_rules.truth_by_name(crowd, pd.Series(["/x/images/b.png", "images/a.png"]))
+    assert list(known) == [False, True] and list(wrong) == [False, True]
+    synthetic = tmp_path / "labels.csv"
+    pd.DataFrame({"path": ["face_0.png", "face_1.png"], "is_noisy": [False, True]}).to_csv(synthetic, index=False)
+    known, wrong = flag_count_rules.truth_by_name(synthetic, pd.Series(["face_1.png", "face_0.png"]))
+    assert list(known) == [True, True] and list(wrong) == [True, False]
+    with pytest.raises(SystemExit, match="face_9.png"):
+        flag_count_rules.truth_by_name(synthetic, pd.Series(["face_9.png"]))
