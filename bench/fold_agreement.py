@@ -8,7 +8,9 @@ DATASET: the file it was trained on (read as ``curate run`` reads it, every spli
 accuracy and Cohen's kappa of the argmax against the given labels, of the full model on every face
 (in sample) and of each fold model on the faces it did not train on (out of fold), and the gap
 between the two accuracies; with a ``label_disagrees`` column (0/1, the FERPlus truth) also the
-AUROC of ``1 - p[given]`` from each. No TTA: plain target probabilities.
+AUROC of ``1 - p[given]`` from each, and with a ``ferplus_label`` column (the crowd plurality, in
+FER2013's class order) the share of the true errors whose most likely class other than the given
+one (the suggestion for a face in a queue) is the crowd's. No TTA: plain target probabilities.
 """
 
 from __future__ import annotations
@@ -23,16 +25,23 @@ from torch import nn
 
 from curate.cross_fit import saved_folds
 from curate.data import read_dataset
+from curate.data.table import FER2013_CLASSES
 from curate.data.torch_dataset import FaceDataset, eval_transform
 from curate.runs import load_model
 from curate.scoring.infer import iterate_outputs
-from curate.scoring.scores import softmax
+from curate.scoring.scores import best_other, softmax
 
 
 def agreement(pred: np.ndarray, given: np.ndarray) -> dict[str, float]:
     """Accuracy and Cohen's kappa (agreement beyond the chance of the two label shares) of (N,)
     predicted against (N,) given class ids."""
     return {"accuracy": float((pred == given).mean()), "kappa": float(cohen_kappa_score(pred, given))}
+
+
+def best_other_right(probs: np.ndarray, given: np.ndarray, crowd: np.ndarray, errors: np.ndarray) -> float:
+    """Share of the ``errors`` (N,) bool faces whose most likely class in ``probs`` (N, C) other than
+    ``given`` (N,) is ``crowd`` (N,), the true label."""
+    return float((best_other(given, probs) == crowd)[errors].mean())
 
 
 def probabilities(model: nn.Module, dataset: FaceDataset, rows: np.ndarray) -> np.ndarray:
@@ -67,6 +76,12 @@ def measure(run_dir: Path, dataset_path: Path) -> dict[str, float]:
         known = np.isin(truth, (0, 1))
         for name, probs in (("in_sample", in_sample), ("out_of_fold", out_of_fold)):
             row[f"{name}_auroc"] = round(float(roc_auc_score(truth[known], 1 - probs[every, given][known])), 4)
+        if "ferplus_label" in table:
+            run_classes = json.loads((run_dir / "classes.json").read_text())
+            to_run = np.array([run_classes.index(c) for c in FER2013_CLASSES] + [-1])  # -1: no plurality
+            crowd = to_run[table["ferplus_label"].to_numpy()]
+            for name, probs in (("in_sample", in_sample), ("out_of_fold", out_of_fold)):
+                row[f"{name}_best_other_right"] = round(best_other_right(probs, given, crowd, truth == 1), 4)
     return row
 
 

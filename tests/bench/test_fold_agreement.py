@@ -30,3 +30,12 @@ def test_kappa_takes_out_the_agreement_of_chance() -> None:
     row = fold_agreement.agreement(half, given)
     assert row["accuracy"] == pytest.approx(0.625, abs=0.02)
     assert row["kappa"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_best_other_right_skips_the_given_label_and_counts_only_the_errors() -> None:
+    probs = np.array([[0.7, 0.2, 0.1], [0.6, 0.1, 0.3], [0.1, 0.8, 0.1], [0.5, 0.4, 0.1]])
+    given = np.array([0, 0, 1, 0])
+    crowd = np.array([1, 1, 0, 2])
+    errors = np.array([True, True, True, False])  # face 3 is right by the crowd: left out
+    # best other: face 0 -> 1 (right), face 1 -> 2 (wrong), face 2 -> 0 or 2 tied at 0.1 -> 0 (right)
+    assert fold_agreement.best_other_right(probs, given, crowd, errors) == pytest.approx(2 / 3)
