@@ -75,6 +75,8 @@ def truth_by_name(labels_csv: Path, sample_ids: pd.Series) -> tuple[np.ndarray, 
     labels = pd.read_csv(labels_csv)
     truth = labels["is_noisy"].astype(int) if "is_noisy" in labels else labels["label_disagrees"]
     by_name = pd.Series(truth.to_numpy(), index=labels["path"].astype(str).map(lambda p: Path(p).name))
+    if by_name.index.has_duplicates:
+        raise SystemExit(f"{labels_csv}: two rows name the same image file; faces are matched by file name")
     names = sample_ids.astype(str).map(lambda p: Path(p).name)
     missing = names[~names.isin(by_name.index)]
     if len(missing):

@@ -58,3 +58,7 @@ def test_truth_by_name_reads_either_truth_column_and_names_a_missing_face(tmp_pa
     assert list(known) == [True, True] and list(wrong) == [True, False]
     with pytest.raises(SystemExit, match="face_9.png"):
         flag_count_rules.truth_by_name(synthetic, pd.Series(["face_9.png"]))
+    twice = tmp_path / "twice.csv"
+    pd.DataFrame({"path": ["a/face_0.png", "b/face_0.png"], "is_noisy": [False, True]}).to_csv(twice, index=False)
+    with pytest.raises(SystemExit, match="same image file"):
+        flag_count_rules.truth_by_name(twice, pd.Series(["a/face_0.png"]))
