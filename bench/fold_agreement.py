@@ -23,9 +23,9 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 from torch import nn
 
+from curate.benchmark.report import fer2013_to_run
 from curate.cross_fit import saved_folds
 from curate.data import read_dataset
-from curate.data.table import FER2013_CLASSES
 from curate.data.torch_dataset import FaceDataset, eval_transform
 from curate.runs import load_model
 from curate.scoring.infer import iterate_outputs
@@ -78,8 +78,7 @@ def measure(run_dir: Path, dataset_path: Path) -> dict[str, float]:
             row[f"{name}_auroc"] = round(float(roc_auc_score(truth[known], 1 - probs[every, given][known])), 4)
         if "ferplus_label" in table:
             run_classes = json.loads((run_dir / "classes.json").read_text())
-            to_run = np.array([run_classes.index(c) for c in FER2013_CLASSES] + [-1])  # -1: no plurality
-            crowd = to_run[table["ferplus_label"].to_numpy()]
+            crowd = fer2013_to_run(table["ferplus_label"].to_numpy(), run_classes)
             for name, probs in (("in_sample", in_sample), ("out_of_fold", out_of_fold)):
                 row[f"{name}_best_other_right"] = round(best_other_right(probs, given, crowd, truth == 1), 4)
     return row

@@ -28,6 +28,7 @@ from curate.benchmark.report import (
     cell,
     detection_rows,
     detection_table,
+    fer2013_to_run,
     truth_of_faces,
 )
 from curate.benchmark.signals import run_signals
@@ -66,8 +67,7 @@ def main() -> None:
     run_classes = json.loads((args.run_dir / "classes.json").read_text())
     if sorted(run_classes) != sorted(FER2013_CLASSES):
         raise SystemExit(f"{args.run_dir}: classes {run_classes} are not FER2013's {list(FER2013_CLASSES)}")
-    to_run = np.array([run_classes.index(c) for c in FER2013_CLASSES] + [-1])  # -1 (no plurality) stays -1
-    truth["ferplus_label"] = to_run[truth["ferplus_label"].to_numpy()]
+    truth["ferplus_label"] = fer2013_to_run(truth["ferplus_label"].to_numpy(), run_classes)
     signals = run_signals(args.run_dir, ids)
     results = {"stages": {"dmue": ({}, signals)}, "truth": truth}
     wrong = truth["label_disagrees"].to_numpy()

@@ -40,7 +40,7 @@ import pandas as pd
 
 from curate.benchmark.matching import rows_by_path
 from curate.benchmark.protocol import BenchConfig, Benchmark, Log
-from curate.benchmark.report import write_texts
+from curate.benchmark.report import fer2013_to_run, write_texts
 from curate.data.table import FER2013_CLASSES
 from curate.records import load_embeddings
 from curate.rerank import CORRECT, RerankConfig, Reranker
@@ -59,17 +59,15 @@ def load(run_dir: Path, labels: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndar
     classes = json.loads((run_dir / "classes.json").read_text())
     if sorted(classes) != sorted(FER2013_CLASSES):
         raise ValueError(f"{run_dir}: classes {classes} are not FER2013's {list(FER2013_CLASSES)}")
-    to_run = np.array([classes.index(c) for c in FER2013_CLASSES])  # FER2013 class index -> the run's
     table = pd.read_csv(labels)
     rows = rows_by_path(scores["filepath"], table["path"], labels.resolve().parent)
     if (rows < 0).any():
         raise ValueError(f"{(rows < 0).sum()} faces of the run {run_dir} are not in {labels}")
-    crowd = table["ferplus_label"].to_numpy()[rows]
-    crowd = np.where(crowd >= 0, to_run[np.clip(crowd, 0, None)], -1)
+    crowd = fer2013_to_run(table["ferplus_label"].to_numpy()[rows], classes)
     if "label" in table:
         given_csv = table["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()[rows]
     else:
-        given_csv = to_run[table["fer2013_label"].to_numpy()[rows]]
+        given_csv = fer2013_to_run(table["fer2013_label"].to_numpy()[rows], classes)
     given = scores["given_label"].to_numpy()
     if not (given_csv == given).all():
         raise ValueError(f"the given labels of {run_dir} are not the labels of {labels}")

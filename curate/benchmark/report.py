@@ -17,6 +17,7 @@ import pandas as pd
 
 from curate import metrics
 from curate.benchmark.signals import ABLATIONS
+from curate.data.table import FER2013_CLASSES
 from curate.scoring.scores import normalised_entropy, softmax
 
 
@@ -101,6 +102,14 @@ def truth_of_faces(ids: pd.Series, labels_csv: Path) -> pd.DataFrame:
             "pass the labels file the run was made from with --labels"
         )
     return labels.set_index("path").loc[ids].reset_index()
+
+
+def fer2013_to_run(labels: np.ndarray, run_classes: list[str]) -> np.ndarray:
+    """(N,) int: ``labels`` (N,), class indices in FER2013's order (``ferplus_label``,
+    ``fer2013_label``; -1 = none, e.g. no crowd plurality), as indices into ``run_classes``
+    (FER2013's class names in a run's order); -1 stays -1."""
+    to_run = np.array([run_classes.index(c) for c in FER2013_CLASSES] + [-1])
+    return to_run[np.asarray(labels)]
 
 
 def mislabel_truth(truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -124,3 +124,10 @@ def test_report_rows_equal_metrics_on_the_same_arrays():
     assert (first["flag_precision"], first["flag_recall"]) == pytest.approx((3 / 4, 3 / 4))
     assert first["flagged"] == 5 and first["seconds"] == 61.0
     assert first["suggestion_accuracy"] == pytest.approx(1.0)  # argmax of zero logits is class 0
+
+
+def test_fer2013_to_run_maps_fer2013_class_indices_into_a_run_order_and_keeps_minus_one() -> None:
+    run_classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]  # sorted names
+    # FER2013's order: angry 0, disgust 1, fear 2, happy 3, sad 4, surprise 5, neutral 6
+    got = report.fer2013_to_run(np.array([4, 6, 5, -1, 0]), run_classes)
+    assert list(got) == [5, 4, 6, -1, 0]
