@@ -34,24 +34,24 @@ def test_apply_fills_only_the_unset_settings_once():
     cfg = resolved()
     assert cfg.size_aware == list(SIZE_AWARE)
     lines: list[str] = []
-    chosen = apply(cfg, 300, lines.append)
-    row = row_for(300)
+    chosen = apply(cfg, 200, lines.append)
+    row = row_for(200)
     assert chosen == {"train.epochs": row.epochs, "model.ramp_a": round(row.epochs / 3, 2), "cross_fit": row.cross_fit}
     assert (cfg.train.epochs, cfg.cross_fit, cfg.size_aware) == (row.epochs, row.cross_fit, [])
-    assert "size-aware defaults for 300 faces" in lines[0]
+    assert "size-aware defaults for 200 faces" in lines[0]
     assert apply(cfg, 50_000, lines.append) == {} and cfg.train.epochs == row.epochs  # chosen once
     explicit = resolved(epochs=7)
     assert explicit.size_aware == ["pretrain.epochs", "model.ramp_a", "cross_fit"]
-    apply(explicit, 300, lines.append)
+    apply(explicit, 200, lines.append)
     assert (explicit.train.epochs, explicit.model.ramp_a) == (7, round(7 / 3, 2))
     both = resolved(epochs=7, ramp_a=1.5)
-    apply(both, 300, lines.append)
+    apply(both, 200, lines.append)
     assert (both.train.epochs, both.model.ramp_a) == (7, 1.5)
 
 
 def test_the_self_supervised_start_is_chosen_where_its_row_has_one_and_no_other_start_is_given():
     row = row_for(2000)
-    assert row.pretrain_steps and row.warm_epochs and not row_for(499).pretrain_steps
+    assert row.pretrain_steps and row.warm_epochs and not row_for(299).pretrain_steps
     cfg = resolved()
     chosen = apply(cfg, 2000, lambda _: None)  # 8 steps of 256 faces an epoch
     epochs = min(MAX_PRETRAIN_EPOCHS, -(-row.pretrain_steps // 8))
@@ -69,7 +69,7 @@ def test_the_self_supervised_start_is_chosen_where_its_row_has_one_and_no_other_
     apply(mine, 2000, lambda _: None)
     assert (mine.pretrain.epochs, mine.train.epochs) == (120, row.warm_epochs)
     small = resolved()
-    assert "pretrain.epochs" not in apply(small, 300, lambda _: None) and small.pretrain.epochs == 0
+    assert "pretrain.epochs" not in apply(small, 200, lambda _: None) and small.pretrain.epochs == 0
 
 
 def test_config_files_keep_their_values(tmp_path):
