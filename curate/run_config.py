@@ -196,6 +196,7 @@ def resolve_config(
     num_workers: int | None,
     seed: int | None,
     deterministic: bool | None,
+    keep_snapshots: int | None = None,
     defaults: dict[str, Any] | None = None,
     pretrain_epochs: int | None = None,
 ) -> RunConfig:
@@ -245,6 +246,7 @@ def resolve_config(
             seed=seed,
             deterministic=deterministic,
             balanced_sampler=balanced_sampler,
+            keep_snapshots=keep_snapshots,
         )
         cfg.validate()  # the combination of the file and the flags
         given = (("train.epochs", epochs), ("model.ramp_a", ramp_a), ("pretrain.epochs", pretrain_epochs is not None))

@@ -169,6 +169,8 @@ class TrainConfig(_JsonRecord):
     CPUs with native bfloat16; ``dmue_core.precision.training_autocast``), True or False.
     device: "auto", "cpu", "cuda", "cuda:1", ... num_workers: data-loader workers.
     ckpt_every: checkpoint every this many optimizer steps (0: only at epoch ends).
+    keep_snapshots: keep the weights of the last N epochs as ``checkpoints/step_N.pt`` (0: none; a
+    snapshot is about a third of ``last.pt``, so 30 epochs of every fold model would add up).
     """
 
     epochs: int = 36
@@ -184,11 +186,14 @@ class TrainConfig(_JsonRecord):
     device: str = "auto"
     num_workers: int = 2
     ckpt_every: int = 200
+    keep_snapshots: int = 0
 
     def __post_init__(self) -> None:
         if self.schedule not in ("official", "cosine"):
             raise ValueError(f"schedule must be 'official' or 'cosine', got {self.schedule!r}")
         if self.amp not in ("auto", True, False):
             raise ValueError(f"amp must be 'auto', True or False, got {self.amp!r}")
+        if self.keep_snapshots < 0:
+            raise ValueError(f"keep_snapshots must be >= 0, got {self.keep_snapshots}")
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("epochs must be >= 1 and batch_size >= 2")

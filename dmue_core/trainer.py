@@ -7,7 +7,8 @@ Output layout under ``out_dir``::
                             state, per-rank RNG states, configs, the partial epoch's tallies and
                             dynamics; rewritten atomically every ``ckpt_every`` steps, at each epoch
                             end and when stopped (Ctrl-C / SIGTERM / ``max_steps``)
-    checkpoints/step_N.pt   weights-only snapshot at each epoch end (N = global step)
+    checkpoints/step_N.pt   weights-only snapshots of the last ``keep_snapshots`` epochs (N = global
+                            step; none by default)
     train_log.jsonl         one JSON object per finished epoch
     dynamics/               per-sample training dynamics, read with :func:`load_dynamics`
 
@@ -759,20 +760,27 @@ class _Run:
             self.records.append(record)
             _atomic_write(self.log_path, lambda f: f.write(_jsonl(self.records)), "w")
             self.log(_describe(record, self.cfg.epochs))
-            snapshot = {
-                "model": self.model.state_dict(),
-                "model_config": self.model.cfg.to_dict(),
-                "train_config": self.cfg.to_dict(),
-                "epochs_done": self.epoch + 1,
-                "global_step": self.global_step,
-            }
-            snapshot_path = self.ckpt_dir / f"step_{self.global_step}.pt"
-            _atomic_write(snapshot_path, lambda f: torch.save(snapshot, f))
+            if self.cfg.keep_snapshots:
+                self._write_snapshot()
         self.tally = _EpochTally()
         self.dynamics.reset()
         self.epoch, self.step, self.epoch_seconds = self.epoch + 1, 0, 0.0
         self.sampler.set_epoch(self.epoch)
         self._save()
+
+    def _write_snapshot(self) -> None:
+        """checkpoints/step_N.pt for the epoch just finished; the oldest beyond ``keep_snapshots`` are deleted."""
+        snapshot = {
+            "model": self.model.state_dict(),
+            "model_config": self.model.cfg.to_dict(),
+            "train_config": self.cfg.to_dict(),
+            "epochs_done": self.epoch + 1,
+            "global_step": self.global_step,
+        }
+        _atomic_write(self.ckpt_dir / f"step_{self.global_step}.pt", lambda f: torch.save(snapshot, f))
+        kept = sorted(self.ckpt_dir.glob("step_*.pt"), key=lambda p: int(p.stem.removeprefix("step_")))
+        for old in kept[: -self.cfg.keep_snapshots]:
+            old.unlink()
 
     def _epoch_record(self, lrs: dict[str, float]) -> dict[str, Any]:
         means = self.tally.means()

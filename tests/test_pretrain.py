@@ -55,7 +55,7 @@ def test_pretrain_prints_its_cost_first_and_records_it_with_the_config(data, tmp
 
 def test_run_option_pretrains_first_records_it_and_reuses_it_on_resume(data, tmp_path):
     out = tmp_path / "run"
-    args = ("train", data, *READ, *TRAIN, "--pretrain-epochs", "2", "--out", out)
+    args = ("train", data, *READ, *TRAIN, "--keep-snapshots", "1", "--pretrain-epochs", "2", "--out", out)
     res = invoke(*args)
     assert res.exit_code == 0, res.output
     assert res.output.index("self-supervised pretraining: 40 faces x 2 epochs") < res.output.index("epoch 1/1")

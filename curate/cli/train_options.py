@@ -48,6 +48,9 @@ _OPTIONS = (
     click.option("--workers", "num_workers", type=click.IntRange(min=0), help="Data-loader worker processes."),
     click.option("--seed", type=int),
     click.option("--deterministic", is_flag=True, default=None, help="Bit-reproducible training (slower)."),
+    click.option("--keep-snapshots", type=click.IntRange(min=0), metavar="N",
+                 help="Keep the weights of the last N epochs in RUN_DIR/checkpoints/step_*.pt, e.g. to average "
+                      "them [default: 0, only the resumable checkpoints/last.pt and model.pt]."),
 )  # fmt: skip
 
 

@@ -128,13 +128,22 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[DMUE, Path, Trai
     return model, out, result
 
 
+def test_keep_snapshots_keeps_the_last_epochs_weights(straight, tmp_path: Path) -> None:
+    model, _out, _result = straight
+    train(make_model(), ToyFaces(), make_cfg(keep_snapshots=2), tmp_path, resume=False, progress=False, log=print)
+    snapshots = sorted((tmp_path / "checkpoints").glob("step_*.pt"), key=lambda p: int(p.stem[5:]))
+    assert [p.name for p in snapshots] == [f"step_{STEPS_PER_EPOCH * e}.pt" for e in (EPOCHS - 1, EPOCHS)]
+    last = torch.load(snapshots[-1], weights_only=True)
+    assert last["epochs_done"] == EPOCHS
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in last["model"].items())  # the final weights
+
+
 def test_short_run_writes_checkpoints_log_and_dynamics(straight) -> None:
     _model, out, result = straight
     assert result.completed and result.epochs_done == EPOCHS
     assert result.global_step == EPOCHS * STEPS_PER_EPOCH and result.images_per_s > 0
     assert (out / "checkpoints" / "last.pt").is_file()
-    snapshots = sorted(p.name for p in (out / "checkpoints").glob("step_*.pt"))
-    assert snapshots == sorted(f"step_{STEPS_PER_EPOCH * (e + 1)}.pt" for e in range(EPOCHS))
+    assert not list((out / "checkpoints").glob("step_*.pt"))  # no per-epoch snapshots unless asked
 
     log = read_log(out)
     assert [r["epoch"] for r in log] == list(range(EPOCHS))
