@@ -130,7 +130,9 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[DMUE, Path, Trai
 
 def test_keep_snapshots_keeps_the_last_epochs_weights(straight, tmp_path: Path) -> None:
     model, _out, _result = straight
-    train(make_model(), ToyFaces(), make_cfg(keep_snapshots=2), tmp_path, resume=False, progress=False, log=print)
+    train(
+        make_model(), ToyFaces(), make_cfg(keep_snapshots=2), tmp_path, resume=False, progress=False, log=lambda _: None
+    )
     snapshots = sorted((tmp_path / "checkpoints").glob("step_*.pt"), key=lambda p: int(p.stem[5:]))
     assert [p.name for p in snapshots] == [f"step_{STEPS_PER_EPOCH * e}.pt" for e in (EPOCHS - 1, EPOCHS)]
     last = torch.load(snapshots[-1], weights_only=True)
