@@ -17,8 +17,10 @@ crowd plurality (``ferplus_label``; a face without plurality, -1, is decided wit
 * ``cleanlab``: ``cleanlab.rank.get_label_quality_scores(given, target_probs, method="self_confidence")``,
   lowest quality first, suggestion = argmax target_probs.
 
-Reported per checkpoint: real errors found (reviewed faces whose given label the crowd overturns) and the
-accuracy of the suggestion on the true errors still undecided (``suggested == ferplus_label``), both
+Reported per checkpoint: real errors found (reviewed faces whose given label the crowd overturns), the
+reviewed faces without a crowd plurality (they can never count as an error, so errors found plus
+these is the most a queue could have found among the faces it showed: on FERPlus they are the
+larger part of what a good queue wastes), and the accuracy of the suggestion on the true errors still undecided (``suggested == ferplus_label``), both
 for the argmax (which may be the given label) and for the best other class (what a curator who
 relabels would pick). The run is ``run_dir`` (any ``curate run`` on FERPlus faces with the FER2013
 labels, or on a flip setting of the flips suite with its labels), or one trained here on the
@@ -103,6 +105,7 @@ def simulate(order_fn, n: int, batch: int, checkpoints, crowd, wrong, given) -> 
                 {
                     "reviewed": reviewed,
                     "errors_found": int((decided & wrong).sum()),
+                    "no_plurality": int((decided & (crowd < 0)).sum()),
                     "sugg_acc": _share(dist[open_err].argmax(axis=1) == crowd[open_err]),
                     "other_acc": _share(best_other(given[open_err], dist[open_err]) == crowd[open_err]),
                     "curve": None,
@@ -235,12 +238,14 @@ def run_curator_suite(cfg: CuratorSuiteConfig, log: Log = print) -> dict[str, An
 def to_markdown(table: pd.DataFrame) -> str:
     """The results table (one row per queue and checkpoint) as markdown."""
     lines = [
-        "| queue | reviewed | real errors found | vs static | suggestion right (undecided errors) | best other class right |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| queue | reviewed | real errors found | vs static | without crowd plurality | suggestion right (undecided errors) "
+        "| best other class right |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in table.itertuples():
         lines.append(
-            f"| {r.method} | {r.reviewed:,} | {r.errors_found:,} | {r.vs_static:+.1%} | {r.sugg_acc:.1%} | {r.other_acc:.1%} |"
+            f"| {r.method} | {r.reviewed:,} | {r.errors_found:,} | {r.vs_static:+.1%} | {r.no_plurality:,} "
+            f"| {r.sugg_acc:.1%} | {r.other_acc:.1%} |"
         )
     return "\n".join(lines) + "\n"
 

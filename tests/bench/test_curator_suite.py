@@ -45,10 +45,10 @@ def fake_run(tmp_path, n: int = 700, seed: int = 0):
 def test_simulate_reviews_the_top_of_the_queue_batch_by_batch():
     score = np.array([0.9, 0.1, 0.8, 0.2, 0.7, 0.3])
     wrong = np.array([True, False, False, True, True, False])
-    crowd, given = np.array([1, 0, 0, 2, 1, 0]), np.zeros(6, int)
+    crowd, given = np.array([1, 0, -1, 2, 1, 0]), np.zeros(6, int)
     rows = simulate(lambda d, dec: (score, np.eye(3)[given]), 6, 2, [2, 4], crowd, wrong, given)
-    found = {r["reviewed"]: r["errors_found"] for r in rows if r.get("curve") is None}
-    assert found == {2: 1, 4: 2}  # faces 0, 2, then 4, 5
+    found = {r["reviewed"]: (r["errors_found"], r["no_plurality"]) for r in rows if r.get("curve") is None}
+    assert found == {2: (1, 1), 4: (2, 1)}  # faces 0, 2 (no plurality), then 4, 5
     with pytest.raises(ValueError, match="exceeds the 6 faces"):
         simulate(lambda d, dec: (score, np.eye(3)[given]), 6, 4, [7], crowd, wrong, given)
 
