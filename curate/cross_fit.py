@@ -12,8 +12,13 @@ the queues, the embeddings and the exported ``model.pt`` stay the full model's: 
 ranking beat the fold models' (each sees a third fewer faces), and the pairing gave the best queue
 (docs/small-data.md).
 
-Layout inside a run directory: ``folds/folds.json`` (``{"k": K, "seed": S, "fold": {sample_id: i}}``)
-and ``folds/fold<i>/``, each an ordinary run directory that trains and resumes on its own.
+With ``models`` M < K only the first M fold models train, and only the faces of their folds get
+out-of-fold outputs: the share is then estimated on that held-out sample, M/K of the faces, for
+M(K-1)/K of a training (the size table's choice from 10,000 faces: one model of two).
+
+Layout inside a run directory: ``folds/folds.json`` (``{"k": K, "models": M, "seed": S, "fold":
+{sample_id: i}}``) and ``folds/fold<i>/``, each an ordinary run directory that trains and resumes
+on its own.
 """
 
 from __future__ import annotations
@@ -63,29 +68,32 @@ def _folds_path(run_dir: Path) -> Path:
     return Path(run_dir) / FOLDS_DIR / "folds.json"
 
 
-def _as_folds(path: Path, fold: np.ndarray, k: int) -> list[Fold]:
-    return [Fold(path.parent / f"fold{i}", np.flatnonzero(fold == i)) for i in range(k)]
+def _as_folds(path: Path, fold: np.ndarray, k: int, models: int) -> list[Fold]:
+    return [Fold(path.parent / f"fold{i}", np.flatnonzero(fold == i)) for i in range(models or k)]
 
 
-def folds_for(run_dir: Path, table: pd.DataFrame, k: int, seed: int) -> list[Fold]:
-    """The run's folds: read from ``folds/folds.json`` when it was written for these faces, else
-    assigned and written (atomically). A file written for other faces or another K raises ValueError
-    rather than mixing fold models that saw different faces."""
+def folds_for(run_dir: Path, table: pd.DataFrame, k: int, seed: int, models: int = 0) -> list[Fold]:
+    """The first ``models`` (0: all ``k``) of the run's folds: read from ``folds/folds.json`` when it
+    was written for these faces, else assigned; the file is (re)written, atomically, with ``models``.
+    A file written for other faces or another K raises ValueError rather than mixing fold models that
+    saw different faces."""
     ids = table["sample_id"].astype(str).to_numpy()
     path = _folds_path(run_dir)
-    if path.exists():
-        saved = json.loads(path.read_text())
+    saved = json.loads(path.read_text()) if path.exists() else None
+    if saved is not None:
         if saved.get("k") != k or set(saved.get("fold", {})) != set(ids):
             raise ValueError(
                 f"{path} was written for {len(saved.get('fold', {}))} faces in {saved.get('k')} folds, not these "
                 f"{len(ids)} faces in {k}: use another --out, or delete {path.parent} to train the folds again"
             )
         fold = np.array([saved["fold"][i] for i in ids], dtype=np.int64)
+        seed = saved.get("seed", seed)
     else:
         fold = assign_folds(table["label"].to_numpy(), k, seed)
+    if saved is None or saved.get("models", 0) != models:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, {"k": k, "seed": seed, "fold": {i: int(f) for i, f in zip(ids, fold)}})
-    return _as_folds(path, fold, k)
+        write_json(path, {"k": k, "models": models, "seed": seed, "fold": {i: int(f) for i, f in zip(ids, fold)}})
+    return _as_folds(path, fold, k, models)
 
 
 def saved_folds(run_dir: Path, table: pd.DataFrame) -> list[Fold]:
@@ -99,7 +107,9 @@ def saved_folds(run_dir: Path, table: pd.DataFrame) -> list[Fold]:
     ids = table["sample_id"].astype(str).to_numpy()
     if len(ids) != len(saved["fold"]) or set(ids) != set(saved["fold"]):
         return []
-    return _as_folds(path, np.array([saved["fold"][i] for i in ids], dtype=np.int64), saved["k"])
+    return _as_folds(
+        path, np.array([saved["fold"][i] for i in ids], dtype=np.int64), saved["k"], saved.get("models", 0)
+    )
 
 
 def training_table(table: pd.DataFrame, fold: Fold) -> pd.DataFrame:
@@ -111,10 +121,18 @@ def training_table(table: pd.DataFrame, fold: Fold) -> pd.DataFrame:
     return out
 
 
-def budget(n_faces: int, k: int, epochs: int) -> str:
-    """The training cost of a cross-fitted run, in images, against one training on the same faces."""
-    images = n_faces * epochs * k  # the full model, and K fold models on (K-1)/K of the faces each
+def budget(n_faces: int, k: int, epochs: int, models: int = 0) -> str:
+    """The training cost of a cross-fitted run (``models`` of ``k`` fold models trained; 0: all), in
+    images, against one training on the same faces."""
+    m = models or k
+    fold_faces = n_faces * (k - 1) // k
+    images = n_faces * epochs + m * fold_faces * epochs  # the full model, and M fold models on (K-1)/K of the faces
+    which = (
+        f"{k} fold models"
+        if m == k
+        else f"{m} of {k} fold models (the count from the {m * n_faces // k:,} faces they judge)"
+    )
     return (
-        f"cross-fitting: the model on all {n_faces:,} faces and {k} fold models on ~{n_faces * (k - 1) // k:,} faces "
+        f"cross-fitting: the model on all {n_faces:,} faces and {which} on ~{fold_faces:,} faces "
         f"each, {epochs} epochs: {images:,} training images, {images / (n_faces * epochs):.1f}x one training"
     )

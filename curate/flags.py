@@ -23,7 +23,8 @@ The rule (confident learning on the believed distribution, ``curate.noise``):
    the target probabilities and cleanlab's calibrated rate (which counts every face above some
    class threshold), flagged 11 % of clean faces and 1.5x 20 % uniform flips. Models that fit
    their training labels closely lean every probability to its label, and the share undercounts:
-   10 % flagged for FER2013's 34 % (docs/robustness.md).
+   10 % flagged for FER2013's 34 % on the Training split from the full model's own outputs, 16 %
+   from one held-out fold model (the default from 10,000 faces; docs/robustness.md §11).
 3. ``ambiguous`` (among the rest): ``ambiguity_score >= ambiguity_threshold`` (0.7: with the
    score of 2026-12-05 it marks 3.4 % of a FERPlus Training run's other faces, as 0.6 did with the
    earlier score (3.5 %); 1.6-7.1 % on FERPlus faces with 20 % flips, docs/robustness.md), or
@@ -85,10 +86,13 @@ def decide(
     rule: FlagRule | None = None,
     *,
     noise_probs: np.ndarray | None = None,
+    noise_rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, FlagRule]:
     """Return (verdict (N,) str, reasons (N,) str, a copy of the rule with its resolved thresholds;
     the caller's rule is left as it was). ``noise_probs`` (N, C): what the noise rate is estimated
-    from (default ``label_distribution``)."""
+    from (default ``label_distribution``); ``noise_rows`` (M,) int: the rows it is estimated on (a
+    held-out sample whose ``noise_probs`` come from models that did not train on them; default
+    every row). The quotas then apply to all N faces."""
     rule = replace(rule) if rule is not None else FlagRule()
     given = np.asarray(given)
     dist = np.asarray(label_distribution, dtype=np.float64)
@@ -99,8 +103,14 @@ def decide(
     if belief.shape != dist.shape:
         raise ValueError(f"noise_probs has shape {belief.shape}, label_distribution {dist.shape}")
     other = confident_other(given, belief)
-    noise = class_share(given, other >= 0, C)
-    overall = float((other >= 0).mean()) if n else 0.0
+    if noise_rows is None:
+        noise = class_share(given, other >= 0, C)
+        overall = float((other >= 0).mean()) if n else 0.0
+    else:
+        rows = np.asarray(noise_rows, dtype=np.int64)
+        hit = confident_other(given[rows], belief[rows]) >= 0
+        noise = class_share(given[rows], hit, C)
+        overall = float(hit.mean()) if len(rows) else 0.0
 
     global_threshold = float(np.quantile(mislabel_score, 1.0 - overall)) if overall > 0 else np.inf
     thresholds = np.full(C, np.inf)  # no estimated noise (in a class) -> flag nothing there

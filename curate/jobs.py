@@ -236,10 +236,16 @@ def score_job(
     if held_out is None:
         held_out = saved_folds(Path(source), table) if Path(source).is_dir() else []
         if held_out:
+            one = len(held_out) == 1
+            models = "fold model" if one else f"{len(held_out)} fold models"
+            judged = sum(len(f.rows) for f in held_out)
+            on = (
+                "" if judged == len(table) else f" (on the {judged:,} faces {'it' if one else 'they'} did not train on)"
+            )
             log(
-                f"these are the run's own {len(table):,} training faces: its {len(held_out)} fold models "
-                f"({held_out[0].run_dir.parent}) estimate how many to flag beside the full model (the larger "
-                "count is used), as when it was trained"
+                f"these are the run's own {len(table):,} training faces: its {models} ({held_out[0].run_dir.parent}) "
+                f"estimate{'s' if one else ''} how many to flag{on} beside the full model (the larger count is used), "
+                "as when it was trained"
             )
     run_cfg = cfg
     if run_cfg is None and Path(source).is_dir():
@@ -297,9 +303,9 @@ class RunResult:
 def train_folds(
     table: pd.DataFrame, cfg: RunConfig, run_dir: Path, *, log: Log = print, progress: bool = True
 ) -> list[Fold]:
-    """Train the ``cfg.cross_fit`` fold models of a run (``curate.cross_fit``) into
-    ``RUN_DIR/folds/``, each resumable like any training; [] when cross-fitting is off, or when a
-    class has fewer than 2 faces (said in the log)."""
+    """Train the fold models of a run (``curate.cross_fit``: the first ``cfg.cross_fit_models`` of
+    ``cfg.cross_fit``, 0 = all) into ``RUN_DIR/folds/``, each resumable like any training; [] when
+    cross-fitting is off, or when a class has fewer than 2 faces (said in the log)."""
     k = cfg.cross_fit
     if not k:
         return []
@@ -307,11 +313,11 @@ def train_folds(
     if small:
         log(f"cross-fitting skipped: classes {small} have fewer than 2 faces, so a fold model would never see them")
         return []
-    folds = folds_for(run_dir, table, k, cfg.train.seed)
+    folds = folds_for(run_dir, table, k, cfg.train.seed, cfg.cross_fit_models)
     for i, fold in enumerate(folds):
         log(f"fold {i + 1}/{k}: training on the {len(table) - len(fold.rows):,} faces outside it")
         fold_cfg = copy.deepcopy(cfg)
-        fold_cfg.cross_fit = 0
+        fold_cfg.cross_fit = fold_cfg.cross_fit_models = 0
         fold_cfg.pretrain.epochs = 0  # the folds start from the full run's self-supervised weights, if any
         train_job(training_table(table, fold), fold_cfg, fold.run_dir, log=log, progress=progress)
     return folds
@@ -331,7 +337,7 @@ def run_job(
     run left out (leakage check)."""
     apply_size_defaults(cfg, len(table), log)
     if cfg.cross_fit:
-        log(budget(len(table), cfg.cross_fit, cfg.train.epochs))
+        log(budget(len(table), cfg.cross_fit, cfg.train.epochs, cfg.cross_fit_models))
     paths = train_job(table, cfg, run_dir, log=log, progress=progress)
     folds = train_folds(table, cfg, paths.root, log=log, progress=progress)
     scores = score_job(

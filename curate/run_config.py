@@ -2,7 +2,9 @@
 
 Sections: ``data`` (the dataset path and reader options), ``image_size``, ``init_from`` (the earlier
 run or exported model the weights started from, or null), ``cross_fit`` (K fold models estimate
-the share of faces to flag out of sample, ``curate.cross_fit``; 0 = off), ``size_aware`` (the settings still to
+the share of faces to flag out of sample, ``curate.cross_fit``; 0 = off), ``cross_fit_models``
+(how many of the K fold models train, 0 = all: fewer judge only the faces of their folds, a held-out
+sample the share is estimated on), ``size_aware`` (the settings still to
 be chosen from the number of faces, ``curate.sizing``; empty once a run chose them), ``pretrain``
 (the self-supervised stage run first, ``dmue_core.selfsup.SelfSupConfig``; ``epochs: 0`` = off), ``model``
 (``dmue_core.config.DMUEConfig``), ``train`` (``dmue_core.config.TrainConfig``), ``score``
@@ -58,6 +60,18 @@ def check_fold_count(k: int) -> None:
         raise ValueError(f"cross-fitting needs at least 2 folds (0: off), not {k}")
 
 
+def check_fold_models(k: int, models: int) -> None:
+    """ValueError unless ``models`` (fold models to train; 0 = all) fits ``k`` folds."""
+    if models < 0:
+        raise ValueError(f"the number of fold models cannot be negative, not {models}")
+    if models and not k:
+        raise ValueError(
+            f"{models} fold models asked for without cross-fitting: set the number of folds (--cross-fit K)"
+        )
+    if models > k:
+        raise ValueError(f"{models} fold models asked for, but there are only {k} folds")
+
+
 @dataclass
 class RunConfig:
     """Everything needed to reproduce a run."""
@@ -66,6 +80,7 @@ class RunConfig:
     image_size: int = 48
     init_from: str | None = None
     cross_fit: int = 0
+    cross_fit_models: int = 0
     size_aware: list[str] = field(default_factory=lambda: list(SIZE_AWARE))
     pretrain: SelfSupConfig = field(default_factory=SelfSupConfig)
     model: DMUEConfig = field(default_factory=lambda: DMUEConfig(**MODEL_DEFAULTS))
@@ -79,6 +94,8 @@ class RunConfig:
     def validate(self) -> None:
         """ValueError for settings that cannot go together."""
         check_fold_count(self.cross_fit)
+        if "cross_fit" not in self.size_aware:  # else the size table chooses both
+            check_fold_models(self.cross_fit, self.cross_fit_models)
         unknown = sorted(set(self.size_aware) - set(SIZE_AWARE))
         if unknown:
             raise ValueError(f"size_aware: unknown settings {unknown} (known: {list(SIZE_AWARE)})")
@@ -100,6 +117,7 @@ class RunConfig:
             "image_size": self.image_size,
             "init_from": self.init_from,
             "cross_fit": self.cross_fit,
+            "cross_fit_models": self.cross_fit_models,
             "size_aware": list(self.size_aware),
             "pretrain": self.pretrain.to_dict(),
             "model": self.model.to_dict(),
@@ -117,6 +135,7 @@ class RunConfig:
                 "image_size",
                 "init_from",
                 "cross_fit",
+                "cross_fit_models",
                 "size_aware",
                 "pretrain",
                 "model",
@@ -136,6 +155,7 @@ class RunConfig:
             image_size=int(d.get("image_size", 48)),
             init_from=d.get("init_from"),
             cross_fit=int(d.get("cross_fit") or 0),
+            cross_fit_models=int(d.get("cross_fit_models") or 0),
             size_aware=list(d.get("size_aware", SIZE_AWARE)),
             pretrain=SelfSupConfig.from_dict(d.get("pretrain") or {}),
             model=DMUEConfig.from_dict({**MODEL_DEFAULTS, **(d.get("model") or {})}),

@@ -53,6 +53,8 @@ def test_folds_file_is_reread_and_refuses_other_faces(tmp_path):
     with pytest.raises(ValueError, match="delete"):
         folds_for(tmp_path, table.iloc[:10], 2, seed=0)
     assert "48,000 training images, 4.0x one training" in budget(1000, 4, 12)
+    assert "1 of 2 fold models (the count from the 500 faces they judge)" in budget(1000, 2, 12, 1)
+    assert "18,000 training images, 1.5x one training" in budget(1000, 2, 12, 1)
 
 
 def test_cross_fitted_run_trains_folds_on_the_other_faces_and_keeps_the_full_models_scores(tmp_path):
@@ -91,6 +93,35 @@ def test_cross_fitted_run_trains_folds_on_the_other_faces_and_keeps_the_full_mod
     )
     assert res.exit_code == 0, res.output
     assert "fold models" not in res.output  # other faces: the full model alone
+
+
+def test_one_fold_model_of_two_sets_the_count_from_its_own_faces_and_a_rerun_adds_the_other(tmp_path):
+    generate(90, tmp_path / "data", seed=4, noise_rate=0.2)
+    args = [str(tmp_path / "data" / "labels.csv"), "--path-column", "path", "--label-column", "label"]
+    run = tmp_path / "run"
+    res = CliRunner().invoke(main, ["run", *args, "--out", str(run), "--fold-models", "1", *FAST])
+    assert res.exit_code != 0 and "needs --cross-fit K" in res.output
+    res = CliRunner().invoke(main, ["run", *args, "--out", str(run), "--cross-fit", "2", "--fold-models", "3", *FAST])
+    assert res.exit_code != 0 and "only 2 folds" in res.output
+    res = CliRunner().invoke(main, ["run", *args, "--out", str(run), "--cross-fit", "2", "--fold-models", "1", *FAST])
+    assert res.exit_code == 0, res.output
+    assert "1 of 2 fold models" in res.output and "fold 2/2" not in res.output
+    assert (run / "folds" / "fold0" / "model.pt").exists() and not (run / "folds" / "fold1").exists()
+    saved = json.loads((run / "folds" / "folds.json").read_text())
+    judged = sum(f == 0 for f in saved["fold"].values())
+    meta = read_metadata(run / "scores.parquet")
+    assert (saved["models"], meta["cross_fit"], meta["flag_count"]["folds_faces"]) == (1, 1, judged)
+    assert RunConfig.load(run / "config.yaml").cross_fit_models == 1
+    res = CliRunner().invoke(main, ["score", str(run), *args, "--out", str(tmp_path / "again.parquet")])
+    assert res.exit_code == 0, res.output
+    assert f"its fold model ({run / 'folds'}) estimates how many to flag (on the {judged} faces it did" in res.output
+    assert read_metadata(tmp_path / "again.parquet")["flag_count"] == meta["flag_count"]
+    res = CliRunner().invoke(main, ["run", *args, "--out", str(run), "--cross-fit", "2", *FAST])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("already trained") == 2 and "fold 2/2" in res.output  # only the second fold trains
+    meta = read_metadata(run / "scores.parquet")
+    assert meta["cross_fit"] == 2 and "folds_faces" not in meta["flag_count"]
+    assert json.loads((run / "folds" / "folds.json").read_text())["fold"] == saved["fold"]  # the same folds
 
 
 def test_held_out_outputs_set_only_the_flag_count(tmp_path):

@@ -130,6 +130,24 @@ def test_noise_rate_from_separate_probabilities():
         decide(given, dist, mis, zeros, zeros, CLASSES, noise_probs=probs[:, :2])
 
 
+def test_noise_rate_from_a_held_out_sample_sets_the_quota_of_every_face():
+    """``noise_rows``: the rate is estimated on those rows alone (their own class thresholds), and
+    that share of all the faces is flagged. Rows 3-8 hold 2 confident faces in 6: a third of all 12."""
+    given = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    probs = np.array(
+        [[0.9, 0.05, 0.05]] * 4 + [[0.02, 0.95, 0.03]] * 2 + [[0.05, 0.9, 0.05]] * 3 + [[0.05, 0.05, 0.9]] * 3
+    )
+    mis = np.linspace(0.9, 0.0, 12)
+    zeros = np.zeros(12)
+    rows = np.arange(3, 9)
+    verdict, _, rule = decide(given, probs, mis, zeros, zeros, CLASSES, noise_probs=probs, noise_rows=rows)
+    assert rule.noise_rate["overall"] == pytest.approx(2 / 6)
+    assert rule.noise_rate["a"] == pytest.approx(2 / 3) and rule.noise_rate["c"] == 0.0  # a: rows 3-5; c: none
+    assert list(np.flatnonzero(verdict == "likely_mislabeled")) == [0, 1, 2, 3]  # the top third of all 12
+    every = decide(given, probs, mis, zeros, zeros, CLASSES, noise_probs=probs)[2]
+    assert every.noise_rate["overall"] == pytest.approx(2 / 12)
+
+
 def test_decide_leaves_the_callers_rule_alone():
     given, dist, mis, amb, knn = _case()
     mine = FlagRule(quota="per_class")

@@ -27,7 +27,11 @@ def test_rows_cover_every_size_and_shrink_the_budget_as_faces_grow():
         assert row_for(below - 1) is not row_for(below)
     epochs = [r.epochs for r in TABLE]
     assert epochs == sorted(epochs, reverse=True)
-    assert TABLE[-1].cross_fit == 0 and all(r.cross_fit == 0 or r.cross_fit >= 2 for r in TABLE)
+    assert all(r.cross_fit == 0 or r.cross_fit >= 2 for r in TABLE)
+    assert all(0 <= r.fold_models <= r.cross_fit for r in TABLE)
+    # the fold models' training, in trainings of the full model, never grows with the faces
+    cost = [(r.fold_models or r.cross_fit) * (r.cross_fit - 1) / max(r.cross_fit, 1) for r in TABLE]
+    assert cost == sorted(cost, reverse=True) and cost[-1] < cost[0]
 
 
 def test_apply_fills_only_the_unset_settings_once():
@@ -47,6 +51,21 @@ def test_apply_fills_only_the_unset_settings_once():
     both = resolved(epochs=7, ramp_a=1.5)
     apply(both, 200, lines.append)
     assert (both.train.epochs, both.model.ramp_a) == (7, 1.5)
+
+
+def test_large_sets_train_one_fold_model_of_two_and_an_explicit_cross_fit_trains_all(tmp_path):
+    cfg = resolved()
+    chosen = apply(cfg, 20_000, lambda _: None)
+    row = row_for(20_000)
+    assert (cfg.cross_fit, cfg.cross_fit_models) == (row.cross_fit, row.fold_models) == (2, 1)
+    assert chosen["cross_fit_models"] == 1
+    small = resolved()
+    assert "cross_fit_models" not in apply(small, 2000, lambda _: None) and small.cross_fit_models == 0
+    again = RunConfig.from_dict(cfg.to_dict())
+    assert (again.cross_fit, again.cross_fit_models) == (2, 1)
+    for k, m, message in ((0, 1, "without cross-fitting"), (2, 3, "only 2 folds"), (3, -1, "negative")):
+        with pytest.raises(ValueError, match=message):
+            RunConfig.from_dict({**cfg.to_dict(), "cross_fit": k, "cross_fit_models": m})
 
 
 def test_the_self_supervised_start_is_chosen_where_its_row_has_one_and_no_other_start_is_given():

@@ -25,7 +25,14 @@ from curate.cli.train_options import train_options
     help="Train K fold models besides the full one, so every face is scored by a model that did not "
     "train on it: the share of faces to flag is estimated from them and from the full model, and the larger "
     "estimate is used (K times the training cost; 0 = off) "
-    "[default: 3 below 10,000 faces, else 0; docs/small-data.md].",
+    "[default: 3 below 10,000 faces, else 2 with one fold model trained; docs/small-data.md].",
+)
+@click.option(
+    "--fold-models",
+    type=click.IntRange(min=1),
+    metavar="M",
+    help="With --cross-fit K: train only M of the K fold models; the share to flag is then estimated on "
+    "the faces of their folds alone, a held-out sample (M(K-1)/K of a training instead of K-1) [default: all K].",
 )
 @mining_precision_option
 @tta_option
@@ -35,6 +42,7 @@ def run(
     load: bool,
     name: str | None,
     cross_fit: int | None,
+    fold_models: int | None,
     mining_precision: str | None,
     tta: str | None,
     **kwargs,
@@ -49,21 +57,27 @@ def run(
       curate run ../shared/data/ferplus-mini/labels.csv --out runs/mini
       curate run faces/ --format imagefolder --backbone resnet18 --epochs 15 --out runs/faces
       curate run small-batch/ --format imagefolder --cross-fit 4 --out runs/small
+      curate run big.csv --cross-fit 5 --fold-models 1 --out runs/big
     """
     from curate.data.errors import DataError
     from curate.job_inputs import other_splits
     from curate.jobs import TrainingInterrupted, run_job
     from curate.report import top_flagged
-    from curate.run_config import check_fold_count, override
+    from curate.run_config import check_fold_count, check_fold_models, override
 
     table, cfg, out = table_and_config(dataset, kwargs)
     override(cfg, "score", mining_precision=mining_precision, tta=tta)
+    if fold_models is not None and cross_fit is None:
+        raise click.BadParameter(
+            "needs --cross-fit K: how many folds the fold models are of", param_hint="--fold-models"
+        )
     if cross_fit is not None:
         try:
             check_fold_count(cross_fit)
+            check_fold_models(cross_fit, fold_models or 0)
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--cross-fit") from None
-        cfg.cross_fit = cross_fit
+            raise click.BadParameter(str(exc), param_hint="--cross-fit / --fold-models") from None
+        cfg.cross_fit, cfg.cross_fit_models = cross_fit, fold_models or 0
         cfg.set_explicitly("cross_fit")
     name = name or Path(out).resolve().name
     if load:

@@ -213,7 +213,7 @@ def score_table(
         scores = compute_scores(
             given, probs, latent, sigma, knn_indices, score_cfg, consensus if has_consensus else None
         )
-        noise_probs = scores["mixed_distribution"]
+        noise_probs, noise_rows = scores["mixed_distribution"], None
         flag_count = {"from": "model", "model": confident_rate(given, noise_probs)}
         if oof is not None:  # the flag count from outputs of models that did not train on the faces
             oof_probs = softmax(oof[0])
@@ -221,16 +221,21 @@ def score_table(
                 oof_probs, oof[1] if has_aux else _latent_fallback(oof_probs, given), sigma,
                 neighbour_labels(given, knn_indices), score_cfg, oof[2] if has_consensus else None,
             ).astype(np.float32)  # fmt: skip
+            judged = np.unique(np.concatenate([rows for _, rows in held_out]))
+            partial = len(judged) < N  # fewer fold models than folds: the count from their faces alone
             # each count falls short in its own regime (a model that fit its faces; fold models on
             # data they learn well: docs/robustness.md §9), so the larger one sets the quota
-            flag_count["folds"] = confident_rate(given, oof_mixed)
+            flag_count["folds"] = confident_rate(given[judged], oof_mixed[judged])
+            if partial:
+                flag_count["folds_faces"] = len(judged)
             if flag_count["folds"] >= flag_count["model"]:
                 noise_probs, flag_count["from"] = oof_mixed, "folds"
+                noise_rows = judged if partial else None
         if not has_consensus:
             consensus = probs  # the record's column: the target's view stands in (not mixed in twice)
         verdict, reasons, rule = decide(
             given, scores["label_distribution"], scores["mislabel_score"], scores["ambiguity_score"],
-            scores["knn_disagreement"], classes, rule, noise_probs=noise_probs,
+            scores["knn_disagreement"], classes, rule, noise_probs=noise_probs, noise_rows=noise_rows,
         )  # fmt: skip
         clock.begin("issues")
         issues = find_issues(
