@@ -103,14 +103,10 @@ def decide(
     if belief.shape != dist.shape:
         raise ValueError(f"noise_probs has shape {belief.shape}, label_distribution {dist.shape}")
     other = confident_other(given, belief)
-    if noise_rows is None:
-        noise = class_share(given, other >= 0, C)
-        overall = float((other >= 0).mean()) if n else 0.0
-    else:
-        rows = np.asarray(noise_rows, dtype=np.int64)
-        hit = confident_other(given[rows], belief[rows]) >= 0
-        noise = class_share(given[rows], hit, C)
-        overall = float(hit.mean()) if len(rows) else 0.0
+    rows = np.arange(n) if noise_rows is None else np.asarray(noise_rows, dtype=np.int64)
+    hit = other >= 0 if noise_rows is None else confident_other(given[rows], belief[rows]) >= 0
+    noise = class_share(given[rows], hit, C)
+    overall = float(hit.mean()) if len(hit) else 0.0
 
     global_threshold = float(np.quantile(mislabel_score, 1.0 - overall)) if overall > 0 else np.inf
     thresholds = np.full(C, np.inf)  # no estimated noise (in a class) -> flag nothing there

@@ -53,7 +53,7 @@ def test_apply_fills_only_the_unset_settings_once():
     assert (both.train.epochs, both.model.ramp_a) == (7, 1.5)
 
 
-def test_large_sets_train_one_fold_model_of_two_and_an_explicit_cross_fit_trains_all(tmp_path):
+def test_large_sets_train_one_fold_model_of_two_and_the_config_checks_the_fold_models():
     cfg = resolved()
     chosen = apply(cfg, 20_000, lambda _: None)
     row = row_for(20_000)

@@ -20,9 +20,9 @@ crowd plurality (``ferplus_label``; a face without plurality, -1, is decided wit
 Reported per checkpoint: real errors found (reviewed faces whose given label the crowd overturns), the
 reviewed faces without a crowd plurality (they can never count as an error, so errors found plus
 these is the most a queue could have found among the faces it showed: on FERPlus they are the
-larger part of what a good queue wastes), and the accuracy of the suggestion on the true errors still undecided (``suggested == ferplus_label``), both
-for the argmax (which may be the given label) and for the best other class (what a curator who
-relabels would pick). The run is ``run_dir`` (any ``curate run`` on FERPlus faces with the FER2013
+larger part of what a good queue wastes), and the accuracy of the suggestion on the true errors
+still undecided (``suggested == ferplus_label``), both for the argmax (which may be the given label)
+and for the best other class (what a curator who relabels would pick). The run is ``run_dir`` (any ``curate run`` on FERPlus faces with the FER2013
 labels, or on a flip setting of the flips suite with its labels), or one trained here on the
 Training split as stage ``OUT/dmue``. ``OUT/curator.md``,
 ``OUT/curator.json`` and ``OUT/curator.png`` hold the results.
