@@ -10,7 +10,11 @@ distributions the count reads, and every rule below gives a share; the top that 
 by ``mislabel_score`` is what would be flagged. Rules: ``model``, ``folds``, ``larger`` (shipped),
 ``geometric`` (the geometric mean of the two), and ``folds, margin r``: a face counts only when its
 given class has less than r times the probability of the class it is confidently in (r = 0.6 is
-the ``ambiguous`` verdict's top-two ratio: a near tie is ambiguous, not mislabelled).
+the ``ambiguous`` verdict's top-two ratio: a near tie is ambiguous, not mislabelled). Three
+well-known noise-rate estimators read the fold models' outputs too: ``folds, loss mixture``
+(DivideMix's two-component Gaussian mixture on each face's cross-entropy), ``folds, anchors``
+(Patrini et al.'s noise matrix read at each class's most confident faces) and ``folds, calibrated
+joint`` (cleanlab's calibrated confident joint, one minus its trace).
 
 Printed per run: the true rate, then per rule the share flagged (x the true rate), flag precision
 and recall, and the worst class's share of its correctly labelled faces flagged. Truth: the
@@ -44,6 +48,37 @@ def confident_share(given: np.ndarray, probs: np.ndarray, margin: float | None =
     return float(hit.mean()) if len(given) else 0.0
 
 
+def loss_mixture_share(given: np.ndarray, probs: np.ndarray) -> float:
+    """DivideMix's clean/noisy split (Li et al., ICLR 2020): a two-component Gaussian mixture on the
+    faces' cross-entropy -log p[given], scaled to [0, 1]; the mean posterior of the component with
+    the larger mean."""
+    from sklearn.mixture import GaussianMixture
+
+    loss = -np.log(np.clip(probs[np.arange(len(given)), given], 1e-6, 1.0))
+    loss = ((loss - loss.min()) / max(loss.max() - loss.min(), 1e-12))[:, None]
+    gmm = GaussianMixture(2, max_iter=20, tol=1e-2, reg_covar=5e-4, random_state=0).fit(loss)
+    return float(gmm.predict_proba(loss)[:, gmm.means_.ravel().argmax()].mean())
+
+
+def anchor_share(given: np.ndarray, probs: np.ndarray, percentile: float = 97.0) -> float:
+    """Patrini et al. (CVPR 2017): row i of the noise matrix T[i, j] = P(given j | true i) is the
+    mean of ``probs`` over the faces at or above the ``percentile`` of p_i (taken to be truly i);
+    the true class shares solve shares(given) = T^T shares(true) (least squares, clipped at 0);
+    the noise rate is sum_i share(true i) (1 - T[i, i])."""
+    C = probs.shape[1]
+    T = np.stack([probs[probs[:, i] >= np.percentile(probs[:, i], percentile)].mean(axis=0) for i in range(C)])
+    noisy = np.bincount(given, minlength=C) / len(given)
+    true = np.clip(np.linalg.lstsq(T.T, noisy, rcond=None)[0], 0.0, None)
+    return float((true / max(true.sum(), 1e-12) * (1.0 - np.diag(T))).sum())
+
+
+def joint_share(given: np.ndarray, probs: np.ndarray) -> float:
+    """One minus the trace of cleanlab's calibrated confident joint (``cleanlab.count.estimate_joint``)."""
+    from cleanlab.count import estimate_joint
+
+    return float(1.0 - np.trace(estimate_joint(given, probs)))
+
+
 def rule_shares(
     given: np.ndarray, model: np.ndarray, folds: np.ndarray, margins: Sequence[float] = MARGINS
 ) -> dict[str, float]:
@@ -51,6 +86,9 @@ def rule_shares(
     m, f = confident_share(given, model), confident_share(given, folds)
     shares = {"model": m, "folds": f, "larger": max(m, f), "geometric": float(np.sqrt(m * f))}
     shares.update({f"folds, margin {r:g}": confident_share(given, folds, r) for r in margins})
+    shares["folds, loss mixture"] = loss_mixture_share(given, folds)
+    shares["folds, anchors"] = anchor_share(given, folds)
+    shares["folds, calibrated joint"] = joint_share(given, folds)
     return shares
 
 

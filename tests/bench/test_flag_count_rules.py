@@ -62,3 +62,42 @@ def test_truth_by_name_reads_either_truth_column_and_names_a_missing_face(tmp_pa
     pd.DataFrame({"path": ["a/face_0.png", "b/face_0.png"], "is_noisy": [False, True]}).to_csv(twice, index=False)
     with pytest.raises(SystemExit, match="same image file"):
         flag_count_rules.truth_by_name(twice, pd.Series(["a/face_0.png"]))
+
+
+def _calibrated(noise: float, n_per_class: int = 200, classes: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Faces whose probabilities are the noisy-label posterior of their true class under uniform
+    flips at rate ``noise`` (every row of a true class equal to T[true]), with given labels drawn so
+    that exactly that share of each class is flipped, evenly over the other classes."""
+    T = np.full((classes, classes), noise / (classes - 1))
+    np.fill_diagonal(T, 1 - noise)
+    true = np.repeat(np.arange(classes), n_per_class)
+    flipped = int(round(noise * n_per_class))
+    given = true.copy()
+    for c in range(classes):
+        rows = np.flatnonzero(true == c)[:flipped]
+        given[rows] = (c + 1 + np.arange(flipped) % (classes - 1)) % classes
+    return given, T[true]
+
+
+def test_anchor_share_reads_the_noise_matrix_of_calibrated_probabilities() -> None:
+    for noise in (0.0, 0.2, 0.4):
+        given, probs = _calibrated(noise)
+        assert flag_count_rules.anchor_share(given, probs) == pytest.approx(noise, abs=1e-6)
+
+
+def test_loss_mixture_share_is_the_share_of_the_high_loss_mode() -> None:
+    rng = np.random.default_rng(0)
+    given = np.zeros(500, dtype=np.int64)
+    p_given = np.concatenate([rng.uniform(0.85, 0.95, 400), rng.uniform(0.02, 0.08, 100)])
+    probs = np.stack([p_given, 1 - p_given], axis=1)
+    assert flag_count_rules.loss_mixture_share(given, probs) == pytest.approx(0.2, abs=0.01)
+
+
+def test_joint_share_counts_confident_disagreements_and_nothing_on_agreeing_labels() -> None:
+    true = np.repeat(np.arange(3), 100)
+    probs = np.full((300, 3), 0.05)
+    probs[np.arange(300), true] = 0.9
+    assert flag_count_rules.joint_share(true, probs) == pytest.approx(0.0, abs=1e-9)
+    given = true.copy()
+    given[np.flatnonzero(true == 0)[:30]] = 1  # 30 of 300 faces carry another label
+    assert flag_count_rules.joint_share(given, probs) == pytest.approx(0.1, abs=0.01)
