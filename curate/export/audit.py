@@ -36,6 +36,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from curate.export.data_policies import DROPPED_AS
 from curate.export.native import Written
 from curate.export.policies import ACTIONS, CleanedLabels
@@ -44,13 +46,16 @@ from curate.export.source import DecisionTable
 PACKAGE = "dmue-curate"
 #: Label transitions listed in the printed summary (the audit has them all).
 SHOWN_CHANGES = 15
+#: A class of which the cleaned file keeps fewer than this share of the faces given it is named in a note.
+THIN_SHARE = 0.1
 
 
 @dataclass
 class ExportSummary:
     """What an export wrote. ``transitions`` counts faces per ``"given -> clean"`` (clean is
     ``(dropped)``/``(excluded)`` for faces left out, given ``(unlabeled)`` when none);
-    ``unscored_rows`` are original rows re-emitted unchanged; ``cleaned`` the per-face result."""
+    ``per_class``: class -> [faces given it, faces written with it]; ``unscored_rows`` are
+    original rows re-emitted unchanged; ``cleaned`` the per-face result."""
 
     out: Path
     audit: Path
@@ -63,6 +68,7 @@ class ExportSummary:
     actions: dict[str, int]
     decided_by: dict[str, int]
     transitions: dict[str, int]
+    per_class: dict[str, list[int]]
     cleaned: CleanedLabels = field(repr=False)
     notes: list[str] = field(default_factory=list)
 
@@ -71,7 +77,7 @@ class ExportSummary:
             "out": str(self.out), "audit": str(self.audit), "format": self.format, "policy": self.policy,
             "confidence": self.confidence, "faces": self.faces, "written": self.written,
             "unscored_rows": self.unscored_rows, "actions": self.actions, "decided_by": self.decided_by,
-            "transitions": self.transitions, "notes": self.notes,
+            "transitions": self.transitions, "per_class": self.per_class, "notes": self.notes,
         }  # fmt: skip
 
     def __str__(self) -> str:
@@ -91,6 +97,9 @@ class ExportSummary:
                 rest = sum(n for _, n in ranked[SHOWN_CHANGES:])
                 lines.append(f"  {rest:>6}  in {len(ranked) - SHOWN_CHANGES} more transitions (all in the audit)")
         lines.append(f"unchanged labels: {sum(self.transitions.values()) - sum(changes.values())}")
+        lines.append(
+            "per class, given -> written: " + ", ".join(f"{c} {g} -> {w}" for c, (g, w) in self.per_class.items())
+        )
         if self.unscored_rows:
             lines.append(f"rows not in the scores, copied unchanged: {self.unscored_rows}")
         lines += [f"note: {n}" for n in self.notes]
@@ -108,16 +117,36 @@ def summarize(
     policy: str,
     confidence: float,
     soft_format: bool,
+    recognised: np.ndarray,
 ) -> ExportSummary:
-    """Count actions, deciders and label transitions of ``cleaned``."""
+    """Count actions, deciders, label transitions and faces per class of ``cleaned``; ``recognised``
+    (C,): the faces given each class that the scores' model puts in it
+    (:meth:`DecisionTable.recognised`), quoted for the classes the file keeps little of."""
     f = cleaned.faces
     actions = Counter(f["action"])
+    C = len(cleaned.classes)
+    given, clean = f["given_label"].to_numpy(), f["clean_label"].to_numpy()
+    n_given = np.bincount(given[given >= 0], minlength=C)
+    n_written = np.bincount(clean[cleaned.kept & (clean >= 0)], minlength=C)
+    per_class = {c: [int(n_given[k]), int(n_written[k])] for k, c in enumerate(cleaned.classes)}
     name = [*cleaned.classes, "(unlabeled)"]
     removed = {"drop": "(dropped)", "exclude": "(excluded)", **DROPPED_AS}
     transitions = Counter(
         f"{name[g]} -> {removed.get(a) or name[c]}" for g, c, a in zip(f["given_label"], f["clean_label"], f["action"])
     )
     notes = []
+    thin = [k for k in range(C) if n_given[k] and n_written[k] < THIN_SHARE * n_given[k]]
+    if thin:
+        listed = ", ".join(
+            f"{cleaned.classes[k]} {n_written[k]} of {n_given[k]} (the model put {recognised[k]} of them in it)"
+            for k in thin
+        )
+        notes.append(
+            f"classes left almost empty: {listed}. A classifier trained on this file will rarely or never predict"
+            " them; a model that puts few of a class's faces in it may not have learnt the class rather than"
+            " found its labels wrong: review those faces (--policy decisions), or score with more faces or a"
+            " pretrained start (docs/robustness.md §12)"
+        )
     if actions["review"]:
         notes.append(f"{actions['review']} flagged face(s) await review; they keep their given label")
     if actions["soft"] and not soft_format:
@@ -130,7 +159,7 @@ def summarize(
         written=written.faces, unscored_rows=written.unscored_rows,
         actions={a: actions[a] for a in ACTIONS if actions[a]},
         decided_by=dict(sorted(Counter(f["decided_by"]).items())),
-        transitions=dict(sorted(transitions.items())), notes=notes, cleaned=cleaned,
+        transitions=dict(sorted(transitions.items())), per_class=per_class, notes=notes, cleaned=cleaned,
     )  # fmt: skip
 
 

@@ -85,7 +85,7 @@ def export_cleaned(
     try:
         written = fmt.write(cleaned, staged[0].path, ctx)
         summary = summarize(cleaned, written, out=out, audit=sidecar, format=name, policy=policy,
-                            confidence=confidence, soft_format=fmt.soft)  # fmt: skip
+                            confidence=confidence, soft_format=fmt.soft, recognised=table.recognised())  # fmt: skip
         summary.notes.extend(table.notes + data.notes)
         if own_format and _relative_elsewhere(ctx, fmt, out, cleaned.faces["filepath"]):
             summary.notes.append(

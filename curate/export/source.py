@@ -106,6 +106,14 @@ class DecisionTable:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def recognised(self) -> np.ndarray:
+        """(C,) int: per class, the faces given it whose most likely class in ``distribution`` is
+        it (how much of the class the scores' model recognises)."""
+        given = self.faces["given_label"].to_numpy()
+        has = given >= 0
+        agree = self.distribution[has].argmax(axis=1) == given[has]
+        return np.bincount(given[has][agree], minlength=len(self.classes))
+
 
 def load_source(source: str, *, label_field: str = "ground_truth") -> DecisionTable:
     """A scores file (an existing path) or a FiftyOne dataset (``fiftyone:NAME`` or NAME)."""

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
-from export_helpers import CLASSES, EXPECTED, SCENARIO, results, scenario_curations
+from click.testing import CliRunner
+from export_helpers import (
+    CLASSES,
+    EXPECTED,
+    SCENARIO,
+    make_image,
+    results,
+    save_scores,
+    scenario_curations,
+    scores_frame,
+)
 
+from curate.cli import main
 from curate.export import Curation, ExportError, apply_policy, load_source, with_curations
 
 
@@ -68,3 +82,39 @@ def test_curation_state_comes_from_clean_label_and_tag():
     assert Curation(log, "b", excluded=True).resolve(0, CLASSES, "x") == ("exclude", -1)
     with pytest.raises(ExportError, match="sample 'x': clean_label 'zebra' is not a class"):
         Curation((), "zebra").resolve(0, CLASSES, "x")
+
+
+def _unlearnt_class(tmp_path: Path) -> Path:
+    """Class b is flagged wholesale by a model that puts none of its 4 faces in it, so auto leaves
+    none of them b; class c keeps 3 of 4."""
+    rows = [  # id, given, verdict, label_distribution
+        ("a0", "a", "ok", [0.9, 0.05, 0.05]), ("a1", "a", "ok", [0.8, 0.1, 0.1]),
+        ("b0", "b", "likely_mislabeled", [0.05, 0.05, 0.9]),  # accepted: c
+        ("b1", "b", "likely_mislabeled", [0.6, 0.2, 0.2]), ("b2", "b", "likely_mislabeled", [0.5, 0.3, 0.2]),
+        ("b3", "b", "likely_mislabeled", [0.45, 0.15, 0.4]),  # dropped
+        ("c0", "c", "ok", [0.1, 0.1, 0.8]), ("c1", "c", "ok", [0.2, 0.1, 0.7]),
+        ("c2", "c", "likely_mislabeled", [0.6, 0.1, 0.3]), ("c3", "c", "ok", [0.1, 0.2, 0.7]),
+    ]  # fmt: skip
+    files = [make_image(tmp_path / "img" / f"{r[0]}.png", 10 * k) for k, r in enumerate(rows)]
+    frame = scores_frame([r[0] for r in rows], files, [CLASSES.index(r[1]) for r in rows],
+                         np.array([r[3] for r in rows], np.float32), [r[2] for r in rows])  # fmt: skip
+    return save_scores(tmp_path / "scores.parquet", frame, CLASSES)
+
+
+def test_recognised_counts_the_faces_the_model_puts_in_their_given_class(tmp_path):
+    assert load_source(str(_unlearnt_class(tmp_path))).recognised().tolist() == [2, 0, 3]
+
+
+def test_the_summary_counts_every_class_and_names_one_the_file_empties(tmp_path):
+    out = tmp_path / "clean.csv"
+    result = CliRunner().invoke(main, ["export", str(_unlearnt_class(tmp_path)), "--format", "csv", "--policy", "auto",
+                                       "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "per class, given -> written: a 2 -> 2, b 4 -> 0, c 4 -> 4" in result.output  # b0 became c, c2 dropped
+    note = next(line for line in result.output.splitlines() if line.startswith("note: classes left almost empty"))
+    assert note.startswith("note: classes left almost empty: b 0 of 4 (the model put 0 of them in it). A classifier")
+    audit = json.loads(out.with_name("clean.csv.audit.json").read_text())
+    assert audit["summary"]["per_class"] == {"a": [2, 2], "b": [4, 0], "c": [4, 4]}
+    decisions = CliRunner().invoke(main, ["export", str(_unlearnt_class(tmp_path)), "--format", "csv", "--policy",
+                                          "decisions", "--out", str(tmp_path / "kept.csv")])  # fmt: skip
+    assert "b 4 -> 4" in decisions.output and "almost empty" not in decisions.output  # review keeps the labels
