@@ -26,11 +26,12 @@ AUROC on nine (docs/small-data.md, "The start on 300, 500 and 1,000 faces").
 No start is chosen where the run has one (``--weights``, ``--init-from``). A self-supervised start
 chosen by ``--pretrain-epochs`` also gets the row's 20 epochs where the row has a start.
 
-The ramp width (``model.ramp_a``) follows the epochs (a third of them). The trunk's learning rate
-and the neighbour count stay fixed at every size: at 2,000 faces a fifth or twice the rate ranked
-worse on average (AUROC 0.842 / 0.844 against 0.850 on four kinds of data), and 5-40 neighbours
-moved AUROC by at most 0.004 there and on 28,558 faces (docs/small-data.md, "The learning rate and
-the neighbour count"). Every value is overridable:
+The ramp width (``model.ramp_a``) follows the epochs (a third of them). The trunk's learning rate,
+the augmentation and the neighbour count stay fixed at every size: at 2,000 faces a fifth or twice
+the rate ranked worse on average (AUROC 0.842 / 0.844 against 0.850 on four kinds of data), a
+stronger augmentation lost up to 0.031 AUROC and 0.083 AP, and 5-40 neighbours moved AUROC by at
+most 0.004 there and on 28,558 faces (docs/small-data.md, "The learning rate, augmentation and the
+neighbour count"). Every value is overridable:
 a flag or a ``--config`` file that sets one takes it off ``RunConfig.size_aware``, the list of the
 settings still to be chosen; ``apply`` chooses them once, for the faces the run trains on, and
 empties the list, so ``config.yaml`` records the values used and a resume or ``--config`` replay
