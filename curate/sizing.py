@@ -31,7 +31,7 @@ the augmentation and the neighbour count stay fixed at every size: at 2,000 face
 the rate ranked worse on average (AUROC 0.842 / 0.844 against 0.850 on four kinds of data), a
 stronger augmentation lost up to 0.031 AUROC and 0.083 AP, and 5-40 neighbours moved AUROC by at
 most 0.004 there and on 28,558 faces (docs/small-data.md, "The learning rate, augmentation and the
-neighbour count"). Every value is overridable:
+neighbour count"). Every value the table chooses is overridable:
 a flag or a ``--config`` file that sets one takes it off ``RunConfig.size_aware``, the list of the
 settings still to be chosen; ``apply`` chooses them once, for the faces the run trains on, and
 empties the list, so ``config.yaml`` records the values used and a resume or ``--config`` replay
