@@ -6,15 +6,20 @@ on 28,000 (docs/small-data.md: 2,000 faces 0.722 -> 0.756 AUROC from 12 to 30 ep
 the given labels, so its own estimate of how many faces to flag falls short: on small sets the
 count comes from cross-fitted fold models (``curate.cross_fit``; for 42 % noise on 2,000 faces,
 7.7 % flagged at precision / recall 0.86 / 0.16 became 25.9 % at 0.74 / 0.45; for 35 % noise on
-3,579 faces, 11.1 % at 0.83 / 0.27 became 23.7 % at 0.75 / 0.51). From 10,000 faces one fold model
-of two is enough for the count (``cross_fit_models`` 1: a model on half the faces, the count
-estimated on the other half, half a training more; docs/robustness.md §11). The table:
+3,579 faces, 11.1 % at 0.83 / 0.27 became 23.7 % at 0.75 / 0.51). The count is one share, so it
+needs out-of-fold outputs on enough faces, not on all: the table trains the fewest of the K fold
+models whose folds hold ``MIN_JUDGED_FACES`` (1,000) faces (``cross_fit_models``; each fold model
+trained costs (K-1)/K of a training). On 20 runs of 2,000 faces the share one fold model's faces give
+varied by 12.8 % of the share (standard deviation), so the estimate from 1,000 faces varies by about
+10 %, from 3 folds of 2,000 by 7 %: small against how far the estimate itself is from the true noise
+on different data (0.6-1.8x; docs/small-data.md, "Fewer fold models"). The table:
 
-    faces            epochs   cross_fit            self-supervised start
-    < 300              30         3                  -
-    300 - 2,999        20         3                  3,200 SimCLR steps (at most 400 epochs)
-    3,000 - 9,999      20         3                  -
-    >= 10,000          12         2, 1 model trained -
+    faces            epochs   cross_fit (fold models trained)    self-supervised start
+    < 300              30         3                                -
+    300 - 1,499        20         3                                3,200 SimCLR steps (at most 400 epochs)
+    1,500 - 2,999      20         3 (2 trained)                    the same
+    3,000 - 9,999      20         3 (1 trained)                    -
+    >= 10,000          12         2 (1 trained: docs/robustness.md §11)  -
 
 Between 300 and 3,000 faces the run first trains its backbone self-supervised on the same faces
 (``curate.pretrain``, labels unused; about 13 min for 2,000 faces on 2 cores, 3 min for 300-500) and then
@@ -51,6 +56,9 @@ from dmue_core.selfsup import steps_per_epoch
 SIZE_AWARE = ("pretrain.epochs", "train.epochs", "model.ramp_a", "cross_fit")
 #: the most self-supervised epochs the table chooses (the fewer the faces, the more epochs its steps make)
 MAX_PRETRAIN_EPOCHS = 400
+#: the held-out faces the flag count is estimated on: the table trains the fewest fold models whose
+#: folds hold at least this many
+MIN_JUDGED_FACES = 1000
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,6 @@ class SizeRow:
     below: int | None  # faces; None = no upper bound
     epochs: int  # DMUE epochs from scratch or from the user's start
     cross_fit: int
-    fold_models: int = 0  # fold models trained (0: all ``cross_fit``)
     pretrain_steps: int = 0  # the self-supervised start's steps (0: none)
     warm_epochs: int = 0  # DMUE epochs after a self-supervised start (0: ``epochs``)
 
@@ -67,7 +74,7 @@ TABLE = (
     SizeRow(300, epochs=30, cross_fit=3),
     SizeRow(3000, epochs=30, cross_fit=3, pretrain_steps=3200, warm_epochs=20),
     SizeRow(10000, epochs=20, cross_fit=3),
-    SizeRow(None, epochs=12, cross_fit=2, fold_models=1),
+    SizeRow(None, epochs=12, cross_fit=2),
 )
 
 
@@ -82,6 +89,13 @@ def pretrain_epochs(row: SizeRow, n_faces: int, batch_size: int) -> int:
     if not row.pretrain_steps:
         return 0
     return min(MAX_PRETRAIN_EPOCHS, math.ceil(row.pretrain_steps / steps_per_epoch(n_faces, batch_size)))
+
+
+def fold_models(n_faces: int, k: int) -> int:
+    """The fewest of ``k`` fold models whose folds (n_faces / k faces each) hold at least
+    ``MIN_JUDGED_FACES`` faces; 0 (all k) when that takes every one."""
+    m = math.ceil(MIN_JUDGED_FACES * k / max(n_faces, 1))
+    return m if m < k else 0
 
 
 def apply(cfg: Any, n_faces: int, log: Callable[[str], Any] = print) -> dict[str, Any]:
@@ -102,9 +116,9 @@ def apply(cfg: Any, n_faces: int, log: Callable[[str], Any] = print) -> dict[str
         cfg.model.ramp_a = chosen["model.ramp_a"] = round(cfg.train.epochs / 3, 2)
     if "cross_fit" in cfg.size_aware:
         cfg.cross_fit = chosen["cross_fit"] = row.cross_fit
-        cfg.cross_fit_models = row.fold_models
-        if row.fold_models:
-            chosen["cross_fit_models"] = row.fold_models
+        cfg.cross_fit_models = fold_models(n_faces, row.cross_fit)
+        if cfg.cross_fit_models:
+            chosen["cross_fit_models"] = cfg.cross_fit_models
     cfg.size_aware = []
     if chosen:
         listed = ", ".join(f"{k} {v}" for k, v in chosen.items())

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from curate.cli import main
 from curate.data.synthetic import generate
 from curate.run_config import RunConfig, resolve_config
-from curate.sizing import MAX_PRETRAIN_EPOCHS, SIZE_AWARE, TABLE, apply, row_for
+from curate.sizing import MAX_PRETRAIN_EPOCHS, MIN_JUDGED_FACES, SIZE_AWARE, TABLE, apply, fold_models, row_for
 
 RESOLVE_ARGS = ("config_file", "backbone", "weights", "init_from", "epochs", "batch_size", "image_size",
                 "small_input", "ramp_a", "aux_fraction", "balanced_sampler", "device", "amp", "num_workers",
@@ -28,10 +28,24 @@ def test_rows_cover_every_size_and_shrink_the_budget_as_faces_grow():
     epochs = [r.epochs for r in TABLE]
     assert epochs == sorted(epochs, reverse=True)
     assert all(r.cross_fit == 0 or r.cross_fit >= 2 for r in TABLE)
-    assert all(0 <= r.fold_models <= r.cross_fit for r in TABLE)
     # the fold models' training, in trainings of the full model, never grows with the faces
-    cost = [(r.fold_models or r.cross_fit) * (r.cross_fit - 1) / max(r.cross_fit, 1) for r in TABLE]
+    sizes = [60, 299, 300, 1000, 1499, 1500, 2000, 2999, 3000, 5000, 9999, 10_000, 10**6]
+    cost = []
+    for n in sizes:
+        k = row_for(n).cross_fit
+        cost.append((fold_models(n, k) or k) * (k - 1) / k)
     assert cost == sorted(cost, reverse=True) and cost[-1] < cost[0]
+
+
+@pytest.mark.parametrize("n", [60, 999, 1499, 1500, 1501, 2000, 2999, 3000, 4999, 9999, 10_000, 28_558])
+def test_the_fewest_fold_models_whose_folds_hold_enough_faces_train(n):
+    k = row_for(n).cross_fit
+    m = fold_models(n, k)
+    assert 0 <= m < k
+    if m:  # enough held-out faces for the count, and one model fewer would not give them
+        assert m * n / k >= MIN_JUDGED_FACES > (m - 1) * n / k
+    else:  # every fold model is needed (or even all of them judge fewer faces)
+        assert (k - 1) * n / k < MIN_JUDGED_FACES
 
 
 def test_apply_fills_only_the_unset_settings_once():
@@ -53,14 +67,17 @@ def test_apply_fills_only_the_unset_settings_once():
     assert (both.train.epochs, both.model.ramp_a) == (7, 1.5)
 
 
-def test_large_sets_train_one_fold_model_of_two_and_the_config_checks_the_fold_models():
+def test_larger_sets_train_fewer_fold_models_and_the_config_checks_the_fold_models():
     cfg = resolved()
     chosen = apply(cfg, 20_000, lambda _: None)
-    row = row_for(20_000)
-    assert (cfg.cross_fit, cfg.cross_fit_models) == (row.cross_fit, row.fold_models) == (2, 1)
+    assert (cfg.cross_fit, cfg.cross_fit_models) == (row_for(20_000).cross_fit, 1) == (2, 1)
     assert chosen["cross_fit_models"] == 1
     small = resolved()
-    assert "cross_fit_models" not in apply(small, 2000, lambda _: None) and small.cross_fit_models == 0
+    assert "cross_fit_models" not in apply(small, 1000, lambda _: None) and small.cross_fit_models == 0
+    for n, models in ((2000, 2), (5000, 1)):  # 3 folds of which 2 / 1 train: 1,333 / 1,667 faces judged
+        mid = resolved()
+        assert apply(mid, n, lambda _: None)["cross_fit_models"] == mid.cross_fit_models == models
+        assert mid.cross_fit == 3
     again = RunConfig.from_dict(cfg.to_dict())
     assert (again.cross_fit, again.cross_fit_models) == (2, 1)
     for k, m, message in ((0, 1, "without cross-fitting"), (2, 3, "only 2 folds"), (3, -1, "negative")):

@@ -69,7 +69,7 @@ class FlipSuiteConfig:
     budget (``epochs``, ``backbone``) and the benchmark's K-fold CE (``folds``); ``source_faces``
     other Training faces train the ``--init-from`` source (0: no warm-started rows). ``cross_fit``
     K > 0: every DMUE stage is also judged with the flag count from K cross-fitted fold models
-    (``curate run --cross-fit K``, the default of ``curate run`` below 10,000 faces), its full model
+    (``curate run --cross-fit K``, all K trained; the size table trains 1-3 of 3 below 10,000 faces), its full model
     reused, so only the K fold models are trained."""
 
     labels_csv: Path

@@ -25,14 +25,16 @@ from curate.cli.train_options import train_options
     help="Train K fold models besides the full one, so every face is scored by a model that did not "
     "train on it: the share of faces to flag is estimated from them and from the full model, and the larger "
     "estimate is used (K times the training cost; 0 = off) "
-    "[default: 3 below 10,000 faces, else 2 with one fold model trained; docs/small-data.md].",
+    "[default: 3 below 10,000 faces, else 2; docs/small-data.md].",
 )
 @click.option(
     "--fold-models",
     type=click.IntRange(min=1),
     metavar="M",
     help="With --cross-fit K: train only M of the K fold models; the share to flag is then estimated on "
-    "the faces of their folds alone, a held-out sample (M(K-1)/K of a training instead of K-1) [default: all K].",
+    "the faces of their folds alone, a held-out sample (M(K-1)/K of a training instead of K-1) [default: with "
+    "the size table's K, the fewest whose folds hold 1,000 faces: all 3 below 1,500 faces, 2 below 3,000, then 1; "
+    "with your own --cross-fit, all K].",
 )
 @mining_precision_option
 @tta_option
