@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from curate import records
 from curate.cli import main
+from curate.cli.demo_cmd import DEMO_CONFIDENCE
 from curate.data.synthetic import generate
 from curate.run_config import RunConfig, resolve_config
 
@@ -472,3 +473,5 @@ def test_demo_no_load_trains_scores_and_exports_without_fiftyone(tmp_path):
     assert res.exit_code == 0, res.output
     assert "not loaded into FiftyOne (--no-load)" in res.output and "curate app" not in res.output
     assert (tmp_path / "demo" / "run" / "scores.parquet").exists() and (tmp_path / "demo" / "cleaned.csv").exists()
+    audit = json.loads((tmp_path / "demo" / "cleaned.csv.audit.json").read_text())
+    assert audit["policy"] == "auto" and audit["thresholds"]["confidence"] == DEMO_CONFIDENCE
