@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from curate.benchmark.matching import rows_by_path
 from curate.benchmark.models import model_config
 from curate.data.table import FER2013_CLASSES
 from curate.data.torch_dataset import FaceDataset, train_transform
@@ -47,21 +48,21 @@ TARGETS = ("given", "auto-hard", "auto", "soft", "soft2")
 IMAGE_SIZE, BATCH, LR = 48, 64, 2e-3
 
 
-def rows_of(table: DecisionTable, paths: pd.Series) -> np.ndarray:
-    """(N,) int: the scores row of each of ``paths`` (by sample id, else by resolved file path)."""
-    rows = pd.Index(table.faces["sample_id"]).get_indexer(paths)
-    resolved = pd.Index([str(Path(p).resolve()) for p in table.faces["filepath"]])
-    rows = np.where(rows < 0, resolved.get_indexer([str(Path(p).resolve()) for p in paths]), rows)
-    if (rows < 0).any():
-        raise SystemExit(f"{(rows < 0).sum()} faces of the training table are not in the run's scores")
-    return rows
+def to_fer_order(table: DecisionTable) -> np.ndarray:
+    """(C,) int: the FER2013 class index of each of the run's classes (``table.classes`` order)."""
+    return np.array([FER2013_CLASSES.index(name) for name in table.classes])
 
 
-def targets(table: DecisionTable, train: pd.DataFrame, kind: str) -> np.ndarray:
-    """(N, C) float32 training target of every row of ``train`` in FER2013's class order (zeros: left out)."""
+def targets(table: DecisionTable, train: pd.DataFrame, train_csv: Path, kind: str) -> np.ndarray:
+    """(N, C) float32 training target of every row of ``train`` (read from ``train_csv``, whose folder
+    relative paths start from) in FER2013's class order (zeros: left out)."""
     c = len(FER2013_CLASSES)
-    to_fer = np.array([FER2013_CLASSES.index(name) for name in table.classes])
-    rows = rows_of(table, train["path"])
+    to_fer = to_fer_order(table)
+    scored_row = rows_by_path(table.faces["filepath"], train["path"], train_csv.parent)  # scores -> train
+    rows = np.full(len(train), -1)
+    rows[scored_row[scored_row >= 0]] = np.flatnonzero(scored_row >= 0)
+    if (rows < 0).any():
+        raise SystemExit(f"{(rows < 0).sum()} faces of {train_csv} are not in the run's scores")
 
     def fer_order(m: np.ndarray) -> np.ndarray:
         out = np.zeros_like(m)
@@ -143,11 +144,12 @@ def main() -> None:
     )
     truth = held["ferplus_label"].to_numpy()
     identity = np.arange(len(FER2013_CLASSES))
-    run_to_fer = np.array([FER2013_CLASSES.index(name) for name in table.classes])
-    record = {"run_model": evaluate(load_target_model(args.run_dir / "model.pt").eval(), faces, truth, run_to_fer)}
+    record = {
+        "run_model": evaluate(load_target_model(args.run_dir / "model.pt").eval(), faces, truth, to_fer_order(table))
+    }
     print(f"{args.run_dir}/model.pt on {len(held)} held-out faces: {record['run_model']:.3f}")
     for kind in kinds:
-        target = targets(table, train, kind)
+        target = targets(table, train, args.train_csv, kind)
         accs = [
             evaluate(train_on(train, target, args.epochs, int(s)), faces, truth, identity)
             for s in args.seeds.split(",")
