@@ -16,13 +16,13 @@ on different data (0.6-1.8x; docs/small-data.md, "Fewer fold models"). The table
 
     faces            epochs   cross_fit (fold models trained)    self-supervised start
     < 300              30         3                                -
-    300 - 1,499        20         3                                3,200 SimCLR steps (at most 400 epochs)
+    300 - 1,499        20         3                                SimCLR, 400 epochs (819,200 faces passed from 2,048 faces)
     1,500 - 2,999      20         3 (2 trained)                    the same
     3,000 - 9,999      20         3 (1 trained)                    -
     >= 10,000          12         2 (1 trained: docs/robustness.md §11)  -
 
 Between 300 and 3,000 faces the run first trains its backbone self-supervised on the same faces
-(``curate.pretrain``, labels unused; about 13 min for 2,000 faces on 2 cores, 3 min for 300-500) and then
+(``curate.pretrain``, labels unused; about 9.5 min for 2,000 faces on 2 cores, 3 min for 300-500) and then
 DMUE for 20 epochs from it: on ferplus-mini AUROC 0.756 -> 0.78 with 12 epochs after it, and on four
 kinds of 2,000 faces 20 epochs ranked level with 12 or better (mini level, +0.010 to +0.020 on the
 others) with a shorter queue (docs/small-data.md, "Warm epochs after the start"); on eleven sets of
@@ -50,8 +50,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from dmue_core.selfsup import steps_per_epoch
-
 #: the settings the size table can choose, as ``RunConfig.size_aware`` names them
 SIZE_AWARE = ("pretrain.epochs", "train.epochs", "model.ramp_a", "cross_fit")
 #: the most self-supervised epochs the table chooses (the fewer the faces, the more epochs its steps make)
@@ -66,13 +64,13 @@ class SizeRow:
     below: int | None  # faces; None = no upper bound
     epochs: int  # DMUE epochs from scratch or from the user's start
     cross_fit: int
-    pretrain_steps: int = 0  # the self-supervised start's steps (0: none)
+    pretrain_passes: int = 0  # faces the self-supervised start passes over, epochs x faces (0: no start)
     warm_epochs: int = 0  # DMUE epochs after a self-supervised start (0: ``epochs``)
 
 
 TABLE = (
     SizeRow(300, epochs=30, cross_fit=3),
-    SizeRow(3000, epochs=30, cross_fit=3, pretrain_steps=3200, warm_epochs=20),
+    SizeRow(3000, epochs=30, cross_fit=3, pretrain_passes=819_200, warm_epochs=20),
     SizeRow(10000, epochs=20, cross_fit=3),
     SizeRow(None, epochs=12, cross_fit=2),
 )
@@ -83,12 +81,12 @@ def row_for(n_faces: int) -> SizeRow:
     return next(r for r in TABLE if r.below is None or n_faces < r.below)
 
 
-def pretrain_epochs(row: SizeRow, n_faces: int, batch_size: int) -> int:
-    """Self-supervised epochs that make ``row.pretrain_steps`` steps on ``n_faces`` faces, at most
-    ``MAX_PRETRAIN_EPOCHS`` (0 when the row has no start)."""
-    if not row.pretrain_steps:
+def pretrain_epochs(row: SizeRow, n_faces: int) -> int:
+    """Self-supervised epochs that pass ``row.pretrain_passes`` faces on a set of ``n_faces``, at most
+    ``MAX_PRETRAIN_EPOCHS`` (0 when the row has no start); the same at any batch size."""
+    if not row.pretrain_passes:
         return 0
-    return min(MAX_PRETRAIN_EPOCHS, math.ceil(row.pretrain_steps / steps_per_epoch(n_faces, batch_size)))
+    return min(MAX_PRETRAIN_EPOCHS, math.ceil(row.pretrain_passes / max(n_faces, 1)))
 
 
 def fold_models(n_faces: int, k: int) -> int:
@@ -105,7 +103,7 @@ def apply(cfg: Any, n_faces: int, log: Callable[[str], Any] = print) -> dict[str
     chosen: dict[str, Any] = {}
     has_start = cfg.model.weights is not None or cfg.init_from is not None
     if "pretrain.epochs" in cfg.size_aware and not has_start:
-        epochs = pretrain_epochs(row, n_faces, cfg.pretrain.batch_size)
+        epochs = pretrain_epochs(row, n_faces)
         if epochs:
             cfg.pretrain = replace(cfg.pretrain, epochs=epochs)
             chosen["pretrain.epochs"] = epochs

@@ -52,7 +52,8 @@ TIMED_STEPS, WARMUP_STEPS = 5, 4
 @dataclass
 class SelfSupConfig(_JsonRecord):
     """SimCLR settings. epochs: passes over the faces (each face two views per pass). batch_size:
-    faces per step (2 x as many views; SimCLR gains from large batches, 256 fits a CPU).
+    faces per step (2 x as many views; 128: on 2 CPU cores a face costs 0.78x what it does in
+    steps of 256, whose activations outgrow the caches, and ranks level; docs/small-data.md).
     lr, weight_decay: Adam's. temperature: NT-Xent's (SimCLR's small-batch value 0.5).
     proj_dim: projection head output. crop_area: smallest share of the face a crop keeps.
     rotation: largest rotation in degrees. jitter: brightness and contrast factors drawn from
@@ -62,7 +63,7 @@ class SelfSupConfig(_JsonRecord):
     False; ``precision.training_autocast``), ckpt_every (steps; 0: at every epoch end)."""
 
     epochs: int = 0
-    batch_size: int = 256
+    batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 1e-6
     temperature: float = 0.5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -87,16 +89,20 @@ def test_larger_sets_train_fewer_fold_models_and_the_config_checks_the_fold_mode
 
 def test_the_self_supervised_start_is_chosen_where_its_row_has_one_and_no_other_start_is_given():
     row = row_for(2000)
-    assert row.pretrain_steps and row.warm_epochs and not row_for(299).pretrain_steps
+    assert row.pretrain_passes and row.warm_epochs and not row_for(299).pretrain_passes
     cfg = resolved()
-    chosen = apply(cfg, 2000, lambda _: None)  # 8 steps of 256 faces an epoch
-    epochs = min(MAX_PRETRAIN_EPOCHS, -(-row.pretrain_steps // 8))
+    chosen = apply(cfg, 2000, lambda _: None)
+    epochs = min(MAX_PRETRAIN_EPOCHS, -(-row.pretrain_passes // 2000))
     assert chosen["pretrain.epochs"] == cfg.pretrain.epochs == epochs
     assert chosen["train.epochs"] == cfg.train.epochs == row.warm_epochs
     assert cfg.model.ramp_a == round(row.warm_epochs / 3, 2)
     big = resolved()
-    apply(big, row_for(2000).below - 1, lambda _: None)  # 12 steps an epoch: fewer epochs for the same steps
-    assert big.pretrain.epochs == -(-row.pretrain_steps // 12) < epochs
+    apply(big, row_for(2000).below - 1, lambda _: None)  # more faces: fewer epochs for the same faces passed
+    assert big.pretrain.epochs == -(-row.pretrain_passes // (row_for(2000).below - 1)) < epochs
+    wide = resolved()  # the budget is in faces: the same epochs at another batch size
+    wide.pretrain = replace(wide.pretrain, batch_size=256)
+    apply(wide, row_for(2000).below - 1, lambda _: None)
+    assert wide.pretrain.epochs == big.pretrain.epochs
     for flags in ({"weights": "start.pt"}, {"pretrain_epochs": 0}):  # another start, or the start turned off
         other = resolved(**flags)
         assert "pretrain.epochs" not in apply(other, 2000, lambda _: None)
