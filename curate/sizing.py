@@ -16,7 +16,7 @@ on different data (0.6-1.8x; docs/small-data.md, "Fewer fold models"). The table
 
     faces            epochs   cross_fit (fold models trained)    self-supervised start
     < 300              30         3                                -
-    300 - 1,499        20         3                                SimCLR, 400 epochs (819,200 faces passed from 2,048 faces)
+    300 - 1,499        20         3                                SimCLR, 819,200 faces passed (at most 400 epochs)
     1,500 - 2,999      20         3 (2 trained)                    the same
     3,000 - 9,999      20         3 (1 trained)                    -
     >= 10,000          12         2 (1 trained: docs/robustness.md §11)  -
@@ -52,7 +52,7 @@ from typing import Any
 
 #: the settings the size table can choose, as ``RunConfig.size_aware`` names them
 SIZE_AWARE = ("pretrain.epochs", "train.epochs", "model.ramp_a", "cross_fit")
-#: the most self-supervised epochs the table chooses (the fewer the faces, the more epochs its steps make)
+#: the most self-supervised epochs the table chooses (the fewer the faces, the more epochs its budget of faces makes)
 MAX_PRETRAIN_EPOCHS = 400
 #: the held-out faces the flag count is estimated on: the table trains the fewest fold models whose
 #: folds hold at least this many
