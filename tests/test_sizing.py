@@ -114,6 +114,20 @@ def test_the_self_supervised_start_is_chosen_where_its_row_has_one_and_no_other_
     assert "pretrain.epochs" not in apply(small, 200, lambda _: None) and small.pretrain.epochs == 0
 
 
+@pytest.mark.parametrize(("n", "start"), [(2999, True), (3000, True), (5999, True), (6000, False), (28_558, False)])
+def test_the_start_reaches_up_to_6000_faces_with_the_rows_epochs_after_it(n, start):
+    cfg = resolved()
+    chosen = apply(cfg, n, lambda _: None)
+    row = row_for(n)
+    assert ("pretrain.epochs" in chosen) is start
+    assert cfg.pretrain.epochs == (-(-row.pretrain_passes // n) if start else 0)  # the same faces passed at any size
+    assert cfg.train.epochs == (row.warm_epochs or row.epochs)
+    if start and n >= 3000:  # from 3,000 faces the epochs after a start are those from scratch
+        unset = resolved(pretrain_epochs=0)
+        apply(unset, n, lambda _: None)
+        assert unset.train.epochs == cfg.train.epochs == 20
+
+
 def test_config_files_keep_their_values(tmp_path):
     cfg = resolved()
     cfg.save(tmp_path / "fresh.yaml")

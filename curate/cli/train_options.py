@@ -26,7 +26,7 @@ _OPTIONS = (
     click.option("--pretrain-epochs", type=click.IntRange(min=0), metavar="N",
                  help="First train the backbone self-supervised (SimCLR) on the same faces, labels unused, for N "
                       "epochs, and start from it (its cost is printed first; RUN_DIR/pretrain/; 0 = off) "
-                      "[default: the size table's, 400 epochs (819,200 faces passed above 2,048) for 300-2,999 faces without --weights or "
+                      "[default: the size table's, 400 epochs (819,200 faces passed above 2,048) for 300-5,999 faces without --weights or "
                       "--init-from, else 0; docs/small-data.md]."),
     click.option("--epochs", type=click.IntRange(min=1)),
     click.option("--batch-size", type=click.IntRange(min=2)),
