@@ -1,7 +1,7 @@
-"""What a classifier trained from scratch on each kind of cleaned label file learns: accuracy on held-out faces.
+"""What a classifier trained on each kind of cleaned label file learns: accuracy on held-out faces.
 
 Usage: python bench/train_on_export.py RUN_DIR TRAIN_CSV EVAL_CSV [--targets given,auto-hard,auto,soft,soft2]
-       [--seeds 0,1] [--epochs 12] [--json OUT.json]
+       [--seeds 0,1] [--epochs 12] [--weights FILE|start] [--json OUT.json]
 
 RUN_DIR is a run whose ``scores.parquet`` scored the faces of TRAIN_CSV (a table with ``path`` and
 ``label``, FER2013 class names: a flip suite's ``OUT/SETTING/train.csv``, or any labels file in that
@@ -16,8 +16,10 @@ layout). Each target is what an export of that run gives every face to learn fro
 - ``soft2``: the same distributions sharpened (squared and renormalised, temperature 0.5).
 
 For each target and seed, a plain cross-entropy ``fer_cnn`` (``dmue_core.baseline.PlainClassifier``)
-trains from scratch with the benchmark's budget (``--epochs``, batch 64, Adam 2e-3, cosine, the
-training augmentation, bfloat16 where the CPU has it) against the per-face target distribution, then is
+trains with the benchmark's budget (``--epochs``, batch 64, Adam 2e-3, cosine, the
+training augmentation, bfloat16 where the CPU has it) against the per-face target distribution, from
+scratch or, with ``--weights``, from a backbone weights file (``start``: the run's own self-supervised
+start, ``RUN_DIR/pretrain/weights.pt``, so that CE and the run's DMUE model begin alike), then is
 scored on EVAL_CSV's faces with a crowd plurality (``ferplus_label``; e.g. a flip suite's
 ``OUT/SETTING/eval.csv``: PublicTest), mean of the face and its mirror image. Prints accuracy per
 target and seed, and the run's own exported model (``model.pt``) on the same faces for reference.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +44,10 @@ from curate.data.table import FER2013_CLASSES
 from curate.data.torch_dataset import FaceDataset, train_transform
 from curate.export.policies import apply_policy
 from curate.export.source import DecisionTable, load_scores
+from curate.jobs import PRETRAIN_DIR
 from dmue_core.baseline import PlainClassifier
 from dmue_core.export import load_target_model
+from dmue_core.selfsup import WEIGHTS
 
 TARGETS = ("given", "auto-hard", "auto", "soft", "soft2")
 IMAGE_SIZE, BATCH, LR = 48, 64, 2e-3
@@ -94,14 +99,18 @@ def evaluate(model: torch.nn.Module, faces: FaceDataset, truth: np.ndarray, to_f
     return float((np.concatenate(pred) == truth).mean())
 
 
-def train_on(train: pd.DataFrame, target: np.ndarray, epochs: int, seed: int) -> torch.nn.Module:
-    """A plain CE classifier trained from scratch against ``target`` (rows with a zero target left out)."""
+def train_on(
+    train: pd.DataFrame, target: np.ndarray, epochs: int, seed: int, weights: Path | None = None
+) -> torch.nn.Module:
+    """A plain CE classifier trained against ``target`` (rows with a zero target left out), from scratch
+    or from the backbone ``weights``."""
     torch.manual_seed(seed)
     keep = target.sum(1) > 0
     table = pd.DataFrame({"filepath": train["path"][keep].to_numpy(), "label": target[keep].argmax(1)})
     data = FaceDataset(table, IMAGE_SIZE, transform=train_transform(IMAGE_SIZE), preload=True)
     goal = torch.tensor(target[keep])
-    model = PlainClassifier(model_config(epochs, len(FER2013_CLASSES))).to(memory_format=torch.channels_last)
+    cfg = replace(model_config(epochs, len(FER2013_CLASSES)), weights=weights)
+    model = PlainClassifier(cfg).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.param_groups(LR, LR))
     steps = epochs * math.ceil(len(table) / BATCH)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
@@ -130,8 +139,12 @@ def main() -> None:
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--weights", help="backbone weights the CE models start from; 'start': RUN_DIR/pretrain/weights.pt")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    weights = args.run_dir / PRETRAIN_DIR / WEIGHTS if args.weights == "start" else args.weights and Path(args.weights)
+    if weights is not None and not weights.is_file():
+        raise SystemExit(f"no backbone weights at {weights}: pass a weights file, or 'start' for a run that had one")
     kinds = args.targets.split(",")
     if unknown := sorted(set(kinds) - set(TARGETS)):
         raise SystemExit(f"unknown targets {unknown}; choose from {', '.join(TARGETS)}")
@@ -151,10 +164,10 @@ def main() -> None:
     for kind in kinds:
         target = targets(table, train, args.train_csv, kind)
         accs = [
-            evaluate(train_on(train, target, args.epochs, int(s)), faces, truth, identity)
+            evaluate(train_on(train, target, args.epochs, int(s), weights), faces, truth, identity)
             for s in args.seeds.split(",")
         ]
-        record[kind] = {"faces": int((target.sum(1) > 0).sum()), "accuracy": accs}
+        record[kind] = {"faces": int((target.sum(1) > 0).sum()), "accuracy": accs, "weights": str(weights or "")}
         print(
             f"{kind}: {record[kind]['faces']} faces, accuracy "
             + " / ".join(f"{a:.3f}" for a in accs)
