@@ -20,6 +20,7 @@ import pandas as pd
 from curate.cross_fit import Fold, budget, folds_for, saved_folds, too_small_classes, training_table
 from curate.data.table import classes_of, name_class_ids, unlabeled_rows
 from curate.data.torch_dataset import FaceDataset, train_transform
+from curate.expression_names import match_classes
 from curate.pretrain import PretrainInterrupted, pretrain_stage
 from curate.run_config import RunConfig
 from curate.runs import RunPaths, load_model, write_json
@@ -32,7 +33,7 @@ from dmue_core.export import save_target_model
 from dmue_core.model import DMUE
 from dmue_core.selfsup import WEIGHTS, Backbone
 from dmue_core.trainer import load_dynamics, train
-from dmue_core.warm_start import WarmStartReport, from_dmue, from_plain
+from dmue_core.warm_start import from_dmue, from_plain
 
 Log = Callable[[str], Any]
 #: the self-supervised stage's folder inside a run directory (``curate.pretrain``)
@@ -123,15 +124,21 @@ def _warn_given_up(run_dir: Path, labels: np.ndarray, classes: list[str], uncert
         )
 
 
-def warm_start(model: DMUE, source: Path, classes: list[str]) -> WarmStartReport:
+def warm_start(model: DMUE, source: Path, classes: list[str]) -> str:
     """Initialise ``model`` from an earlier run directory or exported ``model.pt`` (``--init-from``),
-    matching ``classes`` by name with the earlier model's."""
+    matching ``classes`` with the earlier model's by name or as the same expression under another
+    spelling (``curate.expression_names``); returns the line that says what came from where."""
     loaded = load_model(source)
     if loaded.classes is None:
         raise ValueError(f"--init-from {source}: no classes.json beside it, so its classes cannot be matched by name")
+    matched = match_classes(classes, loaded.classes)
+    as_source = [matched.get(c, c) for c in classes]
     if isinstance(loaded.model, DMUE):
-        return from_dmue(model, loaded.model, classes, loaded.classes)
-    return from_plain(model, loaded.model.state_dict(), classes, loaded.classes)
+        report = from_dmue(model, loaded.model, as_source, loaded.classes)
+    else:
+        report = from_plain(model, loaded.model.state_dict(), as_source, loaded.classes)
+    spelt = [f"{c} as {s}" for c, s in matched.items() if c != s]
+    return report.summary() + (f" (other spellings: {', '.join(spelt)})" if spelt else "")
 
 
 def _pretrain(dataset: FaceDataset, cfg: RunConfig, out_dir: Path, log: Log, progress: bool) -> None:
@@ -177,7 +184,7 @@ def train_job(
         _pretrain(dataset, cfg, Path(cfg.model.weights).parent, log, progress)
         model = DMUE(cfg.model)
     if cfg.init_from and not paths.checkpoint.exists():  # a resumed run continues from its own checkpoint
-        log(warm_start(model, Path(cfg.init_from), list(classes)).summary() + f" ({cfg.init_from})")
+        log(warm_start(model, Path(cfg.init_from), list(classes)) + f" ({cfg.init_from})")
     t0 = time.time()
     result = train(model, dataset, cfg.train, paths.root, resume=True, progress=progress)
     cfg.save(paths.config)  # the trainer accepted these settings

@@ -21,8 +21,9 @@ _OPTIONS = (
                       "torchvision's ImageNet weights of resnet18/34/50 and mobilenet_v2, downloaded once into "
                       "torch's cache ($TORCH_HOME) and read from there after."),
     click.option("--init-from", type=click.Path(exists=True, path_type=Path), metavar="RUN_DIR|model.pt",
-                 help="Start from an earlier model: its trunk, and the heads of the classes it shares by name "
-                      "with this dataset (new classes start fresh); recorded in config.yaml."),
+                 help="Start from an earlier model: its trunk, and the heads of the classes it shares with this "
+                      "dataset, by name or as the same expression spelt another way (anger = angry, happiness = "
+                      "happy, sadness = sad); new classes start fresh; recorded in config.yaml."),
     click.option("--pretrain-epochs", type=click.IntRange(min=0), metavar="N",
                  help="First train the backbone self-supervised (SimCLR) on the same faces, labels unused, for N "
                       "epochs, and start from it (its cost is printed first; RUN_DIR/pretrain/; 0 = off) "

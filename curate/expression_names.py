@@ -1,0 +1,49 @@
+"""The basic expressions under the spellings datasets give them, to match classes across datasets.
+
+FER2013 says ``angry``, ``happy``, ``sad``; FERPlus, RAF-DB and AffectNet's papers ``anger``,
+``happiness``, ``sadness``. A model trained on one and started on another (``--init-from``) should
+take each class from the class that is the same expression, not only from one spelt alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+#: expression -> the spellings of it that datasets use (compared lower-case, letters only).
+SPELLINGS: dict[str, tuple[str, ...]] = {
+    "angry": ("angry", "anger"),
+    "contempt": ("contempt", "contemptuous"),
+    "disgust": ("disgust", "disgusted"),
+    "fear": ("fear", "fearful", "afraid", "scared"),
+    "happy": ("happy", "happiness", "joy"),
+    "neutral": ("neutral",),
+    "sad": ("sad", "sadness"),
+    "surprise": ("surprise", "surprised"),
+}
+_EXPRESSION_OF = {spelling: expression for expression, spellings in SPELLINGS.items() for spelling in spellings}
+
+
+def expression_of(name: str) -> str | None:
+    """The expression of ``SPELLINGS`` that ``name`` spells (any case; spaces, digits and
+    punctuation ignored), or None."""
+    return _EXPRESSION_OF.get(re.sub(r"[^a-z]", "", name.lower()))
+
+
+def match_classes(classes: Sequence[str], known: Sequence[str]) -> dict[str, str]:
+    """{class of ``classes``: the class of ``known`` that is the same}: the same name, else the one
+    name of ``known`` that spells the same expression (``anger`` -> ``angry``) when no other class of
+    ``classes`` spells it too. Classes with no such match are left out."""
+    same = {c: c for c in classes if c in known}
+    free_known = [k for k in known if k not in same.values()]
+    rest = [c for c in classes if c not in same]
+
+    def spelling(name: str, among: Sequence[str]) -> list[str]:
+        expression = expression_of(name)
+        return [n for n in among if expression is not None and expression_of(n) == expression]
+
+    for c in rest:
+        found = spelling(c, free_known)
+        if len(found) == 1 and spelling(found[0], rest) == [c]:
+            same[c] = found[0]
+    return {c: same[c] for c in classes if c in same}
