@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from curate.cross_fit import Fold, budget, folds_for, saved_folds, too_small_classes, training_table
-from curate.data.table import classes_of, name_class_ids, unlabeled_rows
+from curate.data.table import VOTE_PREFIX, classes_of, name_class_ids, unlabeled_rows
 from curate.data.torch_dataset import FaceDataset, train_transform
 from curate.expression_names import match_classes
 from curate.pretrain import PretrainInterrupted, pretrain_stage
@@ -261,7 +261,7 @@ def score_job(
     overrides = {k: v for k, v in {"mining_precision": mining_precision, "tta": tta}.items() if v is not None}
     score_cfg = replace(score_cfg, **overrides)
     rule = run_cfg.flag_rule() if run_cfg else None
-    table = in_model_order(ids_as_model_classes(table, loaded.classes, loaded.source, log), loaded.classes)
+    table = in_model_order(ids_as_model_classes(table, loaded.classes, loaded.source, log), loaded.classes, log)
     return score_table(
         loaded.model, table, out, image_size=loaded.image_size, score_cfg=score_cfg, rule=rule,
         model_classes=loaded.classes, batch_size=batch_size,
@@ -287,16 +287,27 @@ def ids_as_model_classes(table: pd.DataFrame, model_classes: list[str] | None, m
     return named
 
 
-def in_model_order(table: pd.DataFrame, model_classes: list[str] | None) -> pd.DataFrame:
-    """``table`` with its labels renumbered into ``model_classes`` when its class names are the
-    model's (or some of them) in another order, e.g. a re-read export that lists its classes
-    alphabetically or leaves out empty ones; otherwise unchanged (``score_table`` then explains
-    the mismatch)."""
+def in_model_order(table: pd.DataFrame, model_classes: list[str] | None, log: Log = print) -> pd.DataFrame:
+    """``table`` with its labels renumbered into ``model_classes`` when each of its classes is one of
+    the model's by name or spelt another way (``curate.expression_names``): e.g. a re-read export
+    that lists its classes alphabetically or leaves out empty ones, or RAF-DB's ``happiness`` for a
+    FER2013 model's ``happy`` (renamed, said through ``log``); otherwise unchanged (``score_table``
+    then explains the mismatch)."""
     classes = classes_of(table)
-    if model_classes is None or classes == list(model_classes) or not set(classes) <= set(model_classes):
+    if model_classes is None or classes == list(model_classes):
         return table
-    to_model = np.array([list(model_classes).index(c) for c in classes] + [-1])  # -1 (unlabeled) stays
-    out = table.assign(label=to_model[table["label"].to_numpy()])
+    as_model = match_classes(classes, model_classes)
+    if len(as_model) < len(classes):
+        return table
+    spelt = {c: m for c, m in as_model.items() if c != m}
+    if spelt:
+        log(f"the dataset's classes {', '.join(spelt)} are scored as the model's {', '.join(spelt.values())} "
+            "(the same expressions spelt another way)")  # fmt: skip
+    to_model = np.array([list(model_classes).index(as_model[c]) for c in classes] + [-1])  # -1 (unlabeled) stays
+    labels = to_model[table["label"].to_numpy()]
+    names = pd.Series([*model_classes, ""], dtype=object).iloc[labels].to_numpy()
+    out = table.assign(label=labels, label_name=names)
+    out = out.rename(columns={VOTE_PREFIX + c: VOTE_PREFIX + m for c, m in spelt.items()})
     out.attrs = {**table.attrs, "classes": list(model_classes)}
     return out
 

@@ -18,7 +18,8 @@ rafdb        list_patition_label     1-based label        image name
 ===========  ======================  ===================  =====================================
 
 fer2013 ids are positional: leaving rows out renumbers the rows after them (the audit lists the
-left-out faces by their original ids).
+left-out faces by their original ids). Scores whose classes are the format's spelt another way (a
+FER2013 model's ``happy`` for RAF-DB's ``happiness``) are written under the format's own ids.
 """
 
 from __future__ import annotations
@@ -38,10 +39,13 @@ from curate.data.readers.rafdb import RAFDB_CLASSES
 from curate.data.table import FER2013_CLASSES
 from curate.export.policies import CleanedLabels
 from curate.export.safety import ExportError
+from curate.expression_names import match_classes
 from curate.formats.affectnet import AFFECTNET_COLUMNS
 
 BOM = "\ufeff"
 INT = re.compile(r"[+-]?\d+")
+#: the columns of ``CleanedLabels.faces`` that hold class ids
+LABEL_COLUMNS = ("given_label", "suggested_label", "clean_label")
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ def write_ferplus(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> Writt
     """FERPlus ``labels.csv`` with ``fer2013_label`` replaced (FER2013 class ids), and the columns
     derived from it, where present, kept consistent: ``fer2013_label_name``,
     ``votes_for_fer2013_label`` and ``label_disagrees`` (against ``ferplus_label``)."""
-    _require_classes(cleaned, FER2013_CLASSES, "ferplus")
+    cleaned = _in_classes(cleaned, FER2013_CLASSES, "ferplus")
     layout = CsvLayout("fer2013_label", lambda n, row: row["path"].strip(), _int, _int_text, derived=_ferplus_derived)
     return _rewrite_csv(cleaned, _dataset(ctx), tmp, layout, delimiter=",")
 
@@ -128,14 +132,14 @@ def _ferplus_derived(row: dict[str, str], clean: int) -> dict[str, str]:
 
 def write_fer2013(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> Written:
     """Kaggle ``fer2013.csv`` with ``emotion`` replaced (FER2013 class ids)."""
-    _require_classes(cleaned, FER2013_CLASSES, "fer2013")
+    cleaned = _in_classes(cleaned, FER2013_CLASSES, "fer2013")
     layout = CsvLayout("emotion", lambda n, row: f"row{n:05d}", _int, _int_text)
     return _rewrite_csv(cleaned, _dataset(ctx), tmp, layout, delimiter=",")
 
 
 def write_affectnet(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> Written:
     """An AffectNet CSV with ``expression`` replaced (AffectNet class ids; header kept or absent)."""
-    _require_classes(cleaned, AFFECTNET_CLASSES[: len(cleaned.classes)], "affectnet")
+    cleaned = _in_classes(cleaned, AFFECTNET_CLASSES[: len(cleaned.classes)], "affectnet")
     src = _dataset(ctx)
     names = None if AFFECTNET_COLUMNS[0] in _header(src, ",") else AFFECTNET_COLUMNS
     layout = CsvLayout("expression", lambda n, row: row[AFFECTNET_COLUMNS[0]].strip(), _int, _int_text, names)
@@ -144,7 +148,7 @@ def write_affectnet(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> Wri
 
 def write_rafdb(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> Written:
     """RAF-DB ``list_patition_label.txt``: ``<name> <label 1..7>`` per line."""
-    _require_classes(cleaned, RAFDB_CLASSES, "rafdb")
+    cleaned = _in_classes(cleaned, RAFDB_CLASSES, "rafdb")
     src = _dataset(ctx)
     lookup, seen, written, unscored = _lookup(cleaned), set(), 0, 0
     with open(src, encoding="utf-8-sig", newline="") as fin, open(tmp, "w", encoding="utf-8", newline="") as fout:
@@ -268,12 +272,23 @@ def _guess(header: list[str], candidates: Sequence[str], option: str, src: Path)
     return found
 
 
-def _require_classes(cleaned: CleanedLabels, expected: Sequence[str], fmt: str) -> None:
-    if list(cleaned.classes) != list(expected):
+def _in_classes(cleaned: CleanedLabels, expected: Sequence[str], fmt: str) -> CleanedLabels:
+    """``cleaned`` with its class ids those of ``expected`` (the classes ``fmt`` writes by number),
+    each of its classes matched by name or as the same expression spelt another way (scores of a
+    FER2013 model on a RAF-DB list: ``happy`` is RAF-DB's ``happiness``); ExportError otherwise."""
+    if list(cleaned.classes) == list(expected):
+        return cleaned
+    matched = match_classes(cleaned.classes, expected)
+    if len(cleaned.classes) != len(expected) or len(matched) != len(expected):
         raise ExportError(
             f"--format {fmt} writes the classes {', '.join(expected)} by number, but the scores"
             f" have {', '.join(cleaned.classes)}; use --format csv, jsonl or parquet"
         )
+    to = np.array([list(expected).index(matched[c]) for c in cleaned.classes] + [-1])  # -1 (none) stays
+    faces = cleaned.faces.assign(**{c: to[cleaned.faces[c].to_numpy()] for c in LABEL_COLUMNS})
+    target = np.empty_like(cleaned.target)
+    target[:, to[:-1]] = cleaned.target
+    return CleanedLabels(faces, target, list(expected))
 
 
 def _int(cell: str) -> int:

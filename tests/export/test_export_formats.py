@@ -267,3 +267,36 @@ def test_rafdb(tmp_path):
     assert not any("do not resolve" in note for note in summary.notes)
     _, away = export(tmp_path, table, "list_patition_label.txt", format="rafdb", force=True)
     assert any("do not resolve" in note for note in away.notes)
+
+
+def test_rafdb_scored_by_a_model_of_fer2013_spellings(tmp_path):
+    """A RAF-DB list scored by a FER2013 model (its happiness, sadness, anger read as happy, sad,
+    angry, in FER2013's order) is written back in RAF-DB's own ids."""
+    from curate.jobs import in_model_order
+
+    root = tmp_path / "raf"
+    names = [f"train_{k:05d}.jpg" for k in range(1, 9)]
+    for k, name in enumerate(names):
+        make_image(root / "Image" / "aligned" / name.replace(".jpg", "_aligned.jpg"), 20 * k)
+    (root / "EmoLabel").mkdir()
+    (root / "EmoLabel" / "list_patition_label.txt").write_text(
+        "".join(f"{n} {k % 7 + 1}\n" for k, n in enumerate(names))
+    )
+    table = read_dataset(root)
+    said: list[str] = []
+    scored = in_model_order(table, list(FER2013_CLASSES), log=said.append)
+    assert said == [
+        "the dataset's classes happiness, sadness, anger are scored as the model's happy, sad, angry "
+        "(the same expressions spelt another way)"
+    ]
+    to_raf = {"happy": "happiness", "sad": "sadness", "angry": "anger"}
+    assert scored.attrs["classes"] == list(FER2013_CLASSES)
+    assert [to_raf.get(n, n) for n in scored["label_name"]] == table["label_name"].tolist()
+    out, summary = export(tmp_path, scored, root / "EmoLabel" / "list_patition_label.clean.txt", format="rafdb")
+    back = read_dataset(out, format="rafdb")
+    expected = expected_auto(scored)  # clean ids in FER2013's order
+    assert summary.written == len(back) == 6
+    assert back["sample_id"].tolist() == expected["sample_id"].tolist()
+    assert back["label_name"].tolist() == [
+        to_raf.get(FER2013_CLASSES[i], FER2013_CLASSES[i]) for i in expected["label"]
+    ]
