@@ -185,6 +185,25 @@ def test_score_takes_the_model_class_order(synthetic_run, tmp_path):
     np.testing.assert_allclose(a["mislabel_score"], b["mislabel_score"], atol=1e-5)
 
 
+def test_score_reads_classes_spelt_another_way_as_the_model_s(synthetic_run, tmp_path):
+    """The same faces labelled happiness, sadness, anger (RAF-DB's spellings) score as the model's
+    happy, sad, angry: the same scores, said in one line."""
+    import pandas as pd
+
+    frame = pd.read_csv(synthetic_run / "data" / "labels.csv")
+    frame["path"] = [str(synthetic_run / "data" / p) for p in frame["path"]]
+    frame["label"] = frame["label"].replace({"happy": "happiness", "sad": "sadness", "angry": "anger"})
+    frame.to_csv(tmp_path / "spelt.csv", index=False)
+    out = tmp_path / "spelt.parquet"
+    res = invoke("score", synthetic_run / "run", tmp_path / "spelt.csv", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "classes anger, happiness, sadness are scored as the model's angry, happy, sad" in res.output
+    a, b = records.read_scores(synthetic_run / "run" / "scores.parquet"), records.read_scores(out)
+    assert b.attrs["classes"] == a.attrs["classes"]
+    assert (a["given_label"] == b["given_label"]).all() and (a["verdict"] == b["verdict"]).all()
+    np.testing.assert_allclose(a["mislabel_score"], b["mislabel_score"], atol=1e-5)
+
+
 def _with_ids(synthetic_run, path, as_id=lambda row: True):
     """The synthetic labels.csv at ``path`` with absolute image paths and, where ``as_id(row)``, the
     label written as its class id in the run's order (as FER2013-style files give labels)."""
