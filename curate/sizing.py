@@ -87,6 +87,13 @@ def row_for(n_faces: int) -> SizeRow:
     return next(r for r in TABLE if r.below is None or n_faces < r.below)
 
 
+def start_sizes() -> tuple[int, int]:
+    """(fewest, most) faces for which the table chooses a self-supervised start."""
+    lower = [0, *(r.below for r in TABLE)]
+    sizes = [(lo, r.below - 1) for lo, r in zip(lower, TABLE, strict=False) if r.pretrain_passes and r.below]
+    return sizes[0][0], sizes[-1][1]
+
+
 def pretrain_epochs(row: SizeRow, n_faces: int) -> int:
     """Self-supervised epochs that pass ``row.pretrain_passes`` faces on a set of ``n_faces``, at most
     ``MAX_PRETRAIN_EPOCHS`` (0 when the row has no start); the same at any batch size."""

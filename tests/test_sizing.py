@@ -11,7 +11,16 @@ from click.testing import CliRunner
 from curate.cli import main
 from curate.data.synthetic import generate
 from curate.run_config import RunConfig, resolve_config
-from curate.sizing import MAX_PRETRAIN_EPOCHS, MIN_JUDGED_FACES, SIZE_AWARE, TABLE, apply, fold_models, row_for
+from curate.sizing import (
+    MAX_PRETRAIN_EPOCHS,
+    MIN_JUDGED_FACES,
+    SIZE_AWARE,
+    TABLE,
+    apply,
+    fold_models,
+    row_for,
+    start_sizes,
+)
 
 RESOLVE_ARGS = ("config_file", "backbone", "weights", "init_from", "epochs", "batch_size", "image_size",
                 "small_input", "ramp_a", "aux_fraction", "balanced_sampler", "device", "amp", "num_workers",
@@ -167,3 +176,9 @@ def test_train_alone_chooses_no_cross_fitting_it_would_not_do(tmp_path):
     cfg = RunConfig.load(tmp_path / "run" / "config.yaml")
     assert (cfg.cross_fit, cfg.size_aware) == (0, [])
     assert not (tmp_path / "run" / "folds").exists()
+
+
+def test_the_start_sizes_stated_in_help_are_those_the_table_chooses_a_start_for():
+    lo, hi = start_sizes()
+    for n, start in ((lo - 1, False), (lo, True), (hi, True), (hi + 1, False)):
+        assert ("pretrain.epochs" in apply(resolved(), n, lambda _: None)) is start

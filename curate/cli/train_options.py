@@ -8,7 +8,12 @@ from typing import Any, TypeVar
 
 import click
 
+from curate.sizing import MAX_PRETRAIN_EPOCHS, TABLE, start_sizes
+
 F = TypeVar("F", bound=Callable[..., Any])
+#: the size table's self-supervised start: the faces it passes over, and the sizes it is chosen for
+_PASSES = max(r.pretrain_passes for r in TABLE)
+_START = start_sizes()
 
 _OPTIONS = (
     click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -27,7 +32,8 @@ _OPTIONS = (
     click.option("--pretrain-epochs", type=click.IntRange(min=0), metavar="N",
                  help="First train the backbone self-supervised (SimCLR) on the same faces, labels unused, for N "
                       "epochs, and start from it (its cost is printed first; RUN_DIR/pretrain/; 0 = off) "
-                      "[default: the size table's, 400 epochs (819,200 faces passed above 2,048) for 300-5,999 faces without --weights or "
+                      f"[default: the size table's, {MAX_PRETRAIN_EPOCHS} epochs ({_PASSES:,} faces passed above "
+                      f"{_PASSES // MAX_PRETRAIN_EPOCHS:,}) for {_START[0]:,}-{_START[1]:,} faces without --weights or "
                       "--init-from, else 0; docs/small-data.md]."),
     click.option("--epochs", type=click.IntRange(min=1)),
     click.option("--batch-size", type=click.IntRange(min=2)),
