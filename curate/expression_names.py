@@ -1,8 +1,9 @@
 """The basic expressions under the spellings datasets give them, to match classes across datasets.
 
-FER2013 says ``angry``, ``happy``, ``sad``; FERPlus, RAF-DB and AffectNet's papers ``anger``,
-``happiness``, ``sadness``. A model trained on one and started on another (``--init-from``) should
-take each class from the class that is the same expression, not only from one spelt alike.
+FER2013 says ``angry``, ``happy``, ``sad``; RAF-DB ``anger``, ``happiness``, ``sadness``; AffectNet
+``anger``; SFEW's folders ``Angry``, ``Happy``, ``Sad``. A model of one dataset meeting another
+(``--init-from``, ``curate score``, a native export) takes each class as the same expression, not
+only as the same string.
 """
 
 from __future__ import annotations

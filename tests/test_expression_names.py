@@ -25,6 +25,8 @@ def test_spellings_of_one_expression_match_and_the_same_name_comes_first():
         "anger": "angry",
         "neutral": "neutral",
     }
+    sfew = ["Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"]  # SFEW's folder names
+    assert match_classes(sfew, FER2013_CLASSES) == {n: n.lower() for n in sfew}
     # contempt has no class among FER2013's; a name of another expression never matches
     assert "contempt" not in match_classes(["contempt", "happy"], FER2013_CLASSES)
     assert match_classes(["joy"], ["sad", "bored"]) == {}
