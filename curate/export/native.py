@@ -19,7 +19,8 @@ rafdb        list_patition_label     1-based label        image name
 
 fer2013 ids are positional: leaving rows out renumbers the rows after them (the audit lists the
 left-out faces by their original ids). Scores whose classes are the format's spelt another way (a
-FER2013 model's ``happy`` for RAF-DB's ``happiness``) are written under the format's own ids.
+FER2013 model's ``happy`` for RAF-DB's ``happiness``) are written under the format's own ids, and a
+generic CSV keeps its own spelling of each class.
 """
 
 from __future__ import annotations
@@ -90,17 +91,20 @@ def write_source_csv(cleaned: CleanedLabels, tmp: Path, ctx: WriteContext) -> Wr
     label = ctx.label_column or _guess(header, LABEL_GUESSES, "--label-column", src)
     key_column = ctx.id_column or ctx.path_column or _guess(header, PATH_GUESSES, "--path-column", src)
     classes = cleaned.classes
+    names = sorted(c for c in _cells(src, delimiter, label) if c and not INT.fullmatch(c))
+    as_class = {cell: classes.index(c) for cell, c in match_classes(names, classes).items()}  # the file's spellings
+    spelt = {i: cell for cell, i in as_class.items()}
 
     def decode(cell: str) -> int:
         cell = cell.strip()
         if cell in ("", "-1"):
             return -1
-        if cell in classes:
-            return classes.index(cell)
+        if cell in as_class:
+            return as_class[cell]
         return int(cell) if INT.fullmatch(cell) else -2
 
     def encode(label_id: int, old: str) -> str:
-        return str(label_id) if INT.fullmatch(old.strip()) else classes[label_id]
+        return str(label_id) if INT.fullmatch(old.strip()) else spelt.get(label_id, classes[label_id])
 
     layout = CsvLayout(label, lambda n, row: row[key_column].strip(), decode, encode)
     return _rewrite_csv(cleaned, src, tmp, layout, delimiter=delimiter)
@@ -229,6 +233,17 @@ def _rewrite_csv(cleaned: CleanedLabels, src: Path, tmp: Path, layout: CsvLayout
             written += 1
     _all_found(lookup, seen, src)
     return Written(written, unscored)
+
+
+def _cells(src: Path, delimiter: str, column: str) -> set[str]:
+    """The distinct cells (stripped) of ``column`` in the CSV ``src`` with a header; empty without it."""
+    with open(src, encoding="utf-8-sig", newline="") as fin:
+        rows = csv.reader(fin, delimiter=delimiter)
+        columns = [c.strip() for c in next(rows, [])]
+        if column not in columns:
+            return set()
+        at = columns.index(column)
+        return {row[at].strip() for row in rows if len(row) > at}
 
 
 def _recording(lines: Iterable[str], consumed: list[str]) -> Iterator[str]:

@@ -300,3 +300,25 @@ def test_rafdb_scored_by_a_model_of_fer2013_spellings(tmp_path):
     assert back["label_name"].tolist() == [
         to_raf.get(FER2013_CLASSES[i], FER2013_CLASSES[i]) for i in expected["label"]
     ]
+
+
+def test_a_csv_list_scored_by_a_model_of_other_spellings_keeps_its_own(tmp_path):
+    """A CSV list labelled happiness / sadness / anger, scored by a FER2013 model (happy, sad, angry):
+    its native export reads those cells as the scores' classes and writes changed labels in the
+    file's own spelling."""
+    from curate.jobs import in_model_order
+
+    src = tmp_path / "ds" / "labels.csv"
+    own = ["happiness", "sadness", "anger"]
+    for k in range(8):
+        make_image(src.parent / "imgs" / f"{k}.png", 20 * k)
+    src.write_text("path,label\n" + "".join(f"imgs/{k}.png,{own[k % 3]}\n" for k in range(8)))
+    table = read_dataset(src)
+    scored = in_model_order(table, list(FER2013_CLASSES), log=lambda _: None)
+    out, summary = export(tmp_path, scored, src.parent / "labels.clean.csv", format="native")
+    expected = expected_auto(scored)  # clean ids in FER2013's order: next class of happy is sad, of angry disgust
+    to_own = {"happy": "happiness", "sad": "sadness", "angry": "anger"}
+    written = pd.read_csv(out)
+    assert summary.format == "source-csv" and written["path"].tolist() == [f"imgs/{k}.png" for k in (0, 1, 3, 4, 5, 7)]
+    assert written["label"].tolist() == [to_own.get(FER2013_CLASSES[i], FER2013_CLASSES[i]) for i in expected["label"]]
+    assert "disgust" in written["label"].tolist()  # a class the file never named: the scores' name
