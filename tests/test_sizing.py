@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,6 +13,7 @@ from curate.cli import main
 from curate.data.synthetic import generate
 from curate.run_config import RunConfig, resolve_config
 from curate.sizing import (
+    INIT_FROM_EPOCHS,
     MAX_PRETRAIN_EPOCHS,
     MIN_JUDGED_FACES,
     SIZE_AWARE,
@@ -182,3 +184,15 @@ def test_the_start_sizes_stated_in_help_are_those_the_table_chooses_a_start_for(
     lo, hi = start_sizes()
     for n, start in ((lo - 1, False), (lo, True), (hi, True), (hi + 1, False)):
         assert ("pretrain.epochs" in apply(resolved(), n, lambda _: None)) is start
+
+
+@pytest.mark.parametrize("n", [200, 2000, 5000, 8000, 28_558])
+def test_a_start_from_an_earlier_labelled_model_trains_the_same_few_epochs_at_every_size(n):
+    cfg = resolved(init_from=Path("runs/big"))
+    chosen = apply(cfg, n, lambda _: None)
+    assert "pretrain.epochs" not in chosen and cfg.pretrain.epochs == 0
+    assert chosen["train.epochs"] == cfg.train.epochs == INIT_FROM_EPOCHS < row_for(min(n, 9999)).epochs
+    assert cfg.model.ramp_a == round(INIT_FROM_EPOCHS / 3, 2)
+    mine = resolved(init_from=Path("runs/big"), epochs=20)  # a flag still wins
+    apply(mine, n, lambda _: None)
+    assert mine.train.epochs == 20

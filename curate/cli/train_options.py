@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from curate.sizing import MAX_PRETRAIN_EPOCHS, TABLE, start_sizes
+from curate.sizing import INIT_FROM_EPOCHS, MAX_PRETRAIN_EPOCHS, TABLE, start_sizes
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: the size table's self-supervised start: the faces it passes over, and the sizes it is chosen for
@@ -28,7 +28,8 @@ _OPTIONS = (
     click.option("--init-from", type=click.Path(exists=True, path_type=Path), metavar="RUN_DIR|model.pt",
                  help="Start from an earlier model: its trunk, and the heads of the classes it shares with this "
                       "dataset, by name or as the same expression spelt another way (anger = angry, happiness = "
-                      "happy, sadness = sad); new classes start fresh; recorded in config.yaml."),
+                      f"happy, sadness = sad); new classes start fresh; then {INIT_FROM_EPOCHS} epochs unless --epochs "
+                      "says otherwise; recorded in config.yaml."),
     click.option("--pretrain-epochs", type=click.IntRange(min=0), metavar="N",
                  help="First train the backbone self-supervised (SimCLR) on the same faces, labels unused, for N "
                       "epochs, and start from it (its cost is printed first; RUN_DIR/pretrain/; 0 = off) "
