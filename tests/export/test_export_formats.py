@@ -247,15 +247,20 @@ def test_affectnet(tmp_path):
     assert out.read_text().splitlines()[-1] == lines[-1]
 
 
-def test_rafdb(tmp_path):
-    root = tmp_path / "raf"
-    names = [f"train_{k:05d}.jpg" for k in range(1, 7)] + [f"test_{k:04d}.jpg" for k in range(1, 3)]
+def rafdb_layout(root: Path, names: list[str]) -> Path:
+    """A RAF-DB folder at ``root``: an aligned image per name, the k-th labelled k % 7 + 1."""
     for k, name in enumerate(names):
         make_image(root / "Image" / "aligned" / name.replace(".jpg", "_aligned.jpg"), 20 * k)
     (root / "EmoLabel").mkdir()
     (root / "EmoLabel" / "list_patition_label.txt").write_text(
         "".join(f"{n} {k % 7 + 1}\n" for k, n in enumerate(names))
     )
+    return root
+
+
+def test_rafdb(tmp_path):
+    names = [f"train_{k:05d}.jpg" for k in range(1, 7)] + [f"test_{k:04d}.jpg" for k in range(1, 3)]
+    root = rafdb_layout(tmp_path / "raf", names)
     table = read_dataset(root)
     out, summary = export(tmp_path, table, root / "EmoLabel" / "list_patition_label.clean.txt", format="rafdb")
     back = read_dataset(out, format="rafdb")
@@ -274,14 +279,7 @@ def test_rafdb_scored_by_a_model_of_fer2013_spellings(tmp_path):
     angry, in FER2013's order) is written back in RAF-DB's own ids."""
     from curate.jobs import in_model_order
 
-    root = tmp_path / "raf"
-    names = [f"train_{k:05d}.jpg" for k in range(1, 9)]
-    for k, name in enumerate(names):
-        make_image(root / "Image" / "aligned" / name.replace(".jpg", "_aligned.jpg"), 20 * k)
-    (root / "EmoLabel").mkdir()
-    (root / "EmoLabel" / "list_patition_label.txt").write_text(
-        "".join(f"{n} {k % 7 + 1}\n" for k, n in enumerate(names))
-    )
+    root = rafdb_layout(tmp_path / "raf", [f"train_{k:05d}.jpg" for k in range(1, 9)])
     table = read_dataset(root)
     said: list[str] = []
     scored = in_model_order(table, list(FER2013_CLASSES), log=said.append)
