@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import numpy as np
+
 #: expression -> the spellings of it that datasets use (compared lower-case, letters only).
 SPELLINGS: dict[str, tuple[str, ...]] = {
     "angry": ("angry", "anger"),
@@ -48,3 +50,13 @@ def match_classes(classes: Sequence[str], known: Sequence[str]) -> dict[str, str
         if len(found) == 1 and spelling(found[0], rest) == [c]:
             same[c] = found[0]
     return {c: same[c] for c in classes if c in same}
+
+
+def ids_in(classes: Sequence[str], known: Sequence[str]) -> np.ndarray | None:
+    """(len(classes) + 1,) int: the index in ``known`` of each class of ``classes`` as
+    :func:`match_classes` matches it, then -1 (so that ``ids_in(...)[labels]`` keeps a -1 label);
+    None when some class has no match."""
+    matched = match_classes(classes, known)
+    if len(matched) < len(classes):
+        return None
+    return np.array([list(known).index(matched[c]) for c in classes] + [-1])

@@ -20,7 +20,7 @@ import pandas as pd
 from curate.cross_fit import Fold, budget, folds_for, saved_folds, too_small_classes, training_table
 from curate.data.table import VOTE_PREFIX, classes_of, name_class_ids, unlabeled_rows
 from curate.data.torch_dataset import FaceDataset, train_transform
-from curate.expression_names import match_classes
+from curate.expression_names import ids_in, match_classes
 from curate.pretrain import PretrainInterrupted, pretrain_stage
 from curate.run_config import RunConfig
 from curate.runs import RunPaths, load_model, write_json
@@ -296,15 +296,14 @@ def in_model_order(table: pd.DataFrame, model_classes: list[str] | None, log: Lo
     classes = classes_of(table)
     if model_classes is None or classes == list(model_classes):
         return table
-    as_model = match_classes(classes, model_classes)
-    if len(as_model) < len(classes):
+    to_model = ids_in(classes, model_classes)
+    if to_model is None:
         return table
-    spelt = {c: m for c, m in as_model.items() if c != m}
+    spelt = {c: model_classes[i] for c, i in zip(classes, to_model, strict=False) if c != model_classes[i]}
     if spelt:
         log(f"the dataset's classes {', '.join(spelt)} are scored as the model's {', '.join(spelt.values())} "
             "(the same expressions spelt another way)")  # fmt: skip
-    to_model = np.array([list(model_classes).index(as_model[c]) for c in classes] + [-1])  # -1 (unlabeled) stays
-    labels = to_model[table["label"].to_numpy()]
+    labels = to_model[table["label"].to_numpy()]  # -1 (unlabeled) stays
     names = pd.Series([*model_classes, ""], dtype=object).iloc[labels].to_numpy()
     out = table.assign(label=labels, label_name=names)
     out = out.rename(columns={VOTE_PREFIX + c: VOTE_PREFIX + m for c, m in spelt.items()})

@@ -40,7 +40,7 @@ from curate.data.readers.rafdb import RAFDB_CLASSES
 from curate.data.table import FER2013_CLASSES
 from curate.export.policies import CleanedLabels
 from curate.export.safety import ExportError
-from curate.expression_names import match_classes
+from curate.expression_names import ids_in, match_classes
 from curate.formats.affectnet import AFFECTNET_COLUMNS
 
 BOM = "\ufeff"
@@ -293,13 +293,12 @@ def _in_classes(cleaned: CleanedLabels, expected: Sequence[str], fmt: str) -> Cl
     FER2013 model on a RAF-DB list: ``happy`` is RAF-DB's ``happiness``); ExportError otherwise."""
     if list(cleaned.classes) == list(expected):
         return cleaned
-    matched = match_classes(cleaned.classes, expected)
-    if len(cleaned.classes) != len(expected) or len(matched) != len(expected):
+    to = ids_in(cleaned.classes, expected)  # -1 (none) stays
+    if to is None or len(cleaned.classes) != len(expected):
         raise ExportError(
             f"--format {fmt} writes the classes {', '.join(expected)} by number, but the scores"
             f" have {', '.join(cleaned.classes)}; use --format csv, jsonl or parquet"
         )
-    to = np.array([list(expected).index(matched[c]) for c in cleaned.classes] + [-1])  # -1 (none) stays
     faces = cleaned.faces.assign(**{c: to[cleaned.faces[c].to_numpy()] for c in LABEL_COLUMNS})
     target = np.empty_like(cleaned.target)
     target[:, to[:-1]] = cleaned.target
