@@ -32,7 +32,6 @@ from curate.benchmark.report import (
     truth_of_faces,
 )
 from curate.benchmark.signals import run_signals
-from curate.data.table import FER2013_CLASSES
 
 
 def suggestion_line(signals: dict[str, np.ndarray], crowd: np.ndarray, errors: np.ndarray) -> str:
@@ -63,11 +62,12 @@ def main() -> None:
         )
     ids = records.read_scores(args.run_dir / "scores.parquet")["sample_id"]
     truth = truth_of_faces(ids, args.labels)
-    # ferplus_label counts in FER2013's class order; the run's suggested labels in its own
+    # ferplus_label counts in FER2013's class order; the run's suggested labels in its own order and spelling
     run_classes = json.loads((args.run_dir / "classes.json").read_text())
-    if sorted(run_classes) != sorted(FER2013_CLASSES):
-        raise SystemExit(f"{args.run_dir}: classes {run_classes} are not FER2013's {list(FER2013_CLASSES)}")
-    truth["ferplus_label"] = fer2013_to_run(truth["ferplus_label"].to_numpy(), run_classes)
+    try:
+        truth["ferplus_label"] = fer2013_to_run(truth["ferplus_label"].to_numpy(), run_classes)
+    except ValueError as err:
+        raise SystemExit(f"{args.run_dir}: {err}") from None
     signals = run_signals(args.run_dir, ids)
     results = {"stages": {"dmue": ({}, signals)}, "truth": truth}
     wrong = truth["label_disagrees"].to_numpy()

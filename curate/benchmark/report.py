@@ -18,6 +18,7 @@ import pandas as pd
 from curate import metrics
 from curate.benchmark.signals import ABLATIONS
 from curate.data.table import FER2013_CLASSES
+from curate.expression_names import ids_in
 from curate.scoring.scores import normalised_entropy, softmax
 
 
@@ -107,8 +108,11 @@ def truth_of_faces(ids: pd.Series, labels_csv: Path) -> pd.DataFrame:
 def fer2013_to_run(labels: np.ndarray, run_classes: list[str]) -> np.ndarray:
     """(N,) int: ``labels`` (N,), class indices in FER2013's order (``ferplus_label``,
     ``fer2013_label``; -1 = none, e.g. no crowd plurality), as indices into ``run_classes``
-    (FER2013's class names in a run's order); -1 stays -1."""
-    to_run = np.array([run_classes.index(c) for c in FER2013_CLASSES] + [-1])
+    (FER2013's expressions in a run's order and spelling: ``anger`` for ``angry`` too); -1 stays -1.
+    ValueError when some FER2013 class is not among ``run_classes``."""
+    to_run = ids_in(FER2013_CLASSES, run_classes)
+    if to_run is None:
+        raise ValueError(f"classes {list(run_classes)} are not FER2013's {list(FER2013_CLASSES)}, in any spelling")
     return to_run[np.asarray(labels)]
 
 

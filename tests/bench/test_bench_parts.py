@@ -131,3 +131,11 @@ def test_fer2013_to_run_maps_fer2013_class_indices_into_a_run_order_and_keeps_mi
     # FER2013's order: angry 0, disgust 1, fear 2, happy 3, sad 4, surprise 5, neutral 6
     got = report.fer2013_to_run(np.array([4, 6, 5, -1, 0]), run_classes)
     assert list(got) == [5, 4, 6, -1, 0]
+
+
+def test_fer2013_to_run_takes_a_run_that_spells_the_classes_another_way_and_refuses_other_classes() -> None:
+    run_classes = ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"]  # RAF-DB's
+    got = report.fer2013_to_run(np.array([0, 3, 4, -1]), run_classes)
+    assert list(got) == [5, 3, 4, -1]
+    with pytest.raises(ValueError, match="not FER2013's"):
+        report.fer2013_to_run(np.array([0]), ["angry", "happy", "sad"])
