@@ -320,3 +320,26 @@ def test_a_csv_list_scored_by_a_model_of_other_spellings_keeps_its_own(tmp_path)
     assert summary.format == "source-csv" and written["path"].tolist() == [f"imgs/{k}.png" for k in (0, 1, 3, 4, 5, 7)]
     assert written["label"].tolist() == [to_own.get(FER2013_CLASSES[i], FER2013_CLASSES[i]) for i in expected["label"]]
     assert "disgust" in written["label"].tolist()  # a class the file never named: the scores' name
+
+
+def test_an_imagefolder_scored_by_a_model_of_other_spellings_keeps_its_folder_names(tmp_path):
+    """SFEW-style folders Angry / Happy / Sad, scored by a FER2013 model (angry, happy, sad): the
+    exported tree puts each face under the dataset's own folder name; a class the dataset has no
+    folder for is named as the scores name it."""
+    from curate.jobs import in_model_order
+
+    own = ["Angry", "Happy", "Sad"]
+    root = tmp_path / "sfew"
+    for k in range(9):
+        make_image(root / "train" / own[k % 3] / f"{k}.png", 20 * k)
+    table = read_dataset(root)
+    scored = in_model_order(table, list(FER2013_CLASSES), log=lambda _: None)
+    out, summary = export(tmp_path, scored, "tree", format="imagefolder")
+    expected = expected_auto(scored).set_index("sample_id")  # clean ids in FER2013's order
+    to_own = {name.lower(): name for name in own}
+    written = {Path(p).name: Path(p).parent.name for p in (out / "train").glob("*/*.png")}
+    assert summary.written == len(written) == len(expected)
+    for sid, row in expected.iterrows():
+        name = FER2013_CLASSES[row["label"]]
+        assert written[Path(sid).name] == to_own.get(name, name)
+    assert {"Angry", "Happy", "Sad"} <= set(written.values())
