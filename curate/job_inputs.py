@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from curate.data.load import READER_KEYS, load_table
+from curate.data.table import describe
 from curate.jobs import ids_as_model_classes
 from curate.run_config import RunConfig, resolve_config
 from curate.runs import RunPaths, recorded_classes
@@ -48,6 +49,7 @@ def table_and_config(
     cfg = resolve_config({"dataset": absolute_if_path(dataset), **reader}, config_file=config_file, **settings)
     replayed = {k: v for k, v in cfg.data.items() if k in READER_KEYS and k != "skip_report"}
     table = load_table(dataset, **{**replayed, "skip_report": reader.get("skip_report")}, decodable=True)
+    log(describe(table))
     if cfg.init_from:
         table = ids_as_model_classes(table, recorded_classes(cfg.init_from), Path(cfg.init_from), log)
     return table, cfg

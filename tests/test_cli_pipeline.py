@@ -262,10 +262,13 @@ def test_init_from_names_bare_class_ids(synthetic_run, tmp_path):
         settings = {**dict.fromkeys(RESOLVE_ARGS), "faithful": False, "init_from": source}
         table, _ = table_and_config(str(data), tmp_path / "run", reader, log=said.append, **settings)
         assert classes_of(table) == classes and (table["label_name"] == pd_labels(synthetic_run)).all()
-    assert len(said) == 2 and all("class ids without names" in line for line in said)
+    named = [line for line in said if "class ids without names" in line]
+    assert len(named) == 2 and len(said) == 4  # and twice "read ids.csv as csv: ..."
     settings = {**dict.fromkeys(RESOLVE_ARGS), "faithful": False}
     table, _ = table_and_config(str(data), tmp_path / "run", reader, log=said.append, **settings)
-    assert classes_of(table) == [str(i) for i in range(len(classes))] and len(said) == 2
+    assert classes_of(table) == [str(i) for i in range(len(classes))]
+    assert [line for line in said if "class ids without names" in line] == named
+    assert said[-1].startswith("read ids.csv as csv:") and "the labels of its column" in said[-1]
 
 
 def pd_labels(synthetic_run):

@@ -26,7 +26,7 @@ def test_names_with_split_and_extra_columns(tmp_path, images, write_csv):
     )
     df = read_csvlist(csv)
     validate_table(df)
-    assert df.attrs == {"classes": ["happy", "sad"], "source": str(csv), "format": "csv"}
+    assert df.attrs == {"classes": ["happy", "sad"], "source": str(csv), "format": "csv", "label_column": "label"}
     assert df["sample_id"].tolist() == ["img/a.png", "img/b.png", "img/sub/d.png"]
     assert df["filepath"].tolist() == [
         str(images / "a.png"),

@@ -109,3 +109,21 @@ def test_full_ferplus_labels(shared_data):
         assert (df[f"votes_{cls}"].to_numpy() == raw[src].to_numpy()).all()
     assert (df["label"].to_numpy() == raw["fer2013_label"].to_numpy()).all()
     assert int((df["label_disagrees"] == 1).sum()) == 11_483
+
+
+def test_a_ferplus_file_with_a_label_column_says_which_column_its_labels_come_from(small):
+    """A FERPlus labels.csv with an added ``label`` column (here the crowd's) is still read as FERPlus,
+    so the one line a run logs names the column the labels came from and how to read the other."""
+    from curate.data.table import describe
+
+    table = pd.read_csv(small)
+    table.assign(label=["neutral", "happy"]).to_csv(small, index=False)
+    ferplus = read_dataset(small)
+    assert ferplus["label_name"].tolist() == ["angry", "happy"]
+    assert describe(ferplus) == (
+        "read labels.csv as ferplus: 2 faces of 7 classes, the labels of its column fer2013_label"
+        " (--format csv --label-column NAME reads another)"
+    )
+    crowd = read_dataset(small, format="csv", label_column="label", classes=list(FER2013_CLASSES))
+    assert crowd["label_name"].tolist() == ["neutral", "happy"]
+    assert describe(crowd).endswith("the labels of its column label (--label-column NAME reads another)")

@@ -133,7 +133,7 @@ def table_from_frame(
     extra = extra.rename(columns={c: f"source_{c}" for c in extra.columns if c in taken})
     if votes is not None:
         extra = pd.concat([votes.loc[keep], extra], axis=1)
-    return make_table(
+    table = make_table(
         ids.loc[keep].tolist(),
         filepaths.loc[keep].tolist(),
         codes[frame.index.get_indexer(keep)],
@@ -143,6 +143,8 @@ def table_from_frame(
         fmt=fmt,
         extra=extra,
     )
+    table.attrs["label_column"] = label_column
+    return table
 
 
 def _text(column: pd.Series) -> pd.Series:
