@@ -198,6 +198,8 @@ def test_score_reads_classes_spelt_another_way_as_the_model_s(synthetic_run, tmp
     res = invoke("score", synthetic_run / "run", tmp_path / "spelt.csv", "--out", out)
     assert res.exit_code == 0, res.output
     assert "classes anger, happiness, sadness are scored as the model's angry, happy, sad" in res.output
+    n = len(frame)
+    assert f"read spelt.csv as csv: {n:,} faces of 7 classes, the labels of its column label" in res.output
     a, b = records.read_scores(synthetic_run / "run" / "scores.parquet"), records.read_scores(out)
     assert b.attrs["classes"] == a.attrs["classes"]
     assert (a["given_label"] == b["given_label"]).all() and (a["verdict"] == b["verdict"]).all()

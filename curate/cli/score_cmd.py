@@ -59,6 +59,7 @@ def score(
     """
     from curate.data.errors import DataError
     from curate.data.load import load_table
+    from curate.data.table import describe
     from curate.jobs import score_job
     from curate.records import read_scores, write_csv
     from curate.scoring import launch
@@ -77,6 +78,7 @@ def score(
         raise click.ClickException(f"cannot write into {out.parent}: {exc.strerror}") from exc
     with as_click_errors():
         table = load_table(dataset, **reader, decodable=True)
+    click.echo(describe(table))
     try:
         result = launch.run(
             shards,
