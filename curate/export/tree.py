@@ -5,9 +5,9 @@ Training, PublicTest, ...) unless the original dataset is a flat ImageFolder; on
 another name gives a flat tree; several such splits are an error. The file name is the last
 component of the sample id (plus the image's suffix when it has none). A class keeps the original
 ImageFolder's own folder name where its faces came from one (SFEW's ``Angry`` for scores of a
-FER2013 model, which call it ``angry``); other classes are named as the scores name them. Absolute ids, ids with
-``..``, class or split names that are not plain folder names, and two faces landing on the same
-path are refused. Symlinks point at the absolute image path.
+FER2013 model, which call it ``angry``); other classes are named as the scores name them. Absolute
+ids, ids with ``..``, class or split names that are not plain folder names, and two faces landing
+on the same path are refused. Symlinks point at the absolute image path.
 """
 
 from __future__ import annotations
