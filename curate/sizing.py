@@ -40,7 +40,8 @@ at every size: the rows' longer runs are for models that have not learnt the cla
 such a start they fit the new faces' labels: PublicTest from a Training run 0.881 AUROC against 0.860
 with 20 epochs, ferplus-mini from a PublicTest run 0.791 against 0.731 with 30 (docs/small-data.md,
 "A start from a dataset that spells its classes another way, and the epochs after a start from an
-earlier run").
+earlier run"); on crowd labels with 20 % flips and on synthetic faces 12 ranked better or level
+(docs/small-data.md, "The epochs after a start from an earlier run, on other noise").
 
 The ramp width (``model.ramp_a``) follows the epochs (a third of them). The trunk's learning rate,
 the augmentation and the neighbour count stay fixed at every size: at 2,000 faces a fifth or twice
