@@ -16,8 +16,9 @@ Optional columns: ``votes_<class_name>`` (int, annotator votes per class, one co
 class in ``classes`` order) and any extra source columns, kept unchanged.
 
 ``df.attrs["classes"]`` holds the ordered class-name list (length C); ``df.attrs["source"]``
-the path the table was read from; ``df.attrs["format"]`` the reader's name; for a table read from a
-label column (every reader built on the CSV list reader), ``df.attrs["label_column"]`` its name.
+the path the table was read from; ``df.attrs["format"]`` the reader's name; for a CSV list or a
+FERPlus ``labels.csv``, whose labels come from one of several columns a file may have,
+``df.attrs["label_column"]`` the one read.
 """
 
 from __future__ import annotations
@@ -69,13 +70,13 @@ def make_table(
 
 
 def describe(df: pd.DataFrame) -> str:
-    """One line on what a LabelTable holds and, for a CSV file, which column its labels came from,
-    e.g. ``read labels.csv as ferplus: 3,372 faces of 7 classes, the labels of its column
+    """One line on what a LabelTable holds and, where it records one, which column its labels came
+    from, e.g. ``read labels.csv as ferplus: 3,372 faces of 7 classes, the labels of its column
     fer2013_label (...)``: a CSV with several label-like columns is read by its detected format."""
     source = os.path.basename(str(df.attrs.get("source", ""))) or "the dataset"
     line = f"read {source} as {df.attrs.get('format', 'a dataset')}: {len(df):,} faces of {len(classes_of(df))} classes"
     column = df.attrs.get("label_column")
-    if column and str(df.attrs.get("source", "")).lower().endswith((".csv", ".tsv")):
+    if column:
         other = "--label-column NAME" if df.attrs.get("format") == "csv" else "--format csv --label-column NAME"
         line += f", the labels of its column {column} ({other} reads another)"
     return line

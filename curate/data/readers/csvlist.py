@@ -49,11 +49,13 @@ def read_csvlist(
     check_on_bad(on_bad)
     given = [c for c in (path_column, label_column, split_column, id_column) if c]
     frame = load_csv(path, delimiter=delimiter, text_columns=(*given, *PATH_GUESSES, *LABEL_GUESSES, "split"))
-    return table_from_frame(
+    path_column = path_column or _guess(frame, PATH_GUESSES, "--path-column", path)
+    label_column = label_column or _guess(frame, LABEL_GUESSES, "--label-column", path)
+    table = table_from_frame(
         frame,
         source=path,
-        path_column=path_column or _guess(frame, PATH_GUESSES, "--path-column", path),
-        label_column=label_column or _guess(frame, LABEL_GUESSES, "--label-column", path),
+        path_column=path_column,
+        label_column=label_column,
         split_column=split_column or ("split" if "split" in frame.columns else None),
         id_column=id_column,
         classes=classes,
@@ -64,6 +66,8 @@ def read_csvlist(
         report=report,
         fmt="csv",
     )
+    table.attrs["label_column"] = label_column  # the file's column: another may hold other labels
+    return table
 
 
 def table_from_frame(
@@ -133,7 +137,7 @@ def table_from_frame(
     extra = extra.rename(columns={c: f"source_{c}" for c in extra.columns if c in taken})
     if votes is not None:
         extra = pd.concat([votes.loc[keep], extra], axis=1)
-    table = make_table(
+    return make_table(
         ids.loc[keep].tolist(),
         filepaths.loc[keep].tolist(),
         codes[frame.index.get_indexer(keep)],
@@ -143,8 +147,6 @@ def table_from_frame(
         fmt=fmt,
         extra=extra,
     )
-    table.attrs["label_column"] = label_column
-    return table
 
 
 def _text(column: pd.Series) -> pd.Series:

@@ -36,7 +36,7 @@ def read_ferplus_labels(
         source=path,
         hint="This is not a FERPlus labels.csv: use --format csv with --path-column/--label-column.",
     )
-    return table_from_frame(
+    table = table_from_frame(
         frame,
         source=path,
         path_column="path",
@@ -51,3 +51,5 @@ def read_ferplus_labels(
         report=report,
         fmt="ferplus",
     )
+    table.attrs["label_column"] = "fer2013_label"  # a column added beside it is not read (curate.formats.ferplus)
+    return table
