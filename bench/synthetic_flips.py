@@ -2,13 +2,15 @@
 for the flag count and the per-class behaviour that the flip suite measures on FERPlus faces.
 
 Usage: python bench/synthetic_flips.py --out OUT [--faces 4000] [--rates 0.1,0.2,0.4]
-       [--kinds uniform,confusable] [--shares longtail,balanced] [--jobs 2] [-- EXTRA curate run flags]
+       [--kinds uniform,confusable] [--shares longtail,balanced] [--classes happy,sad,neutral]
+       [--jobs 2] [-- EXTRA curate run flags]
 
 Every setting is a synthetic set (``curate.data.synthetic``: 48 px cartoon faces whose true class,
 true ambiguity and flips are known) of ``--faces`` faces with one class mix and one kind and rate of
 flips, plus a clean set per mix. Mixes: ``balanced`` (equal classes) and ``longtail`` (the class
 shares of the flip suite's 5,000 FERPlus Training faces: disgust 0.7 %, fear 2.4 %, neutral 35 %),
-where a rare class is still easy to tell apart, unlike FER2013's disgust. Flips: ``uniform`` (any
+where a rare class is still easy to tell apart, unlike FER2013's disgust. ``--classes`` draws the
+faces of other classes (any of FER2013's seven, e.g. three; balanced mix only). Flips: ``uniform`` (any
 other class) or ``confusable`` (the nearest other prototype, a face's most confusable class). The
 same faces in every setting of a mix (seed 0); only the flips differ.
 
@@ -43,6 +45,7 @@ from curate.benchmark.matching import rows_by_path
 from curate.benchmark.report import write_texts
 from curate.data.synthetic import generate
 from curate.data.table import FER2013_CLASSES
+from curate.expression_names import ids_in
 
 #: faces per class of the flip suite's 5,000 FERPlus Training faces (crowd plurality, seed 0;
 #: docs/robustness.md §7), in FER2013's class order
@@ -69,15 +72,21 @@ def _curate(args: list[str], log: Path) -> None:
         raise RuntimeError(f"curate {args[0]} failed (exit {done.returncode}); see {log}")
 
 
-def run_setting(out: Path, name: str, mix: str, kind: str, rate: float, faces: int, extra: list[str]) -> None:
-    """Write the setting's faces, then train and score them (resumable)."""
-    data, run = out / "data" / name, out / "runs" / name
-    generate(faces, data, seed=0, noise_rate=rate, noise=kind, splits={"train": 1.0},
-             class_shares=MIXES[mix], classes=FER2013_CLASSES)  # fmt: skip
+def run_curate(labels_csv: Path, run: Path, extra: list[str]) -> None:
+    """`curate run LABELS_CSV --no-load --out RUN EXTRA`, unless RUN is scored (an interrupted run resumes)."""
     run.parent.mkdir(parents=True, exist_ok=True)
-    log = run.parent / f"{name}.log"
     if not (run / "scores.parquet").exists():
-        _curate(["run", str(data / "labels.csv"), "--no-load", "--out", str(run), *extra], log)
+        _curate(["run", str(labels_csv), "--no-load", "--out", str(run), *extra], run.parent / f"{run.name}.log")
+
+
+def run_setting(
+    out: Path, name: str, mix: str, kind: str, rate: float, faces: int, classes: list[str], extra: list[str]
+) -> None:
+    """Write the setting's faces, then train and score them (resumable)."""
+    data = out / "data" / name
+    generate(faces, data, seed=0, noise_rate=rate, noise=kind, splits={"train": 1.0},
+             class_shares=MIXES[mix], classes=classes)  # fmt: skip
+    run_curate(data / "labels.csv", out / "runs" / name, extra)
 
 
 def _flags(flag: np.ndarray, wrong: np.ndarray, given: np.ndarray, classes: list[str]) -> dict[str, Any]:
@@ -92,8 +101,15 @@ def _flags(flag: np.ndarray, wrong: np.ndarray, given: np.ndarray, classes: list
     }
 
 
+def truth_classes(truth: pd.DataFrame) -> list[str]:
+    """The classes ``true_label`` indexes: the ``votes_<class>`` columns, in order."""
+    return [c.removeprefix("votes_") for c in truth.columns if c.startswith("votes_")]
+
+
 def judge(out: Path, name: str) -> dict[str, Any]:
-    """One setting's figures against the generator's truth."""
+    """One setting's figures against its truth, ``OUT/data/NAME/labels.csv``: columns path, label,
+    true_label (int, index into the ``votes_<class>`` columns' classes), is_noisy, ambiguity (the
+    generator's; other sets may write the same columns)."""
     truth = pd.read_csv(out / "data" / name / "labels.csv")
     run = out / "runs" / name
     scores = records.read_scores(run / "scores.parquet")
@@ -101,13 +117,14 @@ def judge(out: Path, name: str) -> dict[str, Any]:
         raise SystemExit(f"{run}: its scores predate the flag-count record; re-score it with "
                          f"`curate score {run} {out / 'data' / name / 'labels.csv'} --out {run / 'scores.parquet'} --force`")  # fmt: skip
     classes = json.loads((run / "classes.json").read_text())  # the run's class order (CSV: sorted names)
-    if sorted(classes) != sorted(FER2013_CLASSES):
-        raise SystemExit(f"{run}: classes {classes} are not FER2013's {list(FER2013_CLASSES)}")
+    to_run = ids_in(truth_classes(truth), classes)
+    if to_run is None or len(classes) != len(truth_classes(truth)):
+        raise SystemExit(f"{run}: classes {classes} are not the truth's {truth_classes(truth)}")
     order = rows_by_path(scores["filepath"], truth["path"], out / "data" / name)
     if (order < 0).any():
         raise SystemExit(f"{run}: {(order < 0).sum()} scored faces are not in {out / 'data' / name / 'labels.csv'}")
     truth = truth.iloc[order].reset_index(drop=True)
-    true_label = np.array([classes.index(c) for c in FER2013_CLASSES])[truth["true_label"].to_numpy()]
+    true_label = to_run[truth["true_label"].to_numpy()]
     wrong = truth["is_noisy"].to_numpy(dtype=bool)
     given = scores["given_label"].to_numpy()
     p_given = records.vectors(scores, "target_probs")[np.arange(len(given)), given]
@@ -120,10 +137,8 @@ def judge(out: Path, name: str) -> dict[str, Any]:
         "flag_count": scores.attrs["flag_count"],
         "flags": _flags(scores["verdict"].to_numpy() == "likely_mislabeled", wrong, given, classes),
         "min_class_p_given": min(
-            (float(p_given[given == c].mean()), FER2013_CLASSES[c])
-            for c in range(len(FER2013_CLASSES))
-            if (given == c).any()
-        ),  # fmt: skip
+            (float(p_given[given == c].mean()), classes[c]) for c in range(len(classes)) if (given == c).any()
+        ),
         "suggestion_right_on_flips": float((suggested[wrong] == true_label[wrong]).mean()) if ranked else None,
         "ambiguity_spearman": [
             float(spearmanr(scores["ambiguity_score"][m], truth["ambiguity"][m]).statistic)
@@ -136,11 +151,10 @@ def _cell(x: float | None, fmt: str = ".3f") -> str:
     return "—" if x is None else format(x, fmt)
 
 
-def markdown(record: dict[str, Any]) -> str:
-    cfg = record["config"]
+def markdown(record: dict[str, Any], title: str) -> str:
+    """The settings' table under ``title`` (one line: what was run, with which command)."""
     lines = [
-        f"Synthetic flips {record['date']}: {cfg['faces']} synthetic faces a setting, `curate run` defaults "
-        f"{' '.join(cfg['extra']) or ''}(`python bench/synthetic_flips.py`).",
+        title,
         "",
         "| labels | true rate | AUROC / AP | flagged (x true) | estimates: full model / folds | flag P / R | "
         "worst class: correct faces flagged | min class p[given] | suggestion right on flips | "
@@ -160,11 +174,13 @@ def markdown(record: dict[str, Any]) -> str:
             f"{p:.3f} ({low}) | {_cell(s['suggestion_right_on_flips'])} | "
             f"{s['ambiguity_spearman'][0]:.3f} / {s['ambiguity_spearman'][1]:.3f} |"
         )
+    named = [c for s in record["settings"].values() for c in s["flags"]["correct_flagged_by_class"]]
+    columns = sorted(set(named), key=named.index)
     lines += ["", "Each class's share of its correctly labelled faces flagged:", "",
-              "| labels | " + " | ".join(FER2013_CLASSES) + " |", "|---|" + "---|" * len(FER2013_CLASSES)]  # fmt: skip
+              "| labels | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]  # fmt: skip
     for name, s in record["settings"].items():
         by = s["flags"]["correct_flagged_by_class"]
-        lines.append(f"| {name} | " + " | ".join(_cell(by.get(c), ".2f") for c in FER2013_CLASSES) + " |")
+        lines.append(f"| {name} | " + " | ".join(_cell(by.get(c), ".2f") for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -175,25 +191,33 @@ def main() -> None:
     ap.add_argument("--rates", default="0.1,0.2,0.4")
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--shares", default="longtail,balanced", help="class mixes: longtail and/or balanced")
+    ap.add_argument("--classes", default=",".join(FER2013_CLASSES), help="the classes, comma-separated")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     ap.add_argument("extra", nargs="*", help="more `curate run` flags, after --")
     args = ap.parse_args()
     mixes, kinds = args.shares.split(","), args.kinds.split(",")
     if set(mixes) - set(MIXES) or set(kinds) - set(KINDS):
         raise SystemExit(f"--shares from {list(MIXES)}, --kinds from {list(KINDS)}")
+    classes = args.classes.split(",")
+    if "longtail" in mixes and classes != list(FER2013_CLASSES):
+        raise SystemExit(f"--shares longtail holds FER2013's seven classes; with --classes {args.classes} use balanced")
     todo = settings(mixes, kinds, [float(r) for r in args.rates.split(",")])
     out = args.out.resolve()
     with ThreadPoolExecutor(args.jobs) as pool:
-        done = [pool.submit(run_setting, out, *s, args.faces, args.extra) for s in todo]
+        done = [pool.submit(run_setting, out, *s, args.faces, classes, args.extra) for s in todo]
         for (name, *_), job in zip(todo, done):
             job.result()
             print(f"[synthetic flips] {name} done", flush=True)
     record = {
         "date": dt.date.today().isoformat(),
-        "config": {"faces": args.faces, "extra": args.extra},
+        "config": {"faces": args.faces, "classes": classes, "extra": args.extra},
         "settings": {name: judge(out, name) for name, *_ in todo},
     }
-    text = markdown(record)
+    text = markdown(
+        record,
+        f"Synthetic flips {record['date']}: {args.faces} synthetic faces a setting, classes {args.classes}, "
+        f"`curate run` defaults {' '.join(args.extra)}(`python bench/synthetic_flips.py`).",
+    )
     write_texts(out, {"synthetic_flips.md": text, "synthetic_flips.json": json.dumps(record, indent=1)})
     print(text)
 

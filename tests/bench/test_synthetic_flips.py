@@ -1,5 +1,5 @@
 """bench/synthetic_flips.py: the judge reads a run in its own class order (a CSV run sorts the
-names) against the generator's truth, which is in FER2013's order."""
+names) against the truth's, which is the generator's (FER2013's order, or the classes asked for)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,13 @@ synthetic_flips = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(synthetic_flips)
 
 
-def _fake_run(run: Path, truth: pd.DataFrame, data: Path, classes: list[str], flagged: np.ndarray) -> None:
-    """A run whose model is right about every face: given = the noisy label, suggestion = the truth."""
-    to_run = np.array([classes.index(c) for c in FER2013_CLASSES])
-    given, true = to_run[truth["label"].map(FER2013_CLASSES.index)], to_run[truth["true_label"]]
+def _fake_run(
+    run: Path, truth: pd.DataFrame, data: Path, classes: list[str], flagged: np.ndarray, made: tuple = FER2013_CLASSES
+) -> None:
+    """A run whose model is right about every face: given = the noisy label, suggestion = the truth
+    (``made``: the truth's classes, in the generator's order)."""
+    to_run = np.array([classes.index(c) for c in made])
+    given, true = to_run[truth["label"].map(made.index)], to_run[truth["true_label"]]
     probs = np.full((len(truth), len(classes)), 0.02)
     probs[np.arange(len(truth)), given] = 0.88
     frame = score_records.scores_frame(
@@ -61,7 +64,7 @@ def test_judge_maps_the_runs_class_order_onto_the_truth(tmp_path: Path) -> None:
     assert got["flag_count"]["from"] == "model"
     assert got["min_class_p_given"][0] == pytest.approx(0.88)
     assert got["ambiguity_spearman"] == pytest.approx([1.0, 1.0])
-    table = synthetic_flips.markdown({"date": "d", "config": {"faces": 70, "extra": []}, "settings": {name: got}})
+    table = synthetic_flips.markdown({"settings": {name: got}}, "title")
     share = flagged.mean()
     assert f"| {name} | 0.30 | 1.000 / 1.000 | {share:.3f} ({share / 0.3:.2f}x) | 0.300 / 0.200 (model) |" in table
 
@@ -75,4 +78,33 @@ def test_judge_names_the_command_that_re_scores_a_run_from_before_the_flag_count
     frame = records.read_scores(run / "scores.parquet")
     records.write_scores(run / "scores.parquet", frame, len(FER2013_CLASSES), {"classes": sorted(FER2013_CLASSES)})
     with pytest.raises(SystemExit, match=r"predate the flag-count record.*curate score .* --force"):
+        synthetic_flips.judge(tmp_path, name)
+
+
+def test_judge_reads_a_set_of_other_classes_and_names_each_class_by_the_run(tmp_path: Path) -> None:
+    name = "balanced-uniform-0.2"
+    made = ("happy", "sad", "neutral")  # generator order; the run sorts: happy, neutral, sad
+    generate(60, tmp_path / "data" / name, seed=1, noise_rate=0.2, noise="uniform", splits={"train": 1.0}, classes=made)
+    truth = pd.read_csv(tmp_path / "data" / name / "labels.csv")
+    wrong = truth["is_noisy"].to_numpy()
+    _fake_run(tmp_path / "runs" / name, truth, tmp_path / "data" / name, sorted(made), wrong, made)
+
+    got = synthetic_flips.judge(tmp_path, name)
+
+    assert got["suggestion_right_on_flips"] == pytest.approx(1.0)
+    assert got["flags"]["precision"] == pytest.approx(1.0) and got["flags"]["recall"] == pytest.approx(1.0)
+    assert sorted(got["flags"]["correct_flagged_by_class"]) == sorted(made)
+    assert got["min_class_p_given"][1] in made
+    table = synthetic_flips.markdown({"settings": {name: got}}, "title")
+    assert "| labels | happy | neutral | sad |" in table and "angry" not in table
+
+
+def test_judge_refuses_a_run_of_other_classes_than_the_truths(tmp_path: Path) -> None:
+    name = "balanced-clean"
+    made = ("happy", "sad", "neutral")
+    generate(30, tmp_path / "data" / name, seed=0, noise_rate=0.0, noise="uniform", splits={"train": 1.0}, classes=made)
+    truth = pd.read_csv(tmp_path / "data" / name / "labels.csv")
+    run_classes = ["happy", "neutral", "sad", "surprise"]
+    _fake_run(tmp_path / "runs" / name, truth, tmp_path / "data" / name, run_classes, np.zeros(30, bool), made)
+    with pytest.raises(SystemExit, match=r"are not the truth's \['happy', 'sad', 'neutral'\]"):
         synthetic_flips.judge(tmp_path, name)
