@@ -9,8 +9,9 @@ from typing import Any
 
 import pandas as pd
 
+from curate.data.errors import DataError
 from curate.data.load import READER_KEYS, load_table
-from curate.data.table import describe
+from curate.data.table import classes_of, describe
 from curate.jobs import ids_as_model_classes
 from curate.run_config import RunConfig, resolve_config
 from curate.runs import RunPaths, recorded_classes
@@ -40,7 +41,7 @@ def table_and_config(
     recorded in the base config's ``data`` section (so a config replays the same columns and class
     order), else the defaults. The dataset itself and ``skip_report`` (an output) are never
     replayed. Bare class ids are named by the ``init_from`` model's classes (said through ``log``).
-    Raises ConfigError, DataError or OptionError.
+    Raises ConfigError, DataError (also for fewer than 3 classes, before any work) or OptionError.
     """
     own = RunPaths(Path(out)).config
     if config_file is None and own.exists():
@@ -52,6 +53,15 @@ def table_and_config(
     log(describe(table))
     if cfg.init_from:
         table = ids_as_model_classes(table, recorded_classes(cfg.init_from), Path(cfg.init_from), log)
+    classes = classes_of(table)
+    if len(classes) < 3:
+        raise DataError(
+            table.attrs.get("source", dataset),
+            None,
+            f"{len(classes)} classes ({', '.join(classes)}); DMUE needs at least 3, since each auxiliary branch "
+            "learns the classes other than one",
+            "Give a two-class set's labels a third class (e.g. neutral, for the faces that are neither)",
+        )
     return table, cfg
 
 

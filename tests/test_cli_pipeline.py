@@ -321,6 +321,17 @@ def test_bad_inputs_fail_before_work(synthetic_run, tmp_path):
     assert not list(tmp_path.glob("*.parquet"))
 
 
+def test_two_classes_are_refused_before_any_work(tmp_path):
+    """DMUE's auxiliary branches each leave one class out: `train` and `run` refuse a two-class set
+    with one line naming the file and its classes, and write no run."""
+    generate(20, tmp_path / "data", seed=0, classes=("happy", "sad"), splits={"train": 1.0})
+    for command, flags in (("train", FAST[:-1]), ("run", FAST)):
+        res = invoke(command, tmp_path / "data" / "labels.csv", *flags, "--out", tmp_path / command)
+        assert res.exit_code != 0
+        assert "labels.csv: 2 classes (happy, sad); DMUE needs at least 3" in res.output
+        assert not (tmp_path / command / "checkpoints").exists() and not (tmp_path / command / "model.pt").exists()
+
+
 def test_rerun_resumes_its_own_settings_and_refuses_another_run(synthetic_run, tmp_path):
     """An existing --out is resumed with its config.yaml; another image size, model or dataset is
     refused before anything is written."""
