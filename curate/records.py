@@ -9,8 +9,9 @@ split                  string              the LabelTable's ``split``
 given_label            int32               class index of the label the dataset came with
 target_probs           list<float32>[C]    target-branch softmax, sums to 1
 latent_distribution    list<float32>[C]    DMUE's mined distribution, 0 at given_label, sums to 1
-aux_consensus          list<float32>[C]    mean distribution of the C-1 auxiliary branches trained on
-                                           given_label, sums to 1 (plain models: target_probs)
+aux_consensus          list<float32>[C]    the C-1 auxiliary branches trained on given_label: per class,
+                                           the mean over those able to predict it, sums to 1 (plain
+                                           models: target_probs)
 label_distribution     list<float32>[C]    the distribution the tool believes, sums to 1
 uncertainty            float32             batch-free pairwise uncertainty sigma in [0, 1] (a sigmoid; float32 can round it to 1)
 mislabel_score         float32             [0, 1], higher = more likely mislabeled

@@ -27,12 +27,20 @@ def latent_from_aux_logits(aux_logits: Tensor, y: Tensor, temperature: float) ->
 
 
 def aux_consensus(aux_probs: Tensor, y: Tensor) -> Tensor:
-    """[B,C] mean of the C-1 auxiliary distributions aux_probs[i, c] (c != y_i) of each sample:
-    the branches that trained on its given label. aux_probs [B,C,C] as ``DMUE.aux_probs`` (row c
-    has 0 at class c). Rows sum to 1; entry y_i is their (in-sample) belief in the given label."""
+    """[B,C] the view of the C-1 auxiliary branches that trained on each sample's given label y_i:
+    per class, the mean probability over those of them that can predict it (all C-1 for y_i; C-2
+    for any other class, since branch c never predicts c), renormalised. A plain mean over the C-1
+    would cap every class but y_i at (C-2)/(C-1) of it: 1/2 with three classes. aux_probs [B,C,C]
+    as ``DMUE.aux_probs`` (row c has 0 at class c). Rows sum to 1; entry y_i is their (in-sample)
+    belief in the given label."""
     probs = aux_probs.float()
-    own = probs[torch.arange(len(y), device=y.device), y]  # branch y_i: the one that never saw y_i
-    return (probs.sum(dim=1) - own) / (probs.shape[1] - 1)
+    rows = torch.arange(len(y), device=y.device)
+    summed = probs.sum(dim=1) - probs[rows, y]  # branch y_i, the one that never saw y_i, left out
+    c = probs.shape[1]
+    branches = torch.full_like(summed, c - 2.0)
+    branches[rows, y] = c - 1.0
+    mean = summed / branches
+    return mean / mean.sum(dim=1, keepdim=True)
 
 
 def soft_loss(target_logits: Tensor, latent: Tensor, y: Tensor) -> Tensor:

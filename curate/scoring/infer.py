@@ -4,8 +4,8 @@ Two kinds of model are accepted:
 
 * a ``dmue_core.DMUE`` (a run directory's checkpoint): target logits, target embedding, the
   latent distribution mined by the auxiliary branch of each face's given label and, with
-  ``consensus=True``, the auxiliary consensus (the mean distribution of the C-1 auxiliary branches
-  that trained on the face's given label; ``score_outputs``: one trunk pass, the target branch and
+  ``consensus=True``, the auxiliary consensus (the view of the C-1 auxiliary branches that trained
+  on the face's given label, ``dmue_core.losses.aux_consensus``; ``score_outputs``: one trunk pass, the target branch and
   either one routed auxiliary branch per face or all C of them);
 * a plain exported target model (any torchvision classifier): target logits and the input of its
   final linear layer as the embedding; no auxiliary branches.

@@ -4,8 +4,9 @@ Inputs
     given        (N,) int        the given labels
     target_probs (N, C) float    target-branch softmax
     latent       (N, C) float    DMUE latent distribution: aux branch ``given`` on the face, 0 at given
-    consensus    (N, C) float    DMUE auxiliary consensus: mean distribution of the C-1 aux branches
-                                 that trained on the face's given label; None for plain models
+    consensus    (N, C) float    DMUE auxiliary consensus: the C-1 aux branches that trained on the
+                                 face's given label, per class the mean over those able to predict
+                                 it (``dmue_core.losses.aux_consensus``); None for plain models
     sigma        (N,) float      batch-free pairwise uncertainty in (0, 1); low = the face's similarity
                                  profile disagrees with its label
     knn_indices  (N, k) int      rows of the k nearest neighbours among the N faces; -1 = no neighbour

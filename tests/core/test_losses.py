@@ -5,6 +5,7 @@ import torch
 
 from dmue_core.config import TrainConfig
 from dmue_core.losses import (
+    aux_consensus,
     aux_labels,
     latent_from_aux_logits,
     minmax_rows,
@@ -125,3 +126,17 @@ def test_cosine_schedule():
     assert lr_at(5, cfg) == pytest.approx((0.5e-4, 0.5e-3))
     assert lr_at(10, cfg)[0] == pytest.approx(0.0, abs=1e-12)
     assert math.isclose(lr_at(2.5, cfg)[1] / lr_at(2.5, cfg)[0], 10.0)
+
+
+def test_consensus_is_not_capped_by_the_branch_that_cannot_predict_a_class():
+    """Three classes, a face given 0 that is really 2: branch 1 (classes 0, 2) says 2, branch 2
+    (classes 0, 1) cannot say 2 and says 0. A plain mean of the two rates 0 and 2 alike (1/2 each);
+    per class over the branches able to predict it, 2 leads 2/3 to 1/3."""
+    aux = torch.zeros(1, 3, 3)
+    aux[0, 0] = torch.tensor([0.0, 0.5, 0.5])  # branch 0 never trained on the given label: ignored
+    aux[0, 1] = torch.tensor([0.0, 0.0, 1.0])
+    aux[0, 2] = torch.tensor([1.0, 0.0, 0.0])
+    got = aux_consensus(aux, torch.tensor([0]))
+    torch.testing.assert_close(got, torch.tensor([[1 / 3, 0.0, 2 / 3]]))
+    same = torch.full((1, 3, 3), 0.5) * (1 - torch.eye(3))  # every branch undecided between its two classes
+    torch.testing.assert_close(aux_consensus(same, torch.tensor([1])), torch.full((1, 3), 1 / 3))

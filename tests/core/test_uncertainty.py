@@ -78,9 +78,10 @@ def test_score_outputs_equal_separate_eval_passes():
     emb3, logits3, latent3, agree = model.score_outputs(x, y, consensus=True)
     torch.testing.assert_close((emb3, logits3, latent3), (emb, logits, latent))  # all-branch pass == routed one
     probs = model.aux_probs(x)
-    for i in range(len(y)):  # mean over the branches that trained on the given label, by hand
+    for i in range(len(y)):  # per class, the mean over the branches that trained on y and can predict it
         others = [c for c in range(4) if c != int(y[i])]
-        torch.testing.assert_close(agree[i], probs[i, others].mean(dim=0))
+        by_hand = torch.stack([probs[i, [b for b in others if b != k], k].mean() for k in range(4)])
+        torch.testing.assert_close(agree[i], by_hand / by_hand.sum())
     torch.testing.assert_close(agree.sum(dim=1), torch.ones(len(y)))
     assert (agree[torch.arange(len(y)), y] > 0).all()  # unlike the latent, it rates the given label
 
