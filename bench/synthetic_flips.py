@@ -117,9 +117,10 @@ def judge(out: Path, name: str) -> dict[str, Any]:
         raise SystemExit(f"{run}: its scores predate the flag-count record; re-score it with "
                          f"`curate score {run} {out / 'data' / name / 'labels.csv'} --out {run / 'scores.parquet'} --force`")  # fmt: skip
     classes = json.loads((run / "classes.json").read_text())  # the run's class order (CSV: sorted names)
-    to_run = ids_in(truth_classes(truth), classes)
-    if to_run is None or len(classes) != len(truth_classes(truth)):
-        raise SystemExit(f"{run}: classes {classes} are not the truth's {truth_classes(truth)}")
+    made = truth_classes(truth)
+    to_run = ids_in(made, classes)
+    if to_run is None or len(classes) != len(made):
+        raise SystemExit(f"{run}: classes {classes} are not the truth's {made}")
     order = rows_by_path(scores["filepath"], truth["path"], out / "data" / name)
     if (order < 0).any():
         raise SystemExit(f"{run}: {(order < 0).sum()} scored faces are not in {out / 'data' / name / 'labels.csv'}")
