@@ -135,7 +135,9 @@ def test_held_out_outputs_set_only_the_flag_count(tmp_path):
     model = DMUE(DMUEConfig(num_classes=len(classes), backbone="fer_cnn", small_input=True))
     other = DMUE(DMUEConfig(num_classes=len(classes), backbone="fer_cnn", small_input=True))
     rows = np.arange(len(table))
-    opts = {"image_size": 32, "model_classes": classes, "progress": False, "score_cfg": ScoreConfig(tta="none")}
+    # untrained models: without the latent term (0 at the given label) not every face is another class
+    cfg = ScoreConfig(tta="none", w_latent=0.0)
+    opts = {"image_size": 32, "model_classes": classes, "progress": False, "score_cfg": cfg}
     alone = score_table(model, table, tmp_path / "a.parquet", **opts)
     itself = score_table(model, table, tmp_path / "b.parquet", held_out=[(model, rows)], **opts)
     stranger = score_table(model, table, tmp_path / "c.parquet", held_out=[(other, rows)], **opts)
