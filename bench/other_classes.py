@@ -67,8 +67,10 @@ def write_set(labels_csv: Path, folder: Path, columns: tuple[str, ...], faces: i
         **{f"votes_{n}": pool[c].to_numpy() for n, c in zip(names, columns, strict=True)},
     })  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
-    write_texts(folder, {"labels.csv": truth.to_csv(index=False)})
-    write_texts(folder, {"list.csv": truth[["path", "label"]].to_csv(index=False)})  # last: marks the set written
+    # in this order: list.csv, written last, marks the set written
+    write_texts(
+        folder, {"labels.csv": truth.to_csv(index=False), "list.csv": truth[["path", "label"]].to_csv(index=False)}
+    )
 
 
 def main() -> None:

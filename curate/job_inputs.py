@@ -15,6 +15,7 @@ from curate.data.table import classes_of, describe
 from curate.jobs import ids_as_model_classes
 from curate.run_config import RunConfig, resolve_config
 from curate.runs import RunPaths, recorded_classes
+from dmue_core.config import MIN_CLASSES
 
 
 def absolute_if_path(source: str) -> str:
@@ -54,12 +55,12 @@ def table_and_config(
     if cfg.init_from:
         table = ids_as_model_classes(table, recorded_classes(cfg.init_from), Path(cfg.init_from), log)
     classes = classes_of(table)
-    if len(classes) < 3:
+    if len(classes) < MIN_CLASSES:  # DMUEConfig's own check, said with the data's name before any work
         raise DataError(
             table.attrs.get("source", dataset),
             None,
-            f"{len(classes)} classes ({', '.join(classes)}); DMUE needs at least 3, since each auxiliary branch "
-            "learns the classes other than one",
+            f"{len(classes)} classes ({', '.join(classes)}); DMUE needs at least {MIN_CLASSES}, since each "
+            "auxiliary branch learns the classes other than one",
             "Give a two-class set's labels a third class (e.g. neutral, for the faces that are neither)",
         )
     return table, cfg

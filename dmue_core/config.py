@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 #: how the pairwise uncertainty sigma enters the target loss (``DMUEConfig.uncertainty_use``)
 UNCERTAINTY_USES = ("logit_scale", "probe")
+#: the fewest classes DMUE trains on: each auxiliary branch is a (C-1)-way classifier of the others
+MIN_CLASSES = 3
 
 _Record = TypeVar("_Record", bound="_JsonRecord")
 
@@ -124,8 +126,8 @@ class DMUEConfig(_JsonRecord):
     official_sp_logits: bool = True
 
     def __post_init__(self) -> None:
-        if self.num_classes < 3:
-            raise ValueError(f"DMUE needs num_classes >= 3, got {self.num_classes}")
+        if self.num_classes < MIN_CLASSES:
+            raise ValueError(f"DMUE needs num_classes >= {MIN_CLASSES}, got {self.num_classes}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 < self.aux_fraction <= 1.0:
