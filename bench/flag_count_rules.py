@@ -14,7 +14,13 @@ the ``ambiguous`` verdict's top-two ratio: a near tie is ambiguous, not mislabel
 well-known noise-rate estimators read the fold models' outputs too: ``folds, loss mixture``
 (DivideMix's two-component Gaussian mixture on each face's cross-entropy), ``folds, anchors``
 (Patrini et al.'s noise matrix read at each class's most confident faces) and ``folds, calibrated
-joint`` (cleanlab's calibrated confident joint, one minus its trace).
+joint`` (cleanlab's calibrated confident joint, one minus its trace). The ``no latent`` rules read
+the same mixtures without their latent term (``score.w_latent`` 0 for the count alone; the ranking
+keeps it): the latent distribution is 0 at the given label by construction, so it moves every
+face's mass off its label, mislabelled or not.
+
+A RUN without ``folds/`` (``--cross-fit 0``, e.g. a flip suite's ``SETTING/dmue/run``) is
+re-decided from its stored outputs alone, with the ``model`` rules.
 
 Printed per run: the true rate, then per rule the share flagged (x the true rate), flag precision
 and recall, and the worst class's share of its correctly labelled faces flagged. Truth: the
@@ -25,8 +31,10 @@ and recall, and the worst class's share of its correctly labelled faces flagged.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +88,13 @@ def joint_share(given: np.ndarray, probs: np.ndarray) -> float:
 
 
 def rule_shares(
-    given: np.ndarray, model: np.ndarray, folds: np.ndarray, margins: Sequence[float] = MARGINS
+    given: np.ndarray, model: np.ndarray, judged: np.ndarray, folds: np.ndarray, margins: Sequence[float] = MARGINS
 ) -> dict[str, float]:
-    """{rule: share of faces to flag}: given (N,) int, model and folds (N, C) rows summing to 1."""
-    m, f = confident_share(given, model), confident_share(given, folds)
+    """{rule: share of faces to flag}: given (N,) int, model (N, C) and folds (M, C) rows summing to
+    1, folds on the rows ``judged`` (M,) int (the fold models' faces: all N, or fewer where fewer
+    fold models than folds trained)."""
+    m, f = confident_share(given, model), confident_share(given[judged], folds)
+    given = given[judged]
     shares = {"model": m, "folds": f, "larger": max(m, f), "geometric": float(np.sqrt(m * f))}
     shares.update({f"folds, margin {r:g}": confident_share(given, folds, r) for r in margins})
     shares["folds, loss mixture"] = loss_mixture_share(given, folds)
@@ -127,38 +138,84 @@ def rescore(run: Path, labels_csv: Path) -> dict[str, Any]:
     """Score ``run`` on ``labels_csv`` again (``curate score``, into a temporary folder) and return
     the two distributions the flag count read, the given labels, mislabel scores and sample ids."""
     import curate.scoring.pipeline as pipeline
+    import curate.scoring.scores as scores_module
     from curate import records
     from curate.cli import main as cli
 
     read: list[tuple[np.ndarray, np.ndarray]] = []
-    shipped = pipeline.confident_rate
+    no_latent: list[np.ndarray] = []  # the model's mixture, then the folds', without the latent term
+    target: list[np.ndarray] = []  # the target probabilities each mixture read
+    shipped_rate, shipped_mix = pipeline.confident_rate, scores_module.label_distribution
 
-    def spy(given: np.ndarray, probs: np.ndarray) -> float:
+    def spy_rate(given: np.ndarray, probs: np.ndarray) -> float:
         read.append((np.array(given), np.array(probs)))
-        return shipped(given, probs)
+        return shipped_rate(given, probs)
 
-    pipeline.confident_rate = spy
+    def spy_mix(*args: Any) -> np.ndarray:
+        *views, cfg, consensus = args
+        no_latent.append(shipped_mix(*views, replace(cfg, w_latent=0.0), consensus))
+        target.append(np.array(views[0]))
+        return shipped_mix(*args)
+
+    pipeline.confident_rate, pipeline.label_distribution, scores_module.label_distribution = spy_rate, spy_mix, spy_mix
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "scores.parquet"
             cli.main(["score", str(run), str(labels_csv), "--out", str(out)], standalone_mode=False)
             scores = records.read_scores(out, columns=["sample_id", "mislabel_score"])
     finally:
-        pipeline.confident_rate = shipped
+        pipeline.confident_rate, pipeline.label_distribution = shipped_rate, shipped_mix
+        scores_module.label_distribution = shipped_mix
     if len(read) != 2:
         raise SystemExit(f"{run}: no fold models' outputs were scored; pass a cross-fitted run (with folds/)")
     (given, model), (_, folds) = read
-    return {"given": given, "model": model, "folds": folds, "score": scores["mislabel_score"].to_numpy(),
-            "ids": scores["sample_id"]}  # fmt: skip
+    # the faces no fold model judged keep the full model's outputs (curate.scoring.forward)
+    judged = np.flatnonzero((target[1] != target[0]).any(axis=1))
+    if len(judged) != len(folds):
+        raise SystemExit(f"{run}: {len(judged)} faces judged by fold models, {len(folds)} counted")
+    return {"given": given, "model": model, "judged": judged, "folds": folds,
+            "score": scores["mislabel_score"].to_numpy(), "ids": scores["sample_id"],
+            "no_latent": (no_latent[0], no_latent[1][judged])}  # fmt: skip
 
 
-def run_rows(run: Path, labels_csv: Path) -> list[dict[str, Any]]:
-    r = rescore(run, labels_csv)
+def stored(run: Path) -> dict[str, Any]:
+    """A run without fold models (``--cross-fit 0``): its count reads the full model's mixture
+    alone, rebuilt here from the stored outputs of ``scores.parquet`` (no model is run), with and
+    without the latent term."""
+    from curate import records
+    from curate.scoring.scores import ScoreConfig, compute_scores
+
+    s = records.read_scores(run / "scores.parquet")
+    cfg = ScoreConfig(**s.attrs["score_config"])
+    given = s["given_label"].to_numpy(dtype=np.int64)
+    outputs = (records.vectors(s, "target_probs"), records.vectors(s, "latent_distribution"),
+               s["uncertainty"].to_numpy(), records.neighbour_rows(s["sample_id"], s["neighbors"]))  # fmt: skip
+    consensus = records.vectors(s, "aux_consensus")
+    shipped = compute_scores(given, *outputs, cfg, consensus)
+    drift = float(np.abs(shipped["mislabel_score"] - s["mislabel_score"].to_numpy()).max())
+    if drift > 1e-3:
+        raise SystemExit(f"{run}: the stored outputs give other scores (by {drift:.4f}) than the run's; re-score it")
+    no_latent = compute_scores(given, *outputs, replace(cfg, w_latent=0.0), consensus)["mixed_distribution"]
+    return {"given": given, "model": shipped["mixed_distribution"], "no_latent": no_latent,
+            "score": s["mislabel_score"].to_numpy(), "ids": s["sample_id"]}  # fmt: skip
+
+
+def run_rows(run: Path, labels_csv: Path, name: str) -> list[dict[str, Any]]:
+    if (run / "folds").is_dir():
+        r = rescore(run, labels_csv)
+        shares = rule_shares(r["given"], r["model"], r["judged"], r["folds"])
+        m = confident_share(r["given"], r["no_latent"][0])
+        f = confident_share(r["given"][r["judged"]], r["no_latent"][1])
+        shares.update({"model, no latent": m, "folds, no latent": f, "larger, no latent": max(m, f)})
+    else:
+        r = stored(run)
+        shares = {"model": confident_share(r["given"], r["model"]),
+                  "model, no latent": confident_share(r["given"], r["no_latent"])}  # fmt: skip
     known, wrong = truth_by_name(labels_csv, r["ids"])
     true = float(wrong[known].mean())
     rows = []
-    for rule, share in rule_shares(r["given"], r["model"], r["folds"]).items():
-        row = {"run": run.name, "rule": rule, "share": share, "x_true": share / true if true else float("nan")}
+    for rule, share in shares.items():
+        row = {"run": name, "rule": rule, "share": share, "x_true": share / true if true else float("nan")}
         rows.append({**row, **flag_figures(share, r["score"], wrong, known, r["given"]), "true_rate": true})
     return rows
 
@@ -169,7 +226,10 @@ def main() -> None:
     args = ap.parse_args()
     if len(args.pairs) % 2:
         raise SystemExit("pass RUN LABELS pairs")
-    rows = [row for run, csv in zip(args.pairs[::2], args.pairs[1::2]) for row in run_rows(Path(run), Path(csv))]
+    runs = [Path(run).resolve() for run in args.pairs[::2]]
+    common = Path(os.path.commonpath(runs)) if len(runs) > 1 else runs[0].parent
+    names = [str(run.relative_to(common)) for run in runs]  # unique: e.g. clean/dmue/run, uniform-0.1/dmue/run
+    rows = [row for run, csv, name in zip(runs, args.pairs[1::2], names) for row in run_rows(run, Path(csv), name)]
     table = pd.DataFrame(rows)
     cells = table.apply(
         lambda r: f"{r.share:.3f} ({r.x_true:.2f}x) P {r.precision:.2f} R {r.recall:.2f} w {r.worst_class:.2f}", axis=1

@@ -8,6 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import score_records
+
+from curate import records
+from curate.scoring.scores import ScoreConfig, compute_scores, label_distribution
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 spec = importlib.util.spec_from_file_location("flag_count_rules", BENCH / "flag_count_rules.py")
@@ -28,12 +32,20 @@ def test_the_margin_leaves_out_a_near_tie_and_the_combinations_follow_the_two_co
     given, folds = _faces()
     model = folds.copy()
     model[7] = [0.9, 0.1]  # the full model keeps face 7 in its label
-    shares = flag_count_rules.rule_shares(given, model, folds, margins=(0.6, 0.05))
+    shares = flag_count_rules.rule_shares(given, model, np.arange(10), folds, margins=(0.6, 0.05))
     assert shares["folds"] == pytest.approx(0.2) and shares["model"] == pytest.approx(0.1)
     assert shares["larger"] == pytest.approx(0.2)
     assert shares["geometric"] == pytest.approx(np.sqrt(0.02))
     assert shares["folds, margin 0.6"] == pytest.approx(0.1)  # 0.45 >= 0.6 x 0.55: a near tie, not counted
     assert shares["folds, margin 0.05"] == 0.0  # 0.1 >= 0.05 x 0.9 too
+
+
+def test_the_fold_count_reads_only_the_faces_the_fold_models_judged() -> None:
+    given, folds = _faces()
+    judged = np.array([0, 1, 6, 9])  # two of three fold models trained: their faces alone
+    shares = flag_count_rules.rule_shares(given, folds, judged, folds[judged], margins=())
+    assert shares["folds"] == pytest.approx(1 / 4)  # face 6 of the four; over all ten it would be 0.2
+    assert shares["model"] == pytest.approx(0.2)
 
 
 def test_flag_figures_take_the_top_share_by_score_and_the_worst_class() -> None:
@@ -101,3 +113,45 @@ def test_joint_share_counts_confident_disagreements_and_nothing_on_agreeing_labe
     given = true.copy()
     given[np.flatnonzero(true == 0)[:30]] = 1  # 30 of 300 faces carry another label
     assert flag_count_rules.joint_share(given, probs) == pytest.approx(0.1, abs=0.01)
+
+
+def _stored_run(tmp_path: Path, *, tamper: bool = False) -> Path:
+    """A run of six faces, three classes and no fold models: stored outputs and the scores they give."""
+    rng = np.random.default_rng(0)
+    given = np.array([0, 0, 1, 1, 2, 2])
+    target, consensus = rng.dirichlet(np.ones(3), 6), rng.dirichlet(np.ones(3), 6)
+    latent = rng.dirichlet(np.ones(3), 6)
+    latent[np.arange(6), given] = 0.0
+    latent /= latent.sum(axis=1, keepdims=True)
+    sigma = np.full(6, 0.4)
+    cfg = ScoreConfig()
+    out = compute_scores(given, target, latent, sigma, np.full((6, 1), -1), cfg, consensus)
+    mislabel = out["mislabel_score"] + (0.1 if tamper else 0.0)
+    frame = score_records.scores_frame(
+        [f"f{i}.png" for i in range(6)], given, target, latent_distribution=list(latent.astype(np.float32)),
+        aux_consensus=list(consensus.astype(np.float32)), uncertainty=sigma.astype(np.float32), mislabel_score=mislabel,
+    )  # fmt: skip
+    run = tmp_path / "run"
+    run.mkdir()
+    records.write_scores(run / "scores.parquet", frame, 3, {"classes": ["a", "b", "c"], "score_config": cfg.to_dict()})
+    return run
+
+
+def test_a_run_without_folds_is_recounted_from_its_stored_outputs_with_and_without_the_latent(tmp_path: Path) -> None:
+    r = flag_count_rules.stored(_stored_run(tmp_path))
+    s = records.read_scores(tmp_path / "run" / "scores.parquet")
+    target, latent, consensus = (
+        records.vectors(s, c) for c in ("target_probs", "latent_distribution", "aux_consensus")
+    )
+    no_neighbours = np.full((6, 1), -1)
+    mixed = label_distribution(target, latent, s["uncertainty"].to_numpy(), no_neighbours, ScoreConfig(), consensus)
+    assert np.allclose(r["model"], mixed, atol=1e-6)
+    rows = np.arange(6)
+    # the latent term is 0 at the given label: leaving it out raises every face's belief in its label
+    assert (r["no_latent"][rows, r["given"]] > r["model"][rows, r["given"]]).all()
+    assert np.allclose(r["no_latent"].sum(axis=1), 1.0)
+
+
+def test_stored_outputs_that_no_longer_give_the_runs_scores_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="re-score it"):
+        flag_count_rules.stored(_stored_run(tmp_path, tamper=True))
