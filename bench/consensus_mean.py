@@ -1,0 +1,67 @@
+"""The same runs scored with the auxiliary consensus as a plain mean over the C - 1 branches (the
+shipped consensus until 2026-12-07) and per class (``dmue_core.losses.aux_consensus`` since):
+AUROC, the share flagged and its precision (docs/robustness.md section 5, the re-run of 2026-12-08).
+
+Usage: python bench/consensus_mean.py RUN LABELS [RUN LABELS ...]
+
+Each RUN is a run without fold models (``--cross-fit 0``, e.g. a flip suite's ``SETTING/dmue/run``):
+its count reads the full model's mixture, rebuilt from the stored outputs of ``scores.parquet``
+(``flag_count_rules.stored``). The plain mean is recovered exactly from the stored per-class
+consensus: every class but the given one times (C - 2) / (C - 1), renormalised. Truth as in
+``flag_count_rules``: ``label_disagrees`` or ``is_noisy``, matched by file name.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from flag_count_rules import confident_share, flag_figures, truth_by_name
+
+from curate import metrics, records
+from curate.scoring.scores import ScoreConfig, compute_scores
+
+
+def plain_mean(consensus: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """(N, C) the plain mean over the C - 1 branches that trained on each face's given label, from
+    the per-class consensus (N, C) (rows summing to 1) and ``given`` (N,) int."""
+    C = consensus.shape[1]
+    rows = np.arange(len(given))
+    out = consensus * (C - 2) / (C - 1)
+    out[rows, given] = consensus[rows, given]
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def run_row(run: Path, labels_csv: Path) -> str:
+    s = records.read_scores(run / "scores.parquet")
+    given = s["given_label"].to_numpy(dtype=np.int64)
+    known, wrong = truth_by_name(labels_csv, s["sample_id"])
+    outputs = (records.vectors(s, "target_probs"), records.vectors(s, "latent_distribution"),
+               s["uncertainty"].to_numpy(), records.neighbour_rows(s["sample_id"], s["neighbors"]))  # fmt: skip
+    consensus = records.vectors(s, "aux_consensus").astype(np.float64)
+    cfg = ScoreConfig(**s.attrs["score_config"])
+    cells = [str(run)]
+    for name, view in (("plain mean", plain_mean(consensus, given)), ("per class", consensus)):
+        out = compute_scores(given, *outputs, cfg, view)
+        share = confident_share(given, out["mixed_distribution"])
+        fig = flag_figures(share, out["mislabel_score"], wrong, known, given)
+        auroc = metrics.auroc(wrong[known], out["mislabel_score"][known]) if wrong[known].any() else float("nan")
+        true = float(wrong[known].mean())
+        ratio = f" ({share / true:.2f}x)" if true else ""
+        cells.append(f"{name}: AUROC {auroc:.4f}, flagged {share:.3f}{ratio}, P {fig['precision']:.3f}")
+    return " | ".join(cells)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("pairs", nargs="+", help="RUN LABELS [RUN LABELS ...]")
+    args = ap.parse_args()
+    if len(args.pairs) % 2:
+        raise SystemExit("pass RUN LABELS pairs")
+    for run, csv in zip(args.pairs[::2], args.pairs[1::2]):
+        print(run_row(Path(run), Path(csv)))
+
+
+if __name__ == "__main__":
+    main()
