@@ -6,7 +6,7 @@ Usage: python bench/consensus_mean.py RUN LABELS [RUN LABELS ...]
 
 Each RUN is a run without fold models (``--cross-fit 0``, e.g. a flip suite's ``SETTING/dmue/run``):
 its count reads the full model's mixture, rebuilt from the stored outputs of ``scores.parquet``
-(``flag_count_rules.stored``). The plain mean is recovered exactly from the stored per-class
+(``flag_count_rules.stored_inputs``). The plain mean is recovered exactly from the stored per-class
 consensus: every class but the given one times (C - 2) / (C - 1), renormalised. Truth as in
 ``flag_count_rules``: ``label_disagrees`` or ``is_noisy``, matched by file name.
 """
@@ -17,10 +17,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from flag_count_rules import confident_share, flag_figures, truth_by_name
+from flag_count_rules import confident_share, flag_figures, stored_inputs, truth_by_name
 
-from curate import metrics, records
-from curate.scoring.scores import ScoreConfig, compute_scores
+from curate import metrics
+from curate.scoring.scores import compute_scores
 
 
 def plain_mean(consensus: np.ndarray, given: np.ndarray) -> np.ndarray:
@@ -34,16 +34,12 @@ def plain_mean(consensus: np.ndarray, given: np.ndarray) -> np.ndarray:
 
 
 def run_row(run: Path, labels_csv: Path) -> str:
-    s = records.read_scores(run / "scores.parquet")
-    given = s["given_label"].to_numpy(dtype=np.int64)
-    known, wrong = truth_by_name(labels_csv, s["sample_id"])
-    outputs = (records.vectors(s, "target_probs"), records.vectors(s, "latent_distribution"),
-               s["uncertainty"].to_numpy(), records.neighbour_rows(s["sample_id"], s["neighbors"]))  # fmt: skip
-    consensus = records.vectors(s, "aux_consensus").astype(np.float64)
-    cfg = ScoreConfig(**s.attrs["score_config"])
+    r = stored_inputs(run)
+    given = r["given"]
+    known, wrong = truth_by_name(labels_csv, r["ids"])
     cells = [str(run)]
-    for name, view in (("plain mean", plain_mean(consensus, given)), ("per class", consensus)):
-        out = compute_scores(given, *outputs, cfg, view)
+    for name, view in (("plain mean", plain_mean(r["consensus"], given)), ("per class", r["consensus"])):
+        out = compute_scores(given, *r["outputs"], r["cfg"], view)
         share = confident_share(given, out["mixed_distribution"])
         fig = flag_figures(share, out["mislabel_score"], wrong, known, given)
         auroc = metrics.auroc(wrong[known], out["mislabel_score"][known]) if wrong[known].any() else float("nan")

@@ -178,26 +178,40 @@ def rescore(run: Path, labels_csv: Path) -> dict[str, Any]:
             "no_latent": (no_latent[0], no_latent[1][judged])}  # fmt: skip
 
 
-def stored(run: Path) -> dict[str, Any]:
-    """A run without fold models (``--cross-fit 0``): its count reads the full model's mixture
-    alone, rebuilt here from the stored outputs of ``scores.parquet`` (no model is run), with and
-    without the latent term."""
+def stored_inputs(run: Path) -> dict[str, Any]:
+    """What ``compute_scores`` read in ``run``, from its ``scores.parquet`` (no model is run):
+    ``given`` (N,), ``outputs`` (target probabilities, latent, sigma, neighbour rows), ``consensus``
+    (N, C), ``cfg``, with the stored ``score`` (N,) mislabel_score and ``ids``. Refused when they no
+    longer give the stored scores (a run scored by older code)."""
     from curate import records
     from curate.scoring.scores import ScoreConfig, compute_scores
 
     s = records.read_scores(run / "scores.parquet")
-    cfg = ScoreConfig(**s.attrs["score_config"])
-    given = s["given_label"].to_numpy(dtype=np.int64)
-    outputs = (records.vectors(s, "target_probs"), records.vectors(s, "latent_distribution"),
-               s["uncertainty"].to_numpy(), records.neighbour_rows(s["sample_id"], s["neighbors"]))  # fmt: skip
-    consensus = records.vectors(s, "aux_consensus")
-    shipped = compute_scores(given, *outputs, cfg, consensus)
-    drift = float(np.abs(shipped["mislabel_score"] - s["mislabel_score"].to_numpy()).max())
+    inputs = {
+        "given": s["given_label"].to_numpy(dtype=np.int64), "cfg": ScoreConfig(**s.attrs["score_config"]),
+        "outputs": (records.vectors(s, "target_probs"), records.vectors(s, "latent_distribution"),
+                    s["uncertainty"].to_numpy(), records.neighbour_rows(s["sample_id"], s["neighbors"])),
+        "consensus": records.vectors(s, "aux_consensus").astype(np.float64),
+        "score": s["mislabel_score"].to_numpy(), "ids": s["sample_id"],
+    }  # fmt: skip
+    again = compute_scores(inputs["given"], *inputs["outputs"], inputs["cfg"], inputs["consensus"])["mislabel_score"]
+    drift = float(np.abs(again - inputs["score"]).max())
     if drift > 1e-3:
         raise SystemExit(f"{run}: the stored outputs give other scores (by {drift:.4f}) than the run's; re-score it")
-    no_latent = compute_scores(given, *outputs, replace(cfg, w_latent=0.0), consensus)["mixed_distribution"]
-    return {"given": given, "model": shipped["mixed_distribution"], "no_latent": no_latent,
-            "score": s["mislabel_score"].to_numpy(), "ids": s["sample_id"]}  # fmt: skip
+    return inputs
+
+
+def stored(run: Path) -> dict[str, Any]:
+    """A run without fold models (``--cross-fit 0``): its count reads the full model's mixture
+    alone, rebuilt from the stored outputs (:func:`stored_inputs`), with and without the latent term."""
+    from curate.scoring.scores import label_distribution, neighbour_labels
+
+    r = stored_inputs(run)
+    target, latent, sigma, knn = r["outputs"]
+    views = (target, latent, sigma, neighbour_labels(r["given"], knn))
+    r["model"] = label_distribution(*views, r["cfg"], r["consensus"])
+    r["no_latent"] = label_distribution(*views, replace(r["cfg"], w_latent=0.0), r["consensus"])
+    return r
 
 
 def run_rows(run: Path, labels_csv: Path, name: str) -> list[dict[str, Any]]:
