@@ -13,11 +13,10 @@ consensus: every class but the given one times (C - 2) / (C - 1), renormalised. 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
-from flag_count_rules import confident_share, flag_figures, stored_inputs, truth_by_name
+from flag_count_rules import confident_share, flag_figures, run_label_pairs, stored_inputs, truth_by_name
 
 from curate import metrics
 from curate.scoring.scores import compute_scores
@@ -50,13 +49,8 @@ def run_row(run: Path, labels_csv: Path) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("pairs", nargs="+", help="RUN LABELS [RUN LABELS ...]")
-    args = ap.parse_args()
-    if len(args.pairs) % 2:
-        raise SystemExit("pass RUN LABELS pairs")
-    for run, csv in zip(args.pairs[::2], args.pairs[1::2]):
-        print(run_row(Path(run), Path(csv)))
+    for run, csv in run_label_pairs(__doc__):
+        print(run_row(run, csv))
 
 
 if __name__ == "__main__":

@@ -234,16 +234,22 @@ def run_rows(run: Path, labels_csv: Path, name: str) -> list[dict[str, Any]]:
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_label_pairs(doc: str) -> list[tuple[Path, Path]]:
+    """The command line's RUN LABELS [RUN LABELS ...] pairs, for a script whose docstring is ``doc``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("pairs", nargs="+", help="RUN LABELS [RUN LABELS ...]")
-    args = ap.parse_args()
-    if len(args.pairs) % 2:
+    pairs = ap.parse_args().pairs
+    if len(pairs) % 2:
         raise SystemExit("pass RUN LABELS pairs")
-    runs = [Path(run).resolve() for run in args.pairs[::2]]
+    return [(Path(run), Path(csv)) for run, csv in zip(pairs[::2], pairs[1::2])]
+
+
+def main() -> None:
+    pairs = run_label_pairs(__doc__)
+    runs = [run.resolve() for run, _ in pairs]
     common = Path(os.path.commonpath(runs)) if len(runs) > 1 else runs[0].parent
     names = [str(run.relative_to(common)) for run in runs]  # unique: e.g. clean/dmue/run, uniform-0.1/dmue/run
-    rows = [row for run, csv, name in zip(runs, args.pairs[1::2], names) for row in run_rows(run, Path(csv), name)]
+    rows = [row for run, (_, csv), name in zip(runs, pairs, names) for row in run_rows(run, csv, name)]
     table = pd.DataFrame(rows)
     cells = table.apply(
         lambda r: f"{r.share:.3f} ({r.x_true:.2f}x) P {r.precision:.2f} R {r.recall:.2f} w {r.worst_class:.2f}", axis=1
