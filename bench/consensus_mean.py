@@ -33,6 +33,8 @@ def plain_mean(consensus: np.ndarray, given: np.ndarray) -> np.ndarray:
 
 
 def run_row(run: Path, labels_csv: Path) -> str:
+    if (run / "folds").is_dir():
+        raise SystemExit(f"{run} has fold models, which its count reads; pass a run without (--cross-fit 0)")
     r = stored_inputs(run)
     given = r["given"]
     known, wrong = truth_by_name(labels_csv, r["ids"])

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from dmue_core.losses import aux_consensus
@@ -31,3 +32,9 @@ def test_the_plain_mean_is_recovered_exactly_from_the_per_class_consensus() -> N
     recovered = consensus_mean.plain_mean(aux_consensus(probs, y).double().numpy(), y.numpy())
     assert np.allclose(recovered, plain.double().numpy(), atol=1e-6)
     assert not np.allclose(aux_consensus(probs, y).numpy(), plain.numpy(), atol=1e-3)  # the two differ
+
+
+def test_a_run_with_fold_models_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "run" / "folds").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="has fold models"):
+        consensus_mean.run_row(tmp_path / "run", tmp_path / "labels.csv")
