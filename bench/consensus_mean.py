@@ -39,8 +39,8 @@ def run_row(run: Path, labels_csv: Path) -> str:
     given = r["given"]
     known, wrong = truth_by_name(labels_csv, r["ids"])
     cells = [str(run)]
-    for name, view in (("plain mean", plain_mean(r["consensus"], given)), ("per class", r["consensus"])):
-        out = compute_scores(given, *r["outputs"], r["cfg"], view)
+    plain = compute_scores(given, *r["outputs"], r["cfg"], plain_mean(r["consensus"], given))
+    for name, out in (("plain mean", plain), ("per class", r["shipped"])):
         share = confident_share(given, out["mixed_distribution"])
         fig = flag_figures(share, out["mislabel_score"], wrong, known, given)
         auroc = metrics.auroc(wrong[known], out["mislabel_score"][known]) if wrong[known].any() else float("nan")

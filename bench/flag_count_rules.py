@@ -181,8 +181,9 @@ def rescore(run: Path, labels_csv: Path) -> dict[str, Any]:
 def stored_inputs(run: Path) -> dict[str, Any]:
     """What ``compute_scores`` read in ``run``, from its ``scores.parquet`` (no model is run):
     ``given`` (N,), ``outputs`` (target probabilities, latent, sigma, neighbour rows), ``consensus``
-    (N, C), ``cfg``, with the stored ``score`` (N,) mislabel_score and ``ids``. Refused when they no
-    longer give the stored scores (a run scored by older code)."""
+    (N, C), ``cfg``, with the stored ``score`` (N,) mislabel_score and ``ids``, and ``shipped``: what
+    ``compute_scores`` gives on them. Refused when that is not the stored scores (a run scored by
+    older code)."""
     from curate import records
     from curate.scoring.scores import ScoreConfig, compute_scores
 
@@ -194,8 +195,8 @@ def stored_inputs(run: Path) -> dict[str, Any]:
         "consensus": records.vectors(s, "aux_consensus").astype(np.float64),
         "score": s["mislabel_score"].to_numpy(), "ids": s["sample_id"],
     }  # fmt: skip
-    again = compute_scores(inputs["given"], *inputs["outputs"], inputs["cfg"], inputs["consensus"])["mislabel_score"]
-    drift = float(np.abs(again - inputs["score"]).max())
+    inputs["shipped"] = compute_scores(inputs["given"], *inputs["outputs"], inputs["cfg"], inputs["consensus"])
+    drift = float(np.abs(inputs["shipped"]["mislabel_score"] - inputs["score"]).max())
     if drift > 1e-3:
         raise SystemExit(f"{run}: the stored outputs give other scores (by {drift:.4f}) than the run's; re-score it")
     return inputs
@@ -204,13 +205,12 @@ def stored_inputs(run: Path) -> dict[str, Any]:
 def stored(run: Path) -> dict[str, Any]:
     """A run without fold models (``--cross-fit 0``): its count reads the full model's mixture
     alone, rebuilt from the stored outputs (:func:`stored_inputs`), with and without the latent term."""
-    from curate.scoring.scores import label_distribution, neighbour_labels
+    from curate.scoring.scores import compute_scores
 
     r = stored_inputs(run)
-    target, latent, sigma, knn = r["outputs"]
-    views = (target, latent, sigma, neighbour_labels(r["given"], knn))
-    r["model"] = label_distribution(*views, r["cfg"], r["consensus"])
-    r["no_latent"] = label_distribution(*views, replace(r["cfg"], w_latent=0.0), r["consensus"])
+    r["model"] = r["shipped"]["mixed_distribution"]
+    without = compute_scores(r["given"], *r["outputs"], replace(r["cfg"], w_latent=0.0), r["consensus"])
+    r["no_latent"] = without["mixed_distribution"]
     return r
 
 
